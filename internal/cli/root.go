@@ -1,0 +1,97 @@
+// Package cli is every command-line surface of posthorn: flags, usage text
+// and output for humans. It parses, then calls daemon or the owning package.
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"posthorn/internal/config"
+	"posthorn/internal/daemon"
+	"posthorn/internal/store"
+	"posthorn/internal/users"
+)
+
+// DefaultConfig is used when neither --config nor POSTHORN_CONFIG is set.
+const DefaultConfig = "/etc/posthorn/posthorn.toml"
+
+// app carries what every command shares.
+type app struct {
+	configPath string
+	stdin      io.Reader
+	stdout     io.Writer
+	stderr     io.Writer
+}
+
+// Main runs the command line and returns the process exit code.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	a := &app{stdin: stdin, stdout: stdout, stderr: stderr}
+	root := a.rootCmd()
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	if err := root.Execute(); err != nil {
+		fmt.Fprintln(stderr, "posthorn:", err)
+		return 1
+	}
+	return 0
+}
+
+func (a *app) rootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "posthorn",
+		Short:         "Posthorn: a complete Internet mail system in one binary",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	def := os.Getenv("POSTHORN_CONFIG")
+	if def == "" {
+		def = DefaultConfig
+	}
+	root.PersistentFlags().StringVar(&a.configPath, "config", def, "configuration file (env POSTHORN_CONFIG)")
+	root.AddCommand(a.initCmd(), a.serveCmd(), a.domainCmd(), a.userCmd(), a.aliasCmd())
+	return root
+}
+
+// loadConfig reads the configuration named by --config.
+func (a *app) loadConfig() (*config.Config, error) {
+	return config.Load(a.configPath)
+}
+
+// withUsers opens the store and the account service for an admin command.
+// The daemon may be running: the store takes care of concurrent access.
+func (a *app) withUsers(fn func(ctx context.Context, st store.Store, us *users.Service) error) error {
+	cfg, err := a.loadConfig()
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, a.stderr)
+	st, err := daemon.OpenStore(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	us, err := daemon.NewUsers(cfg, st, log)
+	if err != nil {
+		return err
+	}
+	return fn(context.Background(), st, us)
+}
+
+// newLogger builds the structured logger the config asks for.
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Log.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if strings.EqualFold(cfg.Log.Format, "json") {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

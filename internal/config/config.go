@@ -1,0 +1,116 @@
+// Package config turns a TOML file into a validated, immutable [Config].
+//
+// Defaults live here and nowhere else. Decoding is strict: an unknown or
+// mistyped key is an error that names the key and its line, so a typo never
+// silently leaves a default in force. Only the daemon and cli packages import
+// config; every other package takes its own Options struct.
+package config
+
+import (
+	"time"
+)
+
+// Services are the listener names a [Listen] table may use, in the order the
+// template and `serve --dev` list them.
+var Services = []string{"smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "lmtp", "http"}
+
+// Config is the whole configuration. Paths in it are absolute after Load:
+// relative ones are resolved against the directory of the config file.
+type Config struct {
+	// Hostname is this server's name: SMTP greeting, EHLO, Received headers.
+	Hostname string `toml:"hostname" comment:"Name of this mail server: used in the SMTP greeting, EHLO and Received headers."`
+	// DataDir holds the database, mail and spool.
+	DataDir string `toml:"data_dir" comment:"Directory for the database, mailboxes and spool (relative paths are relative to this file)."`
+
+	Log      Log      `toml:"log"`
+	Listen   Listen   `toml:"listen" comment:"Listeners: service name = list of \"host:port\" (or a unix socket path for lmtp). A service not listed is off."`
+	TLS      TLS      `toml:"tls"`
+	SMTP     SMTP     `toml:"smtp"`
+	Delivery Delivery `toml:"delivery"`
+	DNS      DNS      `toml:"dns"`
+	Store    Store    `toml:"store"`
+}
+
+// Log configures the structured log.
+type Log struct {
+	Level  string `toml:"level" comment:"Minimum level: debug, info, warn or error."`
+	Format string `toml:"format" comment:"text (logfmt-like) or json."`
+}
+
+// Listen maps each service to the addresses it listens on.
+type Listen struct {
+	SMTP        []string `toml:"smtp" comment:"Inbound MTA (port 25): mail for our domains from other servers."`
+	Submission  []string `toml:"submission" comment:"Message submission with STARTTLS (port 587)."`
+	Submissions []string `toml:"submissions" comment:"Message submission over implicit TLS (port 465)."`
+	IMAP        []string `toml:"imap" comment:"IMAP with STARTTLS (port 143)."`
+	IMAPS       []string `toml:"imaps" comment:"IMAP over implicit TLS (port 993)."`
+	POP3        []string `toml:"pop3" comment:"POP3 with STLS (port 110)."`
+	POP3S       []string `toml:"pop3s" comment:"POP3 over implicit TLS (port 995)."`
+	LMTP        []string `toml:"lmtp" comment:"LMTP for a front MTA (a TCP address or a unix socket path)."`
+	HTTP        []string `toml:"http" comment:"HTTP: metrics and health."`
+}
+
+// TLS names the certificate. Both files are re-read on SIGHUP.
+type TLS struct {
+	CertFile string `toml:"cert_file" comment:"PEM certificate chain. Empty: no TLS (STARTTLS is not offered)."`
+	KeyFile  string `toml:"key_file" comment:"PEM private key for cert_file."`
+}
+
+// SMTP holds the limits and timeouts of every SMTP listener.
+type SMTP struct {
+	MaxMessageSize      Size     `toml:"max_message_size" comment:"Largest message accepted (SIZE extension); larger ones get 552 5.3.4."`
+	MaxRecipients       int      `toml:"max_recipients" comment:"Recipients per message; more get 452 4.5.3 (RFC 5321 requires at least 100)."`
+	MaxLineLength       int      `toml:"max_line_length" comment:"Longest line in a message body, without CRLF (RFC 5322 says 998)."`
+	MaxHeaderSize       Size     `toml:"max_header_size" comment:"Largest header section of a message."`
+	MaxHeaders          int      `toml:"max_headers" comment:"Most header fields in one message."`
+	MaxReceived         int      `toml:"max_received" comment:"Most Received headers (hops) before a message is refused as a loop (554 5.4.6)."`
+	MaxConnections      int      `toml:"max_connections" comment:"Concurrent SMTP connections, all listeners together."`
+	MaxConnectionsPerIP int      `toml:"max_connections_per_ip" comment:"Concurrent SMTP connections from one client IP address."`
+	MaxErrors           int      `toml:"max_errors" comment:"Protocol errors in one session before it is closed with 421."`
+	CommandTimeout      Duration `toml:"command_timeout" comment:"How long to wait for the next command (RFC 5321 4.5.3.2 asks for 5 minutes)."`
+	DataTimeout         Duration `toml:"data_timeout" comment:"Longest time to receive one whole message after 354 (RFC 5321 4.5.3.2: 10 minutes)."`
+	ShutdownTimeout     Duration `toml:"shutdown_timeout" comment:"On SIGTERM, how long sessions may finish their message before being cut."`
+}
+
+// Delivery holds the policy for mail to our own users.
+type Delivery struct {
+	SubaddressSeparator string `toml:"subaddress_separator" comment:"Characters that start a sub-address: user+tag@domain reaches user@domain. Empty turns sub-addressing off."`
+}
+
+// DNS names the resolvers used for MX and other lookups.
+type DNS struct {
+	Servers []string `toml:"servers" comment:"Resolver addresses (\"host:port\"). Empty: the nameservers in /etc/resolv.conf."`
+	Timeout Duration `toml:"timeout" comment:"Timeout of one DNS query."`
+}
+
+// Store selects the storage backend.
+type Store struct {
+	Backend string `toml:"backend" comment:"local (SQLite index + Maildir under data_dir) or postgres."`
+	DSN     string `toml:"dsn" comment:"PostgreSQL connection string, for backend = \"postgres\"."`
+}
+
+// Default returns the configuration used for every key the file leaves out.
+func Default() Config {
+	return Config{
+		Hostname: "localhost",
+		DataDir:  "data",
+		Log:      Log{Level: "info", Format: "text"},
+		SMTP: SMTP{
+			MaxMessageSize:      50 << 20,
+			MaxRecipients:       1000,
+			MaxLineLength:       998,
+			MaxHeaderSize:       1 << 20,
+			MaxHeaders:          1000,
+			MaxReceived:         50,
+			MaxConnections:      1000,
+			MaxConnectionsPerIP: 50,
+			MaxErrors:           20,
+			CommandTimeout:      Duration(5 * time.Minute),
+			DataTimeout:         Duration(10 * time.Minute),
+			ShutdownTimeout:     Duration(30 * time.Second),
+		},
+		Delivery: Delivery{SubaddressSeparator: "+"},
+		DNS:      DNS{Timeout: Duration(5 * time.Second)},
+		Store:    Store{Backend: "local"},
+	}
+}

@@ -1,0 +1,117 @@
+// Package delivery is the inbound mail policy: it decides, recipient by
+// recipient, whether mail is accepted, and writes accepted mail into the
+// store. It implements smtp.Backend for the MTA listener.
+//
+// What must hold before a 250 reply to DATA/BDAT: every account's copy is
+// durable in the store (store.Mail.Deliver returned nil for it). If any copy
+// fails, the reply is 4xx and the client retries: a duplicate for the
+// accounts that did get a copy is possible, a loss is not.
+package delivery
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"log/slog"
+	"os"
+	"syscall"
+	"time"
+
+	"posthorn/internal/smtp"
+	"posthorn/internal/store"
+	"posthorn/internal/users"
+)
+
+// Options configure a Router.
+type Options struct {
+	Hostname string
+	Users    *users.Service
+	Store    store.Mail
+	// TempDir holds a message while it arrives, before it is delivered.
+	TempDir string
+	// Limits on the header section (see config.SMTP).
+	MaxHeaderBytes int64
+	MaxHeaders     int
+	MaxReceived    int
+	// MinFreeBytes: below this much free space in TempDir, MAIL gets
+	// 452 4.3.1 (RFC 3463) instead of a transaction that would fail.
+	MinFreeBytes uint64
+	Logger       *slog.Logger
+	Now          func() time.Time // for tests; time.Now if nil
+}
+
+// Router accepts or refuses mail for our domains and delivers it.
+type Router struct {
+	opts Options
+	log  *slog.Logger
+}
+
+var _ smtp.Backend = (*Router)(nil)
+
+// New validates opts and returns a Router.
+func New(opts Options) (*Router, error) {
+	switch {
+	case opts.Users == nil || opts.Store == nil:
+		return nil, errors.New("delivery: Users and Store are required")
+	case opts.Hostname == "":
+		return nil, errors.New("delivery: Hostname is required")
+	case opts.TempDir == "":
+		return nil, errors.New("delivery: TempDir is required")
+	}
+	if err := os.MkdirAll(opts.TempDir, 0o700); err != nil {
+		return nil, err
+	}
+	if opts.MaxHeaderBytes <= 0 {
+		opts.MaxHeaderBytes = 1 << 20
+	}
+	if opts.MaxHeaders <= 0 {
+		opts.MaxHeaders = 1000
+	}
+	if opts.MaxReceived <= 0 {
+		opts.MaxReceived = 50
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Router{opts: opts, log: log}, nil
+}
+
+// NewSession implements smtp.Backend.
+func (r *Router) NewSession(ctx context.Context, c *smtp.ConnInfo) (smtp.Session, error) {
+	return &session{r: r, conn: c, log: r.log.With("cid", c.ID, "remote", c.Remote.Addr().String())}, nil
+}
+
+// Replies of the inbound policy.
+var (
+	errRelayDenied = &smtp.Error{Code: 554, Enhanced: "5.7.1", Msg: "Relay access denied"}
+	errNoSuchUser  = &smtp.Error{Code: 550, Enhanced: "5.1.1", Msg: "No such user here"}
+	errAliasLoop   = &smtp.Error{Code: 550, Enhanced: "5.4.6", Msg: "Alias expansion loop"}
+	errNoForward   = &smtp.Error{Code: 451, Enhanced: "4.3.0", Msg: "Forwarding to other domains is not available, try again later"}
+	errTempFail    = &smtp.Error{Code: 451, Enhanced: "4.3.0", Msg: "Local error in processing, try again later"}
+	errStorage     = &smtp.Error{Code: 452, Enhanced: "4.3.1", Msg: "Insufficient system storage"}
+	errTooManyHops = &smtp.Error{Code: 554, Enhanced: "5.4.6", Msg: "Too many hops: mail loop?"}
+	errLoop        = &smtp.Error{Code: 554, Enhanced: "5.4.6", Msg: "Mail forwarding loop detected"}
+	errHeaderBig   = &smtp.Error{Code: 552, Enhanced: "5.3.4", Msg: "Message header too large"}
+	errHeaderMany  = &smtp.Error{Code: 552, Enhanced: "5.3.4", Msg: "Too many header fields"}
+)
+
+// newID returns a message id for logs and Received.
+func newID() string {
+	var b [10]byte
+	_, _ = rand.Read(b[:])
+	return base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:])
+}
+
+// freeBytes returns the space available to us in dir.
+func freeBytes(dir string) (uint64, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, err
+	}
+	return st.Bavail * uint64(st.Bsize), nil
+}

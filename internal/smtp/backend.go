@@ -1,0 +1,82 @@
+package smtp
+
+import (
+	"context"
+	"crypto/tls"
+	"io"
+	"net/netip"
+)
+
+// Backend decides what happens to mail. It is implemented by the mail policy
+// (package delivery); the server calls it from one goroutine per connection.
+type Backend interface {
+	// NewSession is called once per connection, before the greeting.
+	// Returning an *Error refuses the connection with that reply.
+	NewSession(ctx context.Context, c *ConnInfo) (Session, error)
+}
+
+// Session handles the mail transactions of one connection. Its methods are
+// never called concurrently. Any error may be an *Error, whose code and text
+// become the reply; other errors become "451 4.3.0" and are logged.
+type Session interface {
+	// Mail starts a transaction (RFC 5321 §4.1.1.2).
+	Mail(ctx context.Context, from Path, opts MailOptions) error
+	// Rcpt adds one recipient (RFC 5321 §4.1.1.3). A rejected recipient does
+	// not end the transaction.
+	Rcpt(ctx context.Context, to Path, opts RcptOptions) error
+	// Data receives the message. r yields the message exactly as sent, with
+	// CRLF line ends, after dot-unstuffing; it returns an *Error when the
+	// input breaks a rule (bare CR or LF, size, line length). Data must have
+	// made the message durable before it returns a nil error: the server
+	// replies "250 … queued as id" as soon as it does.
+	Data(ctx context.Context, r io.Reader) (id string, err error)
+	// Reset aborts the current transaction (RSET, EHLO, STARTTLS, errors).
+	Reset()
+	// Close ends the session; it is called exactly once.
+	Close()
+}
+
+// ConnInfo describes a connection. The server updates HELO, ESMTP and TLS
+// as the session progresses; a Session may keep the pointer and read them.
+type ConnInfo struct {
+	ID       string         // connection id, for logs ("cid")
+	Service  string         // listener service name: "smtp", "submission", …
+	Local    netip.AddrPort // our end
+	Remote   netip.AddrPort // the client
+	HELO     string         // argument of the last HELO/EHLO
+	ESMTP    bool           // the client used EHLO
+	TLS      *tls.ConnectionState
+	Hostname string // our hostname, as announced in the greeting
+}
+
+// Protocol returns the "with" keyword for a Received header (RFC 3848,
+// RFC 6531 §3.7.3): SMTP, ESMTP or ESMTPS, with UTF8 prefix when utf8.
+func (c *ConnInfo) Protocol(utf8 bool) string {
+	p := "SMTP"
+	if c.ESMTP {
+		p = "ESMTP"
+		if c.TLS != nil {
+			p = "ESMTPS"
+		}
+	}
+	if utf8 {
+		return "UTF8" + p
+	}
+	return p
+}
+
+// MailOptions are the accepted parameters of MAIL FROM.
+type MailOptions struct {
+	Size    int64  // SIZE= declared size, 0 if absent (RFC 1870)
+	Body    string // BODY= "7BIT" or "8BITMIME" (RFC 6152), "" if absent
+	UTF8    bool   // SMTPUTF8 (RFC 6531 §3.4)
+	Ret     string // RET= "FULL" or "HDRS" (RFC 3461 §4.3), "" if absent
+	EnvID   string // ENVID=, xtext-decoded (RFC 3461 §4.4)
+	AuthArg string // AUTH= mailbox, xtext-decoded (RFC 4954 §5)
+}
+
+// RcptOptions are the accepted parameters of RCPT TO.
+type RcptOptions struct {
+	Notify []string // NOTIFY= values, upper-cased (RFC 3461 §4.1)
+	ORcpt  string   // ORCPT= "addr-type;address", xtext-decoded (RFC 3461 §4.2)
+}

@@ -1,0 +1,119 @@
+package smtp
+
+import (
+	"io"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// bdatState is a message arriving in BDAT chunks (RFC 3030). The session's
+// Data runs in its own goroutine, reading the chunks through a pipe while
+// the connection goroutine reads them off the wire.
+type bdatState struct {
+	pw     *io.PipeWriter
+	check  lineChecker
+	result chan dataResult
+}
+
+type dataResult struct {
+	id  string
+	err error
+}
+
+func (c *conn) startBdat() *bdatState {
+	pr, pw := io.Pipe()
+	b := &bdatState{pw: pw, check: lineChecker{lim: c.limits()}, result: make(chan dataResult, 1)}
+	sess, ctx := c.sess, c.ctx
+	go func() {
+		defer c.s.recoverWorker(c, b.result)
+		id, err := sess.Data(ctx, pr)
+		_ = pr.CloseWithError(io.ErrClosedPipe) // unblock the writer if Data stopped early
+		b.result <- dataResult{id, err}
+	}()
+	return b
+}
+
+// finish closes the pipe with err (nil: normal end) and waits for Data.
+func (b *bdatState) finish(err error) dataResult {
+	_ = b.pw.CloseWithError(err)
+	return <-b.result
+}
+
+func (b *bdatState) abort(err error) { b.finish(err) }
+
+// parseBdat reads "size [LAST]".
+func parseBdat(arg string) (size int64, last bool, ok bool) {
+	f := strings.Fields(arg)
+	if len(f) == 0 || len(f) > 2 || len(f[0]) > 18 {
+		return 0, false, false
+	}
+	for _, ch := range f[0] {
+		if ch < '0' || ch > '9' {
+			return 0, false, false
+		}
+	}
+	size, _ = strconv.ParseInt(f[0], 10, 64)
+	if len(f) == 2 {
+		if !strings.EqualFold(f[1], "LAST") {
+			return 0, false, false
+		}
+		last = true
+	}
+	return size, last, true
+}
+
+// cmdBdat receives one chunk (RFC 3030 §2). Whatever happens, the chunk's
+// octets are consumed, so the command stream stays in step.
+func (c *conn) cmdBdat(arg string) {
+	size, last, ok := parseBdat(arg)
+	if !ok {
+		// Without a size we cannot find the next command: hang up.
+		c.fail(&Error{Code: CodeParamSyntax, Enhanced: "5.5.4", Msg: "Syntax: BDAT size [LAST]"})
+		c.quit = true
+		return
+	}
+	c.deadline = time.Now().Add(c.s.opts.DataTimeout)
+	if !c.mail || c.rcpts == 0 {
+		if _, err := readChunk(c.br, size, &lineChecker{lim: dataLimits{maxBytes: 1<<63 - 1, maxLine: 1<<31 - 1}}, io.Discard); err != nil {
+			c.quit = true
+			return
+		}
+		if !c.mail {
+			c.fail(errNeedMail)
+		} else {
+			c.fail(errNoRcpts)
+		}
+		return
+	}
+	if c.bdat == nil {
+		c.bdat = c.startBdat()
+	}
+	b := c.bdat
+	werr, err := readChunk(c.br, size, &b.check, b.pw)
+	switch {
+	case err != nil:
+		c.quit = true
+		c.resetTx()
+	case b.check.err != nil:
+		res := b.finish(b.check.err)
+		c.bdat = nil
+		c.finishMessage(res.id, res.err, b.check.err)
+	case werr != nil: // Data gave up early; its error is the reply
+		res := b.finish(werr)
+		c.bdat = nil
+		c.finishMessage(res.id, res.err, nil)
+	case !last:
+		c.reply(CodeOK, "2.0.0", "%d octets received", size)
+	default:
+		inErr := b.check.finish()
+		var res dataResult
+		if inErr != nil {
+			res = b.finish(inErr)
+		} else {
+			res = b.finish(nil)
+		}
+		c.bdat = nil
+		c.finishMessage(res.id, res.err, inErr)
+	}
+}

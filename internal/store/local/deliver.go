@@ -1,0 +1,190 @@
+package local
+
+import (
+	"bufio"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"posthorn/internal/store"
+)
+
+// placed is a message file written and renamed into its Maildir.
+type placed struct {
+	mailboxID int64
+	dir       string // the Maildir (INBOX or folder)
+	file      string // "new/…" or "cur/…:2,…"
+	vsize     int64  // size with CRLF line ends
+	date      time.Time
+	flags     []string
+}
+
+// deliverWorkers bounds the files written in parallel for one call.
+const deliverWorkers = 4
+
+// Deliver implements store.Mail. The steps, in order, are the durability
+// argument: write to tmp/ and fsync, rename into new/ (or cur/ when flags
+// are set), fsync the directory, commit the index row. Only then nil.
+func (s *Store) Deliver(ctx context.Context, ds []store.Delivery) []error {
+	errs := make([]error, len(ds))
+	ps := make([]placed, len(ds))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, deliverWorkers)
+	for i := range ds {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			ps[i], errs[i] = s.place(ctx, &ds[i])
+		}()
+	}
+	wg.Wait()
+	s.syncDirs(ps, errs)
+	s.index(ctx, ds, ps, errs)
+	return errs
+}
+
+// place writes one message file and renames it into place.
+func (s *Store) place(ctx context.Context, d *store.Delivery) (placed, error) {
+	id, dir, err := s.mailbox(ctx, d.Account, d.Mailbox)
+	if err != nil {
+		return placed{}, fmt.Errorf("deliver to %s %s: %w", d.Account, canonicalMailbox(d.Mailbox), err)
+	}
+	p := placed{mailboxID: id, dir: dir, date: d.Date, flags: d.Flags}
+	if p.date.IsZero() {
+		p.date = time.Now()
+	}
+	base := s.names.next()
+	tmp := filepath.Join(dir, "tmp", base)
+	n, lines, err := writeSynced(tmp, d, p.date)
+	if errors.Is(err, os.ErrNotExist) { // Maildir removed behind our back: recreate
+		if err = makeMaildir(dir, filepath.Base(dir)[0] == '.'); err == nil {
+			n, lines, err = writeSynced(tmp, d, p.date)
+		}
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return placed{}, fmt.Errorf("deliver: %w", classify(err))
+	}
+	p.vsize = n + lines
+	name := fmt.Sprintf("%s,S=%d,W=%d", base, n, p.vsize)
+	p.file = "new/" + name
+	if len(d.Flags) > 0 {
+		p.file = "cur/" + name + infoSuffix(d.Flags)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, p.file)); err != nil {
+		_ = os.Remove(tmp)
+		return placed{}, fmt.Errorf("deliver: %w", classify(err))
+	}
+	return p, nil
+}
+
+// writeSynced writes the message with LF line ends to a new file, fsyncs
+// and closes it. It returns the file size and its number of lines.
+func writeSynced(path string, d *store.Delivery, date time.Time) (n, lines int64, err error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	lw := &lfWriter{w: bufio.NewWriterSize(f, 64<<10)}
+	_, _ = lw.Write(d.Header)
+	if _, err := io.Copy(lw, io.NewSectionReader(d.Body, 0, d.BodySize)); err != nil {
+		return 0, 0, err
+	}
+	if err := lw.flush(); err != nil {
+		return 0, 0, err
+	}
+	if err := f.Sync(); err != nil {
+		return 0, 0, err
+	}
+	// INTERNALDATE is the file's mtime, as in Dovecot.
+	if err := os.Chtimes(path, date, date); err != nil {
+		return 0, 0, err
+	}
+	return lw.n, lw.lines, nil
+}
+
+// syncDirs fsyncs each directory that received a file, once per directory.
+func (s *Store) syncDirs(ps []placed, errs []error) {
+	dirs := map[string][]int{}
+	for i, p := range ps {
+		if errs[i] == nil {
+			d := filepath.Join(p.dir, filepath.Dir(p.file))
+			dirs[d] = append(dirs[d], i)
+		}
+	}
+	var wg sync.WaitGroup
+	for d, idx := range dirs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.dirSync.sync(d); err != nil {
+				for _, i := range idx {
+					errs[i] = fmt.Errorf("deliver: sync %s: %w", d, classify(err))
+					_ = os.Remove(filepath.Join(ps[i].dir, ps[i].file))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// index commits the index rows of every placed file. If that fails the
+// files are removed again: the caller reports a temporary failure and the
+// message must not then appear (a retry would duplicate it).
+func (s *Store) index(ctx context.Context, ds []store.Delivery, ps []placed, errs []error) {
+	var ok []int
+	for i := range ps {
+		if errs[i] == nil {
+			ok = append(ok, i)
+		}
+	}
+	if len(ok) == 0 {
+		return
+	}
+	err := s.write(context.WithoutCancel(ctx), func(tx *sql.Tx) error {
+		for _, i := range ok {
+			if err := insertMessage(tx, ps[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		return
+	}
+	for _, i := range ok {
+		errs[i] = fmt.Errorf("deliver to %s: index: %w", ds[i].Account, err)
+		_ = os.Remove(filepath.Join(ps[i].dir, ps[i].file))
+	}
+}
+
+// insertMessage gives a file the next UID and MODSEQ of its mailbox. A row
+// for the same file may exist already if a Sync saw the file first.
+func insertMessage(tx *sql.Tx, p placed) error {
+	res, err := tx.Exec(`
+		INSERT INTO messages(mailbox_id, uid, modseq, base, file, flags, internal_date, size)
+		SELECT id, uidnext, highestmodseq + 1, ?, ?, ?, ?, ? FROM mailboxes WHERE id = ?
+		ON CONFLICT(mailbox_id, base) DO NOTHING`,
+		baseName(filepath.Base(p.file)), p.file, strings.Join(p.flags, " "), p.date.UnixNano(), p.vsize, p.mailboxID)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return nil
+	}
+	_, err = tx.Exec(`UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1 WHERE id = ?`, p.mailboxID)
+	return err
+}

@@ -1,0 +1,228 @@
+package local
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"posthorn/internal/store"
+	"posthorn/internal/users"
+)
+
+// This file implements users.Directory.
+
+var _ users.Directory = (*Store)(nil)
+
+// AddDomain implements users.Directory.
+func (s *Store) AddDomain(ctx context.Context, name string) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.Exec(`INSERT INTO domains(name, created) VALUES (?, ?)`, name, time.Now().Unix())
+		return uniqueErr(err)
+	})
+}
+
+// DeleteDomain implements users.Directory.
+func (s *Store) DeleteDomain(ctx context.Context, name string) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		return affected(tx.Exec(`DELETE FROM domains WHERE name = ?`, name))
+	})
+}
+
+// Domains implements users.Directory.
+func (s *Store) Domains(ctx context.Context) ([]string, error) {
+	return queryStrings(ctx, s.rdb, `SELECT name FROM domains ORDER BY name`)
+}
+
+// HasDomain implements users.Directory.
+func (s *Store) HasDomain(ctx context.Context, name string) (bool, error) {
+	var n int
+	err := s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM domains WHERE name = ?`, name).Scan(&n)
+	return n > 0, err
+}
+
+// AddAccount implements users.Directory. It also creates the account's
+// Maildir and default mailboxes.
+func (s *Store) AddAccount(ctx context.Context, a users.Account) error {
+	rel, err := accountPath(a.Address)
+	if err != nil {
+		return err
+	}
+	if err := s.makeFolders(rel); err != nil {
+		return fmt.Errorf("local: create maildir: %w", classify(err))
+	}
+	return s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.Exec(`INSERT INTO accounts(address, domain, password, maildir, created, disabled) VALUES (?, ?, ?, ?, ?, ?)`,
+			a.Address, users.DomainOf(a.Address), a.PasswordHash, rel, a.Created.Unix(), a.Disabled)
+		if err != nil {
+			return uniqueErr(err)
+		}
+		id, _ := res.LastInsertId()
+		for _, m := range store.DefaultMailboxes {
+			if err := createMailbox(tx, id, m.Name, m.SpecialUse); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func (s *Store) makeFolders(rel string) error {
+	root := filepath.Join(s.mailDir, rel)
+	for _, m := range store.DefaultMailboxes {
+		sub, err := folderDir(m.Name)
+		if err != nil {
+			return err
+		}
+		if err := makeMaildir(filepath.Join(root, sub), sub != ""); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Account implements users.Directory.
+func (s *Store) Account(ctx context.Context, address string) (users.Account, error) {
+	row := s.rdb.QueryRowContext(ctx, `SELECT address, password, created, disabled FROM accounts WHERE address = ?`, address)
+	a, err := scanAccount(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return a, users.ErrNotFound
+	}
+	return a, err
+}
+
+// Accounts implements users.Directory.
+func (s *Store) Accounts(ctx context.Context, domain string) ([]users.Account, error) {
+	q := `SELECT address, password, created, disabled FROM accounts WHERE ? = '' OR domain = ? ORDER BY address`
+	rows, err := s.rdb.QueryContext(ctx, q, domain, domain)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []users.Account
+	for rows.Next() {
+		a, err := scanAccount(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+func scanAccount(r interface{ Scan(...any) error }) (users.Account, error) {
+	var a users.Account
+	var created int64
+	err := r.Scan(&a.Address, &a.PasswordHash, &created, &a.Disabled)
+	a.Created = time.Unix(created, 0).UTC()
+	return a, err
+}
+
+// SetPassword implements users.Directory.
+func (s *Store) SetPassword(ctx context.Context, address, hash string) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		return affected(tx.Exec(`UPDATE accounts SET password = ? WHERE address = ?`, hash, address))
+	})
+}
+
+// DeleteAccount implements users.Directory. The index rows go; the Maildir
+// stays on disk for the operator to archive or remove.
+func (s *Store) DeleteAccount(ctx context.Context, address string) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		return affected(tx.Exec(`DELETE FROM accounts WHERE address = ?`, address))
+	})
+}
+
+// MaildirPath returns the absolute Maildir directory of an account.
+func (s *Store) MaildirPath(ctx context.Context, address string) (string, error) {
+	var rel string
+	err := s.rdb.QueryRowContext(ctx, `SELECT maildir FROM accounts WHERE address = ?`, address).Scan(&rel)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", users.ErrNotFound
+	}
+	return filepath.Join(s.mailDir, rel), err
+}
+
+// AddAlias implements users.Directory.
+func (s *Store) AddAlias(ctx context.Context, address, target string) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.Exec(`INSERT INTO aliases(address, target, domain) VALUES (?, ?, ?)`, address, target, users.DomainOf(address))
+		return uniqueErr(err)
+	})
+}
+
+// DeleteAlias implements users.Directory.
+func (s *Store) DeleteAlias(ctx context.Context, address, target string) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		return affected(tx.Exec(`DELETE FROM aliases WHERE address = ? AND (? = '' OR target = ?)`, address, target, target))
+	})
+}
+
+// AliasTargets implements users.Directory.
+func (s *Store) AliasTargets(ctx context.Context, address string) ([]string, error) {
+	return queryStrings(ctx, s.rdb, `SELECT target FROM aliases WHERE address = ? ORDER BY target`, address)
+}
+
+// Aliases implements users.Directory.
+func (s *Store) Aliases(ctx context.Context, domain string) ([]users.Alias, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT address, target FROM aliases WHERE ? = '' OR domain = ? ORDER BY address, target`, domain, domain)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []users.Alias
+	for rows.Next() {
+		var addr, target string
+		if err := rows.Scan(&addr, &target); err != nil {
+			return nil, err
+		}
+		if n := len(out); n > 0 && out[n-1].Address == addr {
+			out[n-1].Targets = append(out[n-1].Targets, target)
+		} else {
+			out = append(out, users.Alias{Address: addr, Targets: []string{target}})
+		}
+	}
+	return out, rows.Err()
+}
+
+func queryStrings(ctx context.Context, db *sql.DB, q string, args ...any) ([]string, error) {
+	rows, err := db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// uniqueErr maps a uniqueness violation to users.ErrExists.
+func uniqueErr(err error) error {
+	if err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed") {
+		return users.ErrExists
+	}
+	if err != nil && strings.Contains(err.Error(), "FOREIGN KEY constraint failed") {
+		return fmt.Errorf("%w (referenced item missing or still in use)", err)
+	}
+	return err
+}
+
+// affected turns "no row changed" into users.ErrNotFound.
+func affected(res sql.Result, err error) error {
+	if err != nil {
+		return uniqueErr(err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return users.ErrNotFound
+	}
+	return nil
+}

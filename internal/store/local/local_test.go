@@ -1,0 +1,215 @@
+package local
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"posthorn/internal/store"
+	"posthorn/internal/users"
+)
+
+func newStore(t *testing.T) (*Store, context.Context) {
+	t.Helper()
+	s, err := Open(Options{Dir: t.TempDir(), Hostname: "mx.example.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	ctx := context.Background()
+	if err := s.AddDomain(ctx, "example.test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddAccount(ctx, users.Account{Address: "me@example.test", PasswordHash: "x", Created: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	return s, ctx
+}
+
+func delivery(account, body string) store.Delivery {
+	b := strings.NewReader(body)
+	return store.Delivery{Account: account, Header: []byte("Delivered-To: " + account + "\r\n"), Body: b, BodySize: int64(len(body))}
+}
+
+func TestDeliverWritesMaildirAndIndex(t *testing.T) {
+	t.Parallel()
+	s, ctx := newStore(t)
+	body := "Subject: hi\r\n\r\nline1\r\nline2\r\n"
+	errs := s.Deliver(ctx, []store.Delivery{delivery("me@example.test", body)})
+	if errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	dir, _ := s.MaildirPath(ctx, "me@example.test")
+	ents, err := os.ReadDir(filepath.Join(dir, "new"))
+	if err != nil || len(ents) != 1 {
+		t.Fatalf("new/ has %d entries, err %v", len(ents), err)
+	}
+	got, _ := os.ReadFile(filepath.Join(dir, "new", ents[0].Name()))
+	want := "Delivered-To: me@example.test\nSubject: hi\n\nline1\nline2\n"
+	if string(got) != want {
+		t.Errorf("file = %q, want %q", got, want)
+	}
+	crlf := int64(len(want) + strings.Count(want, "\n"))
+	if !strings.Contains(ents[0].Name(), fmt.Sprintf(",S=%d,W=%d", len(want), crlf)) {
+		t.Errorf("name %q lacks S=/W=", ents[0].Name())
+	}
+	if fi, _ := ents[0].Info(); fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v, want 0600", fi.Mode().Perm())
+	}
+	msgs, err := s.Messages(ctx, "me@example.test", "INBOX")
+	if err != nil || len(msgs) != 1 || msgs[0].UID != 1 || msgs[0].Size != crlf {
+		t.Fatalf("Messages = %+v, %v", msgs, err)
+	}
+}
+
+func TestDeliverConcurrentUniqueUIDs(t *testing.T) {
+	t.Parallel()
+	s, ctx := newStore(t)
+	const n = 50
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.Deliver(ctx, []store.Delivery{delivery("me@example.test", fmt.Sprintf("Subject: %d\r\n\r\nx\r\n", i))})[0]; err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	msgs, _ := s.Messages(ctx, "me@example.test", "INBOX")
+	if len(msgs) != n {
+		t.Fatalf("%d messages, want %d", len(msgs), n)
+	}
+	for i, m := range msgs {
+		if m.UID != uint32(i+1) {
+			t.Fatalf("uid %d at %d", m.UID, i)
+		}
+	}
+	boxes, _ := s.Mailboxes(ctx, "me@example.test")
+	if boxes[0].Name != "INBOX" || boxes[0].UIDNext != n+1 || boxes[0].HighestModSeq != n+1 {
+		t.Errorf("INBOX = %+v", boxes[0])
+	}
+}
+
+func TestDeliverUnknownAccount(t *testing.T) {
+	t.Parallel()
+	s, ctx := newStore(t)
+	err := s.Deliver(ctx, []store.Delivery{delivery("nobody@example.test", "x\r\n")})[0]
+	if !errors.Is(err, store.ErrNoMailbox) {
+		t.Fatalf("err = %v, want ErrNoMailbox", err)
+	}
+}
+
+func TestSyncPicksUpChangesBehindOurBack(t *testing.T) {
+	t.Parallel()
+	s, ctx := newStore(t)
+	for i := 0; i < 2; i++ {
+		if err := s.Deliver(ctx, []store.Delivery{delivery("me@example.test", "Subject: x\r\n\r\nbody\r\n")})[0]; err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir, _ := s.MaildirPath(ctx, "me@example.test")
+	ents, _ := os.ReadDir(filepath.Join(dir, "new"))
+	// mutt reads the first (moves it to cur/ with S), deletes the second,
+	// and another program drops in a third.
+	first, second := ents[0].Name(), ents[1].Name()
+	must(t, os.Rename(filepath.Join(dir, "new", first), filepath.Join(dir, "cur", first+":2,S")))
+	must(t, os.Remove(filepath.Join(dir, "new", second)))
+	must(t, os.WriteFile(filepath.Join(dir, "new", "9999999999.dropped"), []byte("Subject: y\n\nhi\n"), 0o600))
+
+	must(t, s.Sync(ctx, "me@example.test", "INBOX"))
+	msgs, _ := s.Messages(ctx, "me@example.test", "INBOX")
+	if len(msgs) != 2 {
+		t.Fatalf("after sync %d messages: %+v", len(msgs), msgs)
+	}
+	if msgs[0].UID != 1 || len(msgs[0].Flags) != 1 || msgs[0].Flags[0] != `\Seen` {
+		t.Errorf("first = %+v, want uid 1 \\Seen", msgs[0])
+	}
+	if msgs[1].UID != 3 || msgs[1].Size != int64(len("Subject: y\r\n\r\nhi\r\n")) {
+		t.Errorf("dropped = %+v, want uid 3 with CRLF size", msgs[1])
+	}
+	var tomb int
+	must(t, s.rdb.QueryRow(`SELECT count(*) FROM expunged WHERE uid = 2`).Scan(&tomb))
+	if tomb != 1 {
+		t.Error("no tombstone for expunged uid 2")
+	}
+	// A second sync changes nothing.
+	boxes, _ := s.Mailboxes(ctx, "me@example.test")
+	must(t, s.Sync(ctx, "me@example.test", "INBOX"))
+	again, _ := s.Mailboxes(ctx, "me@example.test")
+	if boxes[0].HighestModSeq != again[0].HighestModSeq {
+		t.Error("idle sync changed HIGHESTMODSEQ")
+	}
+}
+
+func TestAccountPathCannotEscape(t *testing.T) {
+	t.Parallel()
+	for _, addr := range []string{"../../etc@example.test", "a/b@example.test", ".hidden@example.test", "a..b@example.test", "Ünï@example.test"} {
+		p, err := accountPath(addr)
+		if err != nil {
+			continue
+		}
+		local := strings.TrimPrefix(p, "example.test/")
+		if strings.ContainsAny(local, "/\\") || strings.HasPrefix(local, ".") || strings.Contains(local, "..") {
+			t.Errorf("accountPath(%q) = %q escapes", addr, p)
+		}
+	}
+}
+
+func TestLFWriter(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"a\r\nb\r\n": "a\nb\n",
+		"a\rb\r\n":   "a\rb\n",
+		"a\r":        "a\r",
+		"\r\n\r\n":   "\n\n",
+	} {
+		var b bytes.Buffer
+		w := &lfWriter{w: bufioWriter(&b)}
+		// feed one byte at a time to cross every boundary
+		for i := 0; i < len(in); i++ {
+			w.Write([]byte{in[i]})
+		}
+		must(t, w.flush())
+		if b.String() != want {
+			t.Errorf("lfWriter(%q) = %q, want %q", in, b.String(), want)
+		}
+	}
+}
+
+func TestDirectory(t *testing.T) {
+	t.Parallel()
+	s, ctx := newStore(t)
+	if err := s.AddDomain(ctx, "example.test"); !errors.Is(err, users.ErrExists) {
+		t.Errorf("duplicate domain: %v", err)
+	}
+	must(t, s.AddAlias(ctx, "@example.test", "me@example.test"))
+	must(t, s.AddAlias(ctx, "info@example.test", "me@example.test"))
+	must(t, s.AddAlias(ctx, "info@example.test", "you@elsewhere.test"))
+	al, _ := s.Aliases(ctx, "example.test")
+	if len(al) != 2 || len(al[1].Targets) != 2 {
+		t.Errorf("aliases = %+v", al)
+	}
+	if err := s.DeleteAccount(ctx, "nobody@example.test"); !errors.Is(err, users.ErrNotFound) {
+		t.Errorf("delete unknown: %v", err)
+	}
+	must(t, s.DeleteAccount(ctx, "me@example.test"))
+	if _, err := s.Mailboxes(ctx, "me@example.test"); err != nil {
+		t.Error(err)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

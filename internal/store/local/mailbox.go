@@ -1,0 +1,147 @@
+package local
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"posthorn/internal/store"
+	"posthorn/internal/users"
+)
+
+// createMailbox adds a mailbox row with a fresh UIDVALIDITY.
+func createMailbox(tx *sql.Tx, accountID int64, name, specialUse string) error {
+	v, err := nextUIDValidity(tx)
+	if err != nil {
+		return err
+	}
+	_, err = tx.Exec(`INSERT INTO mailboxes(account_id, name, special_use, uidvalidity) VALUES (?, ?, ?, ?)`,
+		accountID, name, specialUse, v)
+	return uniqueErr(err)
+}
+
+// nextUIDValidity returns a value never used before in this store: the
+// current time, or one more than the last value if the clock has not moved
+// on (RFC 9051 §2.3.1.1: a re-created mailbox needs a new UIDVALIDITY).
+func nextUIDValidity(tx *sql.Tx) (uint32, error) {
+	var last int64
+	if err := tx.QueryRow(`SELECT value FROM meta WHERE key = 'uidvalidity'`).Scan(&last); err != nil {
+		return 0, err
+	}
+	v := max(time.Now().Unix(), last+1)
+	if v > 1<<32-1 {
+		v = last + 1
+	}
+	_, err := tx.Exec(`UPDATE meta SET value = ? WHERE key = 'uidvalidity'`, v)
+	return uint32(v), err
+}
+
+// canonicalMailbox spells INBOX in capitals, whatever the case given
+// (RFC 9051 §5.1: INBOX is case-insensitive).
+func canonicalMailbox(name string) string {
+	if name == "" || strings.EqualFold(name, "INBOX") {
+		return "INBOX"
+	}
+	return name
+}
+
+// CreateMailbox implements store.Mail.
+func (s *Store) CreateMailbox(ctx context.Context, account, name, specialUse string) error {
+	name = canonicalMailbox(name)
+	root, err := s.MaildirPath(ctx, account)
+	if err != nil {
+		return err
+	}
+	sub, err := folderDir(name)
+	if err != nil {
+		return err
+	}
+	if err := makeMaildir(filepath.Join(root, sub), sub != ""); err != nil {
+		return classify(err)
+	}
+	return s.write(ctx, func(tx *sql.Tx) error {
+		id, err := accountID(tx, account)
+		if err != nil {
+			return err
+		}
+		return createMailbox(tx, id, name, specialUse)
+	})
+}
+
+func accountID(tx *sql.Tx, account string) (int64, error) {
+	var id int64
+	err := tx.QueryRow(`SELECT id FROM accounts WHERE address = ?`, account).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, users.ErrNotFound
+	}
+	return id, err
+}
+
+// Mailboxes implements store.Mail.
+func (s *Store) Mailboxes(ctx context.Context, account string) ([]store.Mailbox, error) {
+	rows, err := s.rdb.QueryContext(ctx, `
+		SELECT m.name, m.special_use, m.uidvalidity, m.uidnext, m.highestmodseq, m.subscribed,
+		       (SELECT count(*) FROM messages WHERE mailbox_id = m.id)
+		FROM mailboxes m JOIN accounts a ON a.id = m.account_id
+		WHERE a.address = ? ORDER BY m.name = 'INBOX' DESC, m.name`, account)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Mailbox
+	for rows.Next() {
+		var m store.Mailbox
+		if err := rows.Scan(&m.Name, &m.SpecialUse, &m.UIDValidity, &m.UIDNext, &m.HighestModSeq, &m.Subscribed, &m.Messages); err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// Messages implements store.Mail.
+func (s *Store) Messages(ctx context.Context, account, mailbox string) ([]store.Message, error) {
+	id, _, err := s.mailbox(ctx, account, mailbox)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.rdb.QueryContext(ctx, `SELECT uid, modseq, flags, internal_date, size FROM messages WHERE mailbox_id = ? ORDER BY uid`, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Message
+	for rows.Next() {
+		var m store.Message
+		var flags string
+		var date int64
+		if err := rows.Scan(&m.UID, &m.ModSeq, &flags, &date, &m.Size); err != nil {
+			return nil, err
+		}
+		m.Flags = strings.Fields(flags)
+		m.InternalDate = time.Unix(0, date).UTC()
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// mailbox returns a mailbox's id and its directory.
+func (s *Store) mailbox(ctx context.Context, account, name string) (int64, string, error) {
+	name = canonicalMailbox(name)
+	var id int64
+	var rel string
+	err := s.rdb.QueryRowContext(ctx, `
+		SELECT m.id, a.maildir FROM mailboxes m JOIN accounts a ON a.id = m.account_id
+		WHERE a.address = ? AND m.name = ?`, account, name).Scan(&id, &rel)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, "", store.ErrNoMailbox
+	}
+	if err != nil {
+		return 0, "", err
+	}
+	sub, err := folderDir(name)
+	return id, filepath.Join(s.mailDir, rel, sub), err
+}

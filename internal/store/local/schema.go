@@ -1,0 +1,112 @@
+package local
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"syscall"
+
+	"posthorn/internal/store"
+)
+
+// migrations are applied in order; schema_version in meta counts how many
+// have run. Never edit one that has shipped: append a new one.
+var migrations = []string{
+	`CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+	CREATE TABLE domains (
+		name    TEXT PRIMARY KEY,
+		created INTEGER NOT NULL
+	);
+	CREATE TABLE accounts (
+		id       INTEGER PRIMARY KEY,
+		address  TEXT NOT NULL UNIQUE,
+		domain   TEXT NOT NULL REFERENCES domains(name),
+		password TEXT NOT NULL,
+		maildir  TEXT NOT NULL,
+		created  INTEGER NOT NULL,
+		disabled INTEGER NOT NULL DEFAULT 0
+	);
+	CREATE INDEX accounts_domain ON accounts(domain);
+	CREATE TABLE aliases (
+		address TEXT NOT NULL,
+		target  TEXT NOT NULL,
+		domain  TEXT NOT NULL,
+		PRIMARY KEY (address, target)
+	);
+	CREATE INDEX aliases_domain ON aliases(domain);
+	CREATE TABLE mailboxes (
+		id            INTEGER PRIMARY KEY,
+		account_id    INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+		name          TEXT NOT NULL,
+		special_use   TEXT NOT NULL DEFAULT '',
+		uidvalidity   INTEGER NOT NULL,
+		uidnext       INTEGER NOT NULL DEFAULT 1,
+		highestmodseq INTEGER NOT NULL DEFAULT 1,
+		subscribed    INTEGER NOT NULL DEFAULT 1,
+		UNIQUE (account_id, name)
+	);
+	CREATE TABLE messages (
+		mailbox_id    INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+		uid           INTEGER NOT NULL,
+		modseq        INTEGER NOT NULL,
+		base          TEXT NOT NULL,
+		file          TEXT NOT NULL,
+		flags         TEXT NOT NULL DEFAULT '',
+		internal_date INTEGER NOT NULL,
+		size          INTEGER NOT NULL,
+		PRIMARY KEY (mailbox_id, uid)
+	);
+	CREATE UNIQUE INDEX messages_base ON messages(mailbox_id, base);
+	CREATE TABLE expunged (
+		mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+		uid        INTEGER NOT NULL,
+		modseq     INTEGER NOT NULL,
+		PRIMARY KEY (mailbox_id, uid)
+	);
+	INSERT INTO meta(key, value) VALUES ('uidvalidity', 0);`,
+}
+
+// migrate brings the schema up to date in one transaction.
+func migrate(db *sql.DB) error {
+	tx, err := db.Begin()
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.Exec(`CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	var v int
+	err = tx.QueryRow(`SELECT version FROM schema_version`).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		_, err = tx.Exec(`INSERT INTO schema_version VALUES (0)`)
+	}
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if v > len(migrations) {
+		return fmt.Errorf("index schema version %d is newer than this posthorn (%d): downgrade refused", v, len(migrations))
+	}
+	for ; v < len(migrations); v++ {
+		if _, err := tx.Exec(migrations[v]); err != nil {
+			return fmt.Errorf("migration %d: %w", v+1, err)
+		}
+	}
+	if _, err := tx.Exec(`UPDATE schema_version SET version = ?`, v); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	return tx.Commit()
+}
+
+// classify marks out-of-space errors as store.ErrFull.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) ||
+		strings.Contains(err.Error(), "database or disk is full") {
+		return fmt.Errorf("%w: %w", store.ErrFull, err)
+	}
+	return err
+}

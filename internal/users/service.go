@@ -1,0 +1,245 @@
+package users
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"golang.org/x/net/idna"
+	"golang.org/x/text/unicode/norm"
+)
+
+// Errors of address resolution. Callers turn them into protocol replies.
+var (
+	ErrNotLocal   = errors.New("users: domain is not ours")
+	ErrNoSuchUser = errors.New("users: no such user")
+	ErrAliasLoop  = errors.New("users: alias expansion too deep or too wide")
+)
+
+// Limits of alias expansion, against loops and alias bombs.
+const (
+	maxAliasDepth   = 10
+	maxAliasTargets = 1000
+)
+
+// Options configure a Service.
+type Options struct {
+	Directory Directory
+	// SubaddressSeparator lists the characters that start a sub-address
+	// ("+": user+tag@domain reaches user@domain). Empty disables it.
+	SubaddressSeparator string
+	Logger              *slog.Logger
+}
+
+// Service applies the address and account rules on a Directory.
+type Service struct {
+	dir Directory
+	sep string
+	log *slog.Logger
+}
+
+// New returns a Service.
+func New(opts Options) (*Service, error) {
+	if opts.Directory == nil {
+		return nil, errors.New("users: Options.Directory is required")
+	}
+	if strings.ContainsAny(opts.SubaddressSeparator, "@.\" \t") {
+		return nil, fmt.Errorf("users: bad sub-address separator %q", opts.SubaddressSeparator)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Service{dir: opts.Directory, sep: opts.SubaddressSeparator, log: log}, nil
+}
+
+// Directory returns the underlying directory.
+func (s *Service) Directory() Directory { return s.dir }
+
+// NormalizeDomain returns the canonical form of a domain name: lower-case
+// A-labels, no trailing dot. It refuses what is not a valid host name.
+func NormalizeDomain(d string) (string, error) {
+	d = strings.TrimSuffix(d, ".")
+	a, err := idna.Lookup.ToASCII(d)
+	if err != nil || a == "" || strings.HasPrefix(a, "[") {
+		return "", fmt.Errorf("users: bad domain %q", d)
+	}
+	return strings.ToLower(a), nil
+}
+
+// NormalizeLocal returns the canonical form of a local part: NFC, lower-case.
+// Local parts are case-insensitive here, as on nearly every mail system.
+func NormalizeLocal(l string) string {
+	return strings.ToLower(norm.NFC.String(l))
+}
+
+// Canonical joins a local part and domain into the canonical address.
+func Canonical(local, domain string) (string, error) {
+	d, err := NormalizeDomain(domain)
+	if err != nil {
+		return "", err
+	}
+	if local == "" {
+		return "", errors.New("users: empty local part")
+	}
+	return NormalizeLocal(local) + "@" + d, nil
+}
+
+// Split divides a canonical address at its last '@'.
+func Split(addr string) (local, domain string) {
+	i := strings.LastIndexByte(addr, '@')
+	if i < 0 {
+		return addr, ""
+	}
+	return addr[:i], addr[i+1:]
+}
+
+// IsLocalDomain reports whether domain (any case, U- or A-labels) is ours.
+func (s *Service) IsLocalDomain(ctx context.Context, domain string) (bool, error) {
+	d, err := NormalizeDomain(domain)
+	if err != nil {
+		return false, nil
+	}
+	return s.dir.HasDomain(ctx, d)
+}
+
+// Resolution is where mail for one address goes.
+type Resolution struct {
+	Accounts []string // canonical addresses of local accounts
+	Remote   []string // addresses elsewhere (forwarding through aliases)
+}
+
+// Resolve expands an address in one of our domains to the accounts and
+// remote addresses it reaches. Order of rules: an alias for the exact
+// address, an account, the same two for the address without its
+// sub-address, then the domain's catch-all. It returns ErrNotLocal when the
+// domain is not ours and ErrNoSuchUser when nothing matches.
+func (s *Service) Resolve(ctx context.Context, local, domain string) (Resolution, error) {
+	addr, err := Canonical(local, domain)
+	if err != nil {
+		return Resolution{}, ErrNoSuchUser
+	}
+	if ok, err := s.dir.HasDomain(ctx, DomainOf(addr)); err != nil {
+		return Resolution{}, err
+	} else if !ok {
+		return Resolution{}, ErrNotLocal
+	}
+	r := resolver{s: s, seen: make(map[string]bool)}
+	found, err := r.expand(ctx, addr, 0)
+	switch {
+	case err != nil:
+		return Resolution{}, err
+	case !found || len(r.res.Accounts)+len(r.res.Remote) == 0:
+		return Resolution{}, ErrNoSuchUser
+	}
+	return r.res, nil
+}
+
+// DomainOf returns the domain of a canonical address.
+func DomainOf(addr string) string { _, d := Split(addr); return d }
+
+type resolver struct {
+	s    *Service
+	seen map[string]bool
+	res  Resolution
+	n    int
+}
+
+// expand resolves addr; found reports whether any rule matched it.
+func (r *resolver) expand(ctx context.Context, addr string, depth int) (found bool, err error) {
+	if depth > maxAliasDepth || r.n > maxAliasTargets {
+		return false, ErrAliasLoop
+	}
+	if r.seen[addr] {
+		return true, nil // already expanded: a loop or a duplicate, deliver once
+	}
+	r.seen[addr] = true
+	local, domain := Split(addr)
+	if ok, err := r.s.dir.HasDomain(ctx, domain); err != nil {
+		return false, err
+	} else if !ok {
+		r.add(&r.res.Remote, addr) // remote local parts keep their case
+		return true, nil
+	}
+	local = NormalizeLocal(local)
+	addr = local + "@" + domain
+	if found, err := r.exact(ctx, addr, depth); found || err != nil {
+		return found, err
+	}
+	if base := r.s.stripSubaddress(local); base != local {
+		if found, err := r.exact(ctx, base+"@"+domain, depth); found || err != nil {
+			return found, err
+		}
+	}
+	return r.targets(ctx, "@"+domain, addr, depth)
+}
+
+// exact applies the alias for addr, or else the account addr.
+func (r *resolver) exact(ctx context.Context, addr string, depth int) (bool, error) {
+	if found, err := r.targets(ctx, addr, addr, depth); found || err != nil {
+		return found, err
+	}
+	return r.account(ctx, addr)
+}
+
+// targets expands the alias key. A target equal to self means "also keep a
+// copy in the account self" and is not expanded again.
+func (r *resolver) targets(ctx context.Context, key, self string, depth int) (bool, error) {
+	ts, err := r.s.dir.AliasTargets(ctx, key)
+	if err != nil || len(ts) == 0 {
+		return false, err
+	}
+	any := false
+	for _, t := range ts {
+		var ok bool
+		if t == self {
+			ok, err = r.account(ctx, self)
+		} else {
+			ok, err = r.expand(ctx, t, depth+1)
+		}
+		if err != nil {
+			return false, err
+		}
+		if !ok {
+			r.s.log.Warn("alias target does not exist", "alias", key, "target", t)
+		}
+		any = any || ok
+	}
+	return any, nil
+}
+
+func (r *resolver) account(ctx context.Context, addr string) (bool, error) {
+	a, err := r.s.dir.Account(ctx, addr)
+	if errors.Is(err, ErrNotFound) || err == nil && a.Disabled {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	r.add(&r.res.Accounts, addr)
+	return true, nil
+}
+
+func (r *resolver) add(list *[]string, addr string) {
+	for _, a := range *list {
+		if a == addr {
+			return
+		}
+	}
+	r.n++
+	*list = append(*list, addr)
+}
+
+// stripSubaddress removes "+tag" (or the configured separators) from a
+// local part. A separator at the very start is not a sub-address.
+func (s *Service) stripSubaddress(local string) string {
+	if s.sep == "" {
+		return local
+	}
+	if i := strings.IndexAny(local, s.sep); i > 0 {
+		return local[:i]
+	}
+	return local
+}
