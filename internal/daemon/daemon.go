@@ -50,6 +50,8 @@ type Daemon struct {
 	smtp      *smtp.Server
 	listeners map[string][]net.Listener
 	wg        sync.WaitGroup
+	stop      context.CancelFunc // ends background work
+	ctx       context.Context
 }
 
 // New builds the components. Nothing listens until Start.
@@ -58,6 +60,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		return nil, err
 	}
 	d := &Daemon{cfg: cfg, log: log, listeners: map[string][]net.Listener{}}
+	d.ctx, d.stop = context.WithCancel(context.Background())
 	if cfg.TLS.CertFile != "" {
 		c, err := certs.Load(cfg.TLS.CertFile, cfg.TLS.KeyFile)
 		if err != nil {
@@ -130,8 +133,15 @@ func (d *Daemon) buildSMTP() error {
 	return err
 }
 
-// Start opens every configured listener and serves in the background.
+// Start opens every configured listener and serves in the background. It
+// also reconciles every mailbox index with its storage, in the background,
+// so files left by a crash between rename and index commit are indexed.
 func (d *Daemon) Start() error {
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		d.syncAll()
+	}()
 	for _, addr := range d.cfg.Listen.SMTP {
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
@@ -190,6 +200,7 @@ func (d *Daemon) Panics() int64 { return d.smtp.Panics() }
 // Shutdown stops listening, lets sessions finish up to the configured
 // deadline (or ctx), and closes the store.
 func (d *Daemon) Shutdown(ctx context.Context) error {
+	d.stop()
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.SMTP.ShutdownTimeout.D())
 	defer cancel()
 	err := d.smtp.Shutdown(ctx)
@@ -217,4 +228,29 @@ func DataDirPerms(dir string) error {
 		return err
 	}
 	return os.Chmod(dir, 0o700)
+}
+
+// syncAll runs store.Mail.Sync on every mailbox of every account.
+func (d *Daemon) syncAll() {
+	ctx := d.ctx
+	accts, err := d.store.Accounts(ctx, "")
+	if err != nil {
+		d.log.Error("startup sync", "err", err)
+		return
+	}
+	for _, a := range accts {
+		boxes, err := d.store.Mailboxes(ctx, a.Address)
+		if err != nil {
+			d.log.Error("startup sync", "account", a.Address, "err", err)
+			continue
+		}
+		for _, b := range boxes {
+			if ctx.Err() != nil {
+				return
+			}
+			if err := d.store.Sync(ctx, a.Address, b.Name); err != nil {
+				d.log.Error("startup sync", "account", a.Address, "mailbox", b.Name, "err", err)
+			}
+		}
+	}
 }

@@ -17,6 +17,10 @@ var (
 	ErrBareNewline = &Error{Code: CodeMailboxNotFound, Enhanced: "5.6.0", Msg: "Message contains bare CR or LF; lines must end with CRLF"}
 	// ErrTooBig: the message is larger than the server's SIZE (RFC 1870 §6.3).
 	ErrTooBig = &Error{Code: CodeExceededStorage, Enhanced: "5.3.4", Msg: "Message too big"}
+	// ErrNUL: a NUL octet, which no SMTP text may hold (RFC 5321 §4.5.2,
+	// RFC 6152 §3: 8-bit lines still exclude NUL) and C-based readers of the
+	// message downstream would misread.
+	ErrNUL = &Error{Code: CodeMailboxNotFound, Enhanced: "5.6.0", Msg: "Message contains NUL octets"}
 	// ErrLineTooLong: a text line is over the limit (RFC 5321 §4.5.3.1.6).
 	ErrLineTooLong = &Error{Code: CodeMailboxNotFound, Enhanced: "5.6.0", Msg: "Message line too long"}
 )
@@ -50,6 +54,8 @@ func (c *lineChecker) check(p []byte) int {
 			c.cr, c.lineLen = false, 0
 		case b == '\r':
 			c.cr = true
+		case b == 0:
+			return c.fail(i, ErrNUL)
 		default:
 			c.lineLen++
 			if c.lineLen > c.lim.maxLine {
