@@ -5,6 +5,8 @@ import (
 	"crypto/tls"
 	"io"
 	"net/netip"
+
+	"posthorn/internal/sasl"
 )
 
 // Backend decides what happens to mail. It is implemented by the mail policy
@@ -36,6 +38,15 @@ type Session interface {
 	Close()
 }
 
+// AuthSession is implemented by sessions that accept AUTH (RFC 4954).
+type AuthSession interface {
+	Session
+	// Auth starts a SASL exchange for mech, one of Options.AuthMechanisms.
+	// The returned server's errors become replies: sasl.ErrAuthFailed is
+	// 535 5.7.8, an *Error is sent as it is (a temporary block, say).
+	Auth(ctx context.Context, mech string) (sasl.Server, error)
+}
+
 // ConnInfo describes a connection. The server updates HELO, ESMTP and TLS
 // as the session progresses; a Session may keep the pointer and read them.
 type ConnInfo struct {
@@ -46,6 +57,7 @@ type ConnInfo struct {
 	HELO     string         // argument of the last HELO/EHLO
 	ESMTP    bool           // the client used EHLO
 	TLS      *tls.ConnectionState
+	Auth     string // authenticated identity, "" before AUTH
 	Hostname string // our hostname, as announced in the greeting
 }
 
@@ -56,7 +68,10 @@ func (c *ConnInfo) Protocol(utf8 bool) string {
 	if c.ESMTP {
 		p = "ESMTP"
 		if c.TLS != nil {
-			p = "ESMTPS"
+			p += "S"
+		}
+		if c.Auth != "" {
+			p += "A"
 		}
 	}
 	if utf8 {

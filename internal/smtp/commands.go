@@ -26,6 +26,7 @@ var commands = map[string]command{
 	"EXPN":     (*conn).cmdExpn,
 	"HELP":     (*conn).cmdHelp,
 	"STARTTLS": (*conn).cmdStartTLS,
+	"AUTH":     (*conn).cmdAuth,
 }
 
 // crossProtocol are first words of other protocols. A client that sends
@@ -122,6 +123,12 @@ func (c *conn) extensions() []string {
 	if c.tlsAvailable() {
 		ext = append(ext, "STARTTLS") // RFC 3207
 	}
+	if c.s.opts.DSN {
+		ext = append(ext, "DSN") // RFC 3461
+	}
+	if c.authOffered() {
+		ext = append(ext, "AUTH "+strings.Join(c.s.opts.AuthMechanisms, " ")) // RFC 4954
+	}
 	return ext
 }
 
@@ -136,6 +143,12 @@ func (c *conn) cmdMail(arg string) {
 		return
 	case c.mail:
 		c.fail(errNestedMail)
+		return
+	case c.s.opts.RequireAuth && c.info.TLS == nil:
+		c.fail(errNeedTLS)
+		return
+	case c.s.opts.RequireAuth && c.info.Auth == "":
+		c.fail(errNeedAuth)
 		return
 	}
 	rest, ok := cutPrefixFold(arg, "FROM:")
@@ -217,6 +230,24 @@ func (c *conn) mailParam(o *MailOptions, p Param) *Error {
 			return &Error{Code: CodeParamSyntax, Enhanced: "5.5.4", Msg: "SMTPUTF8 takes no value"}
 		}
 		o.UTF8 = true
+	case "RET": // RFC 3461 §4.3
+		v := strings.ToUpper(p.Value)
+		if !c.s.opts.DSN || (v != "FULL" && v != "HDRS") || o.Ret != "" {
+			return badParam(p.Key, c.s.opts.DSN)
+		}
+		o.Ret = v
+	case "ENVID": // RFC 3461 §4.4: xtext, at most 100 characters
+		v, err := DecodeXtext(p.Value)
+		if !c.s.opts.DSN || err != nil || len(v) > 100 || v == "" {
+			return badParam(p.Key, c.s.opts.DSN)
+		}
+		o.EnvID = v
+	case "AUTH": // RFC 4954 §5: the original submitter, or <>
+		v, err := DecodeXtext(p.Value)
+		if (!c.authOffered() && c.info.Auth == "") || err != nil {
+			return badParam(p.Key, c.authOffered() || c.info.Auth != "")
+		}
+		o.AuthArg = v
 	default:
 		return &Error{Code: CodeParamsNotRecog, Enhanced: "5.5.4", Msg: "Unsupported MAIL parameter " + p.Key}
 	}
@@ -238,8 +269,9 @@ func (c *conn) cmdRcpt(arg string) {
 		c.fail(addrError(err, "5.1.3", "recipient"))
 		return
 	}
-	if params != "" {
-		c.fail(&Error{Code: CodeParamsNotRecog, Enhanced: "5.5.4", Msg: "Unsupported RCPT parameter"})
+	opts, perr := c.rcptOptions(params)
+	if perr != nil {
+		c.fail(perr)
 		return
 	}
 	if !path.Addr.IsASCII() && !c.utf8 {
@@ -250,12 +282,85 @@ func (c *conn) cmdRcpt(arg string) {
 		c.replyErr(errTooManyRcpt) // RFC 5321 §4.5.3.1.10
 		return
 	}
-	if err := c.sess.Rcpt(c.ctx, path, RcptOptions{}); err != nil {
+	if err := c.sess.Rcpt(c.ctx, path, opts); err != nil {
 		c.replyErr(err)
 		return
 	}
 	c.rcpts++
 	c.reply(CodeOK, "2.1.5", "Ok")
+}
+
+// badParam refuses a parameter: 501 when we know it but the value is bad,
+// 555 when the extension is not on (RFC 5321 §4.1.1.11).
+func badParam(key string, known bool) *Error {
+	if known {
+		return &Error{Code: CodeParamSyntax, Enhanced: "5.5.4", Msg: "Bad " + key + " parameter"}
+	}
+	return &Error{Code: CodeParamsNotRecog, Enhanced: "5.5.4", Msg: "Unsupported parameter " + key}
+}
+
+// rcptOptions interprets RCPT parameters: NOTIFY and ORCPT (RFC 3461).
+func (c *conn) rcptOptions(s string) (RcptOptions, *Error) {
+	var o RcptOptions
+	params, err := ParseParams(s, c.utf8)
+	if err != nil {
+		return o, &Error{Code: CodeParamSyntax, Enhanced: "5.5.4", Msg: "Bad parameter syntax", Err: err}
+	}
+	for _, p := range params {
+		switch {
+		case p.Key == "NOTIFY" && c.s.opts.DSN:
+			n, ok := parseNotify(p.Value)
+			if !ok {
+				return o, badParam(p.Key, true)
+			}
+			o.Notify = n
+		case p.Key == "ORCPT" && c.s.opts.DSN:
+			v, ok := parseORcpt(p.Value)
+			if !ok {
+				return o, badParam(p.Key, true)
+			}
+			o.ORcpt = v
+		default:
+			return o, badParam(p.Key, false)
+		}
+	}
+	return o, nil
+}
+
+// parseNotify checks "NEVER" or a list of SUCCESS, FAILURE, DELAY
+// (RFC 3461 §4.1).
+func parseNotify(v string) ([]string, bool) {
+	list := strings.Split(strings.ToUpper(v), ",")
+	if len(list) == 1 && list[0] == "NEVER" {
+		return list, true
+	}
+	seen := map[string]bool{}
+	for _, n := range list {
+		if (n != "SUCCESS" && n != "FAILURE" && n != "DELAY") || seen[n] {
+			return nil, false
+		}
+		seen[n] = true
+	}
+	return list, true
+}
+
+// parseORcpt checks "addr-type;xtext" (RFC 3461 §4.2) and returns it
+// decoded. The address type is an atom such as rfc822 or utf-8.
+func parseORcpt(v string) (string, bool) {
+	typ, addr, ok := strings.Cut(v, ";")
+	if !ok || typ == "" || addr == "" || len(v) > 500 {
+		return "", false
+	}
+	for _, r := range typ {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+			return "", false
+		}
+	}
+	dec, err := DecodeXtext(addr)
+	if err != nil {
+		return "", false
+	}
+	return typ + ";" + dec, true
 }
 
 // parseRcptPath accepts "<Postmaster>" without a domain, which RFC 5321
@@ -380,7 +485,7 @@ func (c *conn) cmdStartTLS(arg string) {
 	// RFC 3207 §4.2: forget everything learnt before TLS.
 	c.resetTx()
 	c.helo = false
-	c.info.HELO, c.info.ESMTP = "", false
+	c.info.HELO, c.info.ESMTP, c.info.Auth = "", false, ""
 }
 
 // cutPrefixFold is strings.CutPrefix ignoring ASCII case.

@@ -167,7 +167,7 @@ func (c *conn) readFailed(err error) {
 		c.replyErr(errShutdown)
 	case errors.As(err, &ne) && ne.Timeout():
 		c.reply(CodeUnavailable, "4.4.2", "Timeout waiting for command, closing connection")
-	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, io.ErrUnexpectedEOF):
 	default:
 		c.log.Debug("smtp read", "err", err)
 	}
@@ -183,36 +183,45 @@ var (
 // breaks the rules is consumed and answered here; the loop then goes on.
 func (c *conn) readCommand() (string, error) {
 	for {
-		c.deadline = time.Now().Add(c.s.opts.CommandTimeout)
 		c.idle.Store(true)
-		line, err := c.br.ReadSlice('\n')
+		line, err := c.readLine()
 		c.idle.Store(false)
-		if errors.Is(err, bufio.ErrBufferFull) {
-			if err := c.skipLine(); err != nil {
-				return "", err
-			}
-			c.fail(errLineTooLong)
-			continue
+		if err == nil {
+			return line, nil
 		}
-		if err != nil {
-			return "", err
+		if err.Err != nil {
+			return "", err.Err
 		}
-		line = line[:len(line)-1]
-		if !bytes.HasSuffix(line, []byte{'\r'}) {
-			c.fail(errBareLFCmd) // RFC 5321 §2.3.8: lines end with CRLF
-			continue
-		}
-		line = line[:len(line)-1]
-		if len(line) > c.s.opts.MaxCommandLength {
-			c.fail(errLineTooLong) // RFC 5321 §4.5.3.1.4
-			continue
-		}
-		if bytes.ContainsAny(line, "\r\x00") {
-			c.fail(errBadChars)
-			continue
-		}
-		return string(line), nil
+		c.fail(err)
 	}
+}
+
+// readLine reads one line under the command rules. An *Error with Err set
+// means the connection failed; otherwise the line was refused.
+func (c *conn) readLine() (string, *Error) {
+	c.deadline = time.Now().Add(c.s.opts.CommandTimeout)
+	line, err := c.br.ReadSlice('\n')
+	if errors.Is(err, bufio.ErrBufferFull) {
+		if err := c.skipLine(); err != nil {
+			return "", &Error{Err: err}
+		}
+		return "", errLineTooLong
+	}
+	if err != nil {
+		return "", &Error{Err: err}
+	}
+	line = line[:len(line)-1]
+	if !bytes.HasSuffix(line, []byte{'\r'}) {
+		return "", errBareLFCmd // RFC 5321 §2.3.8: lines end with CRLF
+	}
+	line = line[:len(line)-1]
+	if len(line) > c.s.opts.MaxCommandLength {
+		return "", errLineTooLong // RFC 5321 §4.5.3.1.4
+	}
+	if bytes.ContainsAny(line, "\r\x00") {
+		return "", errBadChars
+	}
+	return string(line), nil
 }
 
 // skipLine discards the rest of an over-long line.

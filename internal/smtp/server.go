@@ -30,6 +30,15 @@ type Options struct {
 	TLS         *tls.Config
 	ImplicitTLS bool
 
+	// AuthMechanisms are offered after TLS (never before) when the
+	// backend's sessions implement AuthSession.
+	AuthMechanisms []string
+	// RequireAuth makes this a submission server (RFC 6409 §4.3): MAIL
+	// needs a successful AUTH, which needs TLS.
+	RequireAuth bool
+	// DSN advertises and accepts the DSN extension (RFC 3461).
+	DSN bool
+
 	MaxMessageBytes     int64
 	MaxRecipients       int
 	MaxLineLength       int // message text lines, without CRLF

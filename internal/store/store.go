@@ -24,12 +24,15 @@ var (
 	ErrNotFound  = users.ErrNotFound
 	// ErrFull means the storage is out of space: a temporary failure.
 	ErrFull = errors.New("store: out of storage space")
+	// ErrCorrupt means stored data is damaged beyond use.
+	ErrCorrupt = errors.New("store: damaged data")
 )
 
 // Store is a complete backend: the account directory and the mailboxes.
 type Store interface {
 	users.Directory
 	Mail
+	Queue
 	Close() error
 }
 

@@ -65,6 +65,44 @@ var migrations = []string{
 		PRIMARY KEY (mailbox_id, uid)
 	);
 	INSERT INTO meta(key, value) VALUES ('uidvalidity', 0);`,
+
+	// 2: outbound queue, SCRAM credentials, app passwords.
+	`CREATE TABLE queue_messages (
+		id      TEXT PRIMARY KEY,
+		sender  TEXT NOT NULL,
+		envid   TEXT NOT NULL DEFAULT '',
+		ret     TEXT NOT NULL DEFAULT '',
+		utf8    INTEGER NOT NULL DEFAULT 0,
+		created INTEGER NOT NULL,
+		size    INTEGER NOT NULL
+	);
+	CREATE TABLE queue_rcpts (
+		message_id   TEXT NOT NULL REFERENCES queue_messages(id) ON DELETE CASCADE,
+		addr         TEXT NOT NULL,
+		orcpt        TEXT NOT NULL DEFAULT '',
+		notify       TEXT NOT NULL DEFAULT '',
+		state        TEXT NOT NULL,
+		attempts     INTEGER NOT NULL DEFAULT 0,
+		next_attempt INTEGER NOT NULL,
+		last_attempt INTEGER NOT NULL DEFAULT 0,
+		code         INTEGER NOT NULL DEFAULT 0,
+		enhanced     TEXT NOT NULL DEFAULT '',
+		text         TEXT NOT NULL DEFAULT '',
+		remote       TEXT NOT NULL DEFAULT '',
+		warned       INTEGER NOT NULL DEFAULT 0,
+		PRIMARY KEY (message_id, addr)
+	);
+	CREATE INDEX queue_rcpts_due ON queue_rcpts(state, next_attempt);
+	ALTER TABLE accounts ADD COLUMN scram TEXT NOT NULL DEFAULT '';
+	CREATE TABLE app_passwords (
+		id         INTEGER PRIMARY KEY,
+		account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+		name       TEXT NOT NULL,
+		hash       TEXT NOT NULL,
+		scopes     TEXT NOT NULL,
+		created    INTEGER NOT NULL,
+		UNIQUE (account_id, name)
+	);`,
 }
 
 // migrate brings the schema up to date in one transaction.

@@ -1,0 +1,303 @@
+package smtp
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"posthorn/internal/sasl"
+)
+
+// Client limits on what a server may send us.
+const (
+	maxReplyLine  = 2048 // RFC 5321 §4.5.3.1.5 says 512; be lenient
+	maxReplyLines = 100
+)
+
+// ErrBadReply is returned for a reply that breaks RFC 5321 §4.2's syntax.
+var ErrBadReply = errors.New("smtp: malformed reply")
+
+// Client is an SMTP client session on one connection. It is not safe for
+// concurrent use.
+type Client struct {
+	nc      net.Conn
+	raw     net.Conn
+	br      *bufio.Reader
+	bw      *bufio.Writer
+	ext     map[string]string // EHLO keywords, upper-cased
+	tls     bool
+	timeout time.Duration
+	// Greeting is the server's 220 reply.
+	Greeting Reply
+}
+
+// NewClient reads the greeting on nc. timeout bounds each command.
+func NewClient(nc net.Conn, timeout time.Duration) (*Client, error) {
+	if timeout <= 0 {
+		timeout = 5 * time.Minute
+	}
+	c := &Client{nc: nc, raw: nc, timeout: timeout}
+	c.br = bufio.NewReader(nc)
+	c.bw = bufio.NewWriter(nc)
+	r, err := c.readReply()
+	if err != nil {
+		return nil, err
+	}
+	if r.Code != CodeReady {
+		return nil, r.Err()
+	}
+	c.Greeting = r
+	return c, nil
+}
+
+// Text returns the reply text, lines joined with spaces.
+func (r Reply) Text() string { return strings.Join(r.Lines, " ") }
+
+// Err returns r as an *Error (nil for 2xx and 3xx replies).
+func (r Reply) Err() error {
+	if r.Code < 400 {
+		return nil
+	}
+	enh := r.Enhanced
+	if enh == "" {
+		enh = fmt.Sprintf("%d.0.0", r.Code/100)
+	}
+	return &Error{Code: r.Code, Enhanced: enh, Msg: r.Text()}
+}
+
+func (r Reply) String() string {
+	if r.Enhanced != "" {
+		return fmt.Sprintf("%d %s %s", r.Code, r.Enhanced, r.Text())
+	}
+	return fmt.Sprintf("%d %s", r.Code, r.Text())
+}
+
+// readReply reads one reply, strictly: every line "ddd-" or "ddd ", the
+// same code on every line, no NUL or stray CR, bounded length and count.
+func (c *Client) readReply() (Reply, error) {
+	_ = c.nc.SetReadDeadline(time.Now().Add(c.timeout))
+	var r Reply
+	for n := 0; ; n++ {
+		if n >= maxReplyLines {
+			return r, fmt.Errorf("%w: more than %d lines", ErrBadReply, maxReplyLines)
+		}
+		line, err := c.readLine()
+		if err != nil {
+			return r, err
+		}
+		code, last, text, ok := parseReplyLine(line)
+		if !ok || (n > 0 && code != r.Code) {
+			return r, fmt.Errorf("%w: %q", ErrBadReply, line)
+		}
+		r.Code = code
+		r.Lines = append(r.Lines, text)
+		if last {
+			break
+		}
+	}
+	r.Enhanced, r.Lines = splitEnhanced(r.Code, r.Lines)
+	return r, nil
+}
+
+func (c *Client) readLine() (string, error) {
+	line, err := c.br.ReadSlice('\n')
+	if errors.Is(err, bufio.ErrBufferFull) || len(line) > maxReplyLine {
+		return "", fmt.Errorf("%w: line too long", ErrBadReply)
+	}
+	if err != nil {
+		return "", err
+	}
+	line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))
+	if bytes.ContainsAny(line, "\r\x00") {
+		return "", fmt.Errorf("%w: control characters", ErrBadReply)
+	}
+	return string(line), nil
+}
+
+func parseReplyLine(line string) (code int, last bool, text string, ok bool) {
+	if len(line) < 3 || line[0] < '2' || line[0] > '5' || line[1] < '0' || line[1] > '9' || line[2] < '0' || line[2] > '9' {
+		return 0, false, "", false
+	}
+	code, _ = strconv.Atoi(line[:3])
+	switch {
+	case len(line) == 3:
+		return code, true, "", true
+	case line[3] == ' ':
+		return code, true, line[4:], true
+	case line[3] == '-':
+		return code, false, line[4:], true
+	}
+	return 0, false, "", false
+}
+
+// splitEnhanced takes the RFC 2034 code off every line if the first has one
+// of the reply's class.
+func splitEnhanced(code int, lines []string) (string, []string) {
+	first, _, _ := strings.Cut(lines[0], " ")
+	if !isEnhanced(first, code) {
+		return "", lines
+	}
+	out := make([]string, len(lines))
+	for i, l := range lines {
+		if e, rest, _ := strings.Cut(l, " "); e == first {
+			out[i] = rest
+		} else {
+			out[i] = l
+		}
+	}
+	return first, out
+}
+
+func isEnhanced(s string, code int) bool {
+	p := strings.Split(s, ".")
+	if len(p) != 3 || p[0] != strconv.Itoa(code/100) {
+		return false
+	}
+	for _, x := range p[1:] {
+		if n, err := strconv.Atoi(x); err != nil || n < 0 || n > 999 || x == "" {
+			return false
+		}
+	}
+	return true
+}
+
+// cmd sends one command and reads its reply.
+func (c *Client) cmd(format string, args ...any) (Reply, error) {
+	if err := c.send(format, args...); err != nil {
+		return Reply{}, err
+	}
+	return c.readReply()
+}
+
+func (c *Client) send(format string, args ...any) error {
+	line := fmt.Sprintf(format, args...)
+	if strings.ContainsAny(line, "\r\n") {
+		return errors.New("smtp: CR or LF in a command")
+	}
+	_ = c.nc.SetWriteDeadline(time.Now().Add(c.timeout))
+	if _, err := c.bw.WriteString(line + "\r\n"); err != nil {
+		return err
+	}
+	return c.bw.Flush()
+}
+
+// Hello sends EHLO, or HELO when the server does not know EHLO.
+func (c *Client) Hello(name string) error {
+	r, err := c.cmd("EHLO %s", name)
+	if err != nil {
+		return err
+	}
+	if r.Code == CodeOK {
+		c.ext = map[string]string{}
+		for _, l := range r.Lines[1:] {
+			k, v, _ := strings.Cut(l, " ")
+			c.ext[strings.ToUpper(k)] = v
+		}
+		return nil
+	}
+	if r, err = c.cmd("HELO %s", name); err != nil {
+		return err
+	}
+	c.ext = map[string]string{}
+	return r.Err()
+}
+
+// Ext reports whether the server announced an EHLO keyword, and its value.
+func (c *Client) Ext(name string) (string, bool) {
+	v, ok := c.ext[strings.ToUpper(name)]
+	return v, ok
+}
+
+// TLS reports whether the session is encrypted.
+func (c *Client) TLS() (tls.ConnectionState, bool) {
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		return tc.ConnectionState(), true
+	}
+	return tls.ConnectionState{}, false
+}
+
+// StartTLS upgrades the connection (RFC 3207). Whatever the server sent
+// after its 220 in plaintext is discarded, never read as a TLS-protected
+// reply (response injection, CVE-2011-0411's client side). The caller must
+// send EHLO again.
+func (c *Client) StartTLS(ctx context.Context, cfg *tls.Config) error {
+	r, err := c.cmd("STARTTLS")
+	if err != nil {
+		return err
+	}
+	if r.Code != CodeReady {
+		return r.Err()
+	}
+	tc := tls.Client(c.raw, cfg)
+	_ = tc.SetDeadline(time.Now().Add(c.timeout))
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return fmt.Errorf("smtp: TLS handshake: %w", err)
+	}
+	_ = tc.SetDeadline(time.Time{})
+	c.nc, c.tls = tc, true
+	c.br = bufio.NewReader(tc) // drops buffered plaintext
+	c.bw = bufio.NewWriter(tc)
+	c.ext = nil
+	return nil
+}
+
+// Auth runs a client SASL exchange. step answers each server challenge
+// (nil first, for the initial response).
+func (c *Client) Auth(mech string, step func(challenge []byte) ([]byte, error)) error {
+	ir, err := step(nil)
+	if err != nil {
+		return err
+	}
+	arg := mech
+	if ir != nil {
+		enc := base64.StdEncoding.EncodeToString(ir)
+		if enc == "" {
+			enc = "="
+		}
+		arg += " " + enc
+	}
+	r, err := c.cmd("AUTH %s", arg)
+	for err == nil && r.Code == 334 {
+		ch, derr := base64.StdEncoding.DecodeString(r.Text())
+		if derr != nil {
+			return fmt.Errorf("%w: bad challenge", ErrBadReply)
+		}
+		resp, serr := step(ch)
+		if serr != nil {
+			_, _ = c.cmd("*")
+			return serr
+		}
+		r, err = c.cmd("%s", base64.StdEncoding.EncodeToString(resp))
+	}
+	if err != nil {
+		return err
+	}
+	return r.Err()
+}
+
+// PlainAuth returns a step function for PLAIN.
+func PlainAuth(user, password string) func([]byte) ([]byte, error) {
+	return func(ch []byte) ([]byte, error) {
+		if ch == nil {
+			return sasl.PlainResponse("", user, password), nil
+		}
+		return nil, errors.New("smtp: unexpected PLAIN challenge")
+	}
+}
+
+// Quit ends the session politely and closes the connection.
+func (c *Client) Quit() error {
+	_, _ = c.cmd("QUIT")
+	return c.nc.Close()
+}
+
+// Close closes the connection without QUIT.
+func (c *Client) Close() error { return c.nc.Close() }

@@ -1,0 +1,176 @@
+package smtp
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestClientAgainstServer(t *testing.T) {
+	t.Parallel()
+	b := &fakeBackend{reject: map[string]*Error{"bad@mx.test": {Code: 550, Enhanced: "5.1.1", Msg: "No such user"}}}
+	_, addr := testServer(t, b, nil)
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewClient(nc, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Hello("client.test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.StartTLS(context.Background(), &tls.Config{InsecureSkipVerify: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Hello("client.test"); err != nil {
+		t.Fatal(err)
+	}
+	body := "Subject: t\r\n\r\n.starts with a dot\nbare LF\rbare CR\r\nlast line without CRLF"
+	res, err := c.Send(Envelope{From: "a@client.test", Size: int64(len(body)), Rcpts: []EnvelopeRcpt{{Addr: "me@mx.test"}, {Addr: "bad@mx.test"}}}, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Mail.Code != 250 || res.Rcpts[0].Code != 250 || res.Rcpts[1].Code != 550 || res.Rcpts[1].Enhanced != "5.1.1" || res.Data.Code != 250 {
+		t.Fatalf("result %+v", res)
+	}
+	want := "Subject: t\r\n\r\n.starts with a dot\r\nbare LF\r\nbare CR\r\nlast line without CRLF\r\n"
+	if got := b.messages(); len(got) != 1 || got[0] != want {
+		t.Errorf("server got %q", got)
+	}
+	if _, ok := c.TLS(); !ok {
+		t.Error("not TLS")
+	}
+	if err := c.Quit(); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestClientAllRecipientsRefused(t *testing.T) {
+	t.Parallel()
+	b := &fakeBackend{reject: map[string]*Error{"bad@mx.test": {Code: 550, Enhanced: "5.1.1", Msg: "No"}}}
+	_, addr := testServer(t, b, nil)
+	nc, _ := net.Dial("tcp", addr)
+	c, err := NewClient(nc, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.Hello("x.test")
+	res, err := c.Send(Envelope{From: "a@x.test", Rcpts: []EnvelopeRcpt{{Addr: "bad@mx.test"}}}, strings.NewReader("x\r\n"))
+	if err != nil || res.Rcpts[0].Code != 550 || res.Data.Code != 0 {
+		t.Fatalf("res %+v err %v", res, err)
+	}
+	// The session is still usable.
+	if r, err := c.cmd("NOOP"); err != nil || r.Code != 250 {
+		t.Fatalf("NOOP: %v %v", r, err)
+	}
+}
+
+// scripted runs a fake server that writes each reply after reading a line.
+func scripted(t *testing.T, greeting string, replies ...string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		nc, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer nc.Close()
+		nc.Write([]byte(greeting))
+		br := bufio.NewReader(nc)
+		for _, r := range replies {
+			if _, err := br.ReadString('\n'); err != nil {
+				return
+			}
+			nc.Write([]byte(r))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}()
+	return l.Addr().String()
+}
+
+func TestClientRefusesMalformedReplies(t *testing.T) {
+	t.Parallel()
+	for _, greeting := range []string{
+		"220 ok\x00\r\n",
+		"220-first\r\n221 other code\r\n",
+		"22 short\r\n",
+		"220x\r\n",
+		"220 " + strings.Repeat("a", 5000) + "\r\n",
+		strings.Repeat("220-x\r\n", 200) + "220 x\r\n",
+		"220 a\rb\r\n",
+	} {
+		addr := scripted(t, greeting)
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = NewClient(nc, 2*time.Second)
+		nc.Close()
+		if !errors.Is(err, ErrBadReply) {
+			t.Errorf("greeting %.40q: err %v, want ErrBadReply", greeting, err)
+		}
+	}
+}
+
+func TestClientParsesEnhancedCodes(t *testing.T) {
+	t.Parallel()
+	addr := scripted(t, "220 mx ESMTP\r\n", "250-mx\r\n250-PIPELINING\r\n250 SIZE 1000\r\n", "451-4.7.1 Try\r\n451 4.7.1 again later\r\n")
+	nc, _ := net.Dial("tcp", addr)
+	c, err := NewClient(nc, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Hello("me"); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := c.Ext("size"); !ok || v != "1000" {
+		t.Errorf("SIZE ext %q %v", v, ok)
+	}
+	r, err := c.cmd("NOOP")
+	if err != nil || r.Code != 451 || r.Enhanced != "4.7.1" || r.Text() != "Try again later" {
+		t.Errorf("reply %+v, %v", r, err)
+	}
+	var e *Error
+	if !errors.As(r.Err(), &e) || !e.Temporary() {
+		t.Errorf("Err() = %v", r.Err())
+	}
+}
+
+func TestDotWriter(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"":               ".\r\n",
+		"a":              "a\r\n.\r\n",
+		".\r\n":          "..\r\n.\r\n",
+		"a\r\n.\r\n":     "a\r\n..\r\n.\r\n",
+		"a\n.\nb":        "a\r\n..\r\nb\r\n.\r\n",
+		"a\r.\rb":        "a\r\n..\r\nb\r\n.\r\n",
+		"a\r\r\n.\r\r\n": "a\r\n\r\n..\r\n\r\n.\r\n",
+		"x\r":            "x\r\n.\r\n",
+	} {
+		var sb strings.Builder
+		bw := bufio.NewWriter(&sb)
+		d := &dotWriter{w: bw, bol: true}
+		for i := 0; i < len(in); i++ { // byte at a time: every boundary
+			d.Write([]byte{in[i]})
+		}
+		d.close()
+		bw.Flush()
+		if sb.String() != want {
+			t.Errorf("dotWriter(%q) = %q, want %q", in, sb.String(), want)
+		}
+	}
+}
