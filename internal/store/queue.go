@@ -13,7 +13,8 @@ type Queue interface {
 	// recipients. When it returns nil, both are on stable storage.
 	Enqueue(ctx context.Context, m QueuedMessage, body io.Reader) error
 	// QueueDue returns up to limit messages that have a recipient in state
-	// RcptQueued whose next attempt is due at now.
+	// RcptQueued whose next attempt is due at now, or that have no queued
+	// or held recipient left and every next attempt due (a DSN to retry).
 	QueueDue(ctx context.Context, now time.Time, limit int) ([]QueuedMessage, error)
 	// QueueGet returns one message, ErrNotFound if there is none.
 	QueueGet(ctx context.Context, id string) (QueuedMessage, error)

@@ -107,9 +107,13 @@ const queueCols = `id, sender, envid, ret, utf8, created, size`
 
 // QueueDue implements store.Queue.
 func (s *Store) QueueDue(ctx context.Context, now time.Time, limit int) ([]store.QueuedMessage, error) {
+	// Due: a queued recipient whose time has come, or a finished message
+	// (nothing queued or held) whose DSN is to be retried.
 	return s.queueQuery(ctx, `SELECT `+queueCols+` FROM queue_messages WHERE id IN (
 		SELECT DISTINCT message_id FROM queue_rcpts WHERE state = 'queued' AND next_attempt <= ?)
-		ORDER BY created LIMIT ?`, now.UnixNano(), limit)
+		OR id IN (SELECT message_id FROM queue_rcpts GROUP BY message_id
+			HAVING sum(state IN ('queued', 'held')) = 0 AND max(next_attempt) <= ?)
+		ORDER BY created LIMIT ?`, now.UnixNano(), now.UnixNano(), limit)
 }
 
 // QueueList implements store.Queue.

@@ -1,0 +1,299 @@
+// Package outbound delivers queued mail to other domains' servers: it finds
+// the MX hosts (RFC 5321 §5.1, null MX RFC 7505), tries them in preference
+// order with a random choice among equals, uses STARTTLS when offered
+// (opportunistic, RFC 3207), and reports one result per recipient. It
+// implements queue.Transport and never retries by itself.
+package outbound
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"posthorn/internal/dns"
+	"posthorn/internal/queue"
+	"posthorn/internal/smtp"
+)
+
+// Options configure a Sender.
+type Options struct {
+	Resolver  dns.Resolver
+	Hostname  string // our EHLO name; an MX of this name is a loop
+	Port      int    // destination port, 25 unless testing
+	RelayHost string // "host[:port]": send everything there instead of MX hosts
+
+	ConnectTimeout time.Duration // default 30s
+	CommandTimeout time.Duration // default 5m (RFC 5321 §4.5.3.2)
+	// Dial opens connections; net.Dialer by default.
+	Dial   func(ctx context.Context, network, addr string) (net.Conn, error)
+	Logger *slog.Logger
+}
+
+// Sender implements queue.Transport over SMTP.
+type Sender struct {
+	opts Options
+	log  *slog.Logger
+}
+
+var _ queue.Transport = (*Sender)(nil)
+
+// New validates opts and returns a Sender.
+func New(opts Options) (*Sender, error) {
+	if opts.Resolver == nil && opts.RelayHost == "" {
+		return nil, errors.New("outbound: Resolver is required")
+	}
+	if opts.Hostname == "" {
+		return nil, errors.New("outbound: Hostname is required")
+	}
+	if opts.Port == 0 {
+		opts.Port = 25
+	}
+	if opts.ConnectTimeout <= 0 {
+		opts.ConnectTimeout = 30 * time.Second
+	}
+	if opts.CommandTimeout <= 0 {
+		opts.CommandTimeout = 5 * time.Minute
+	}
+	if opts.Dial == nil {
+		d := &net.Dialer{Timeout: opts.ConnectTimeout}
+		opts.Dial = d.DialContext
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Sender{opts: opts, log: opts.Logger}, nil
+}
+
+// all returns the same result for every recipient.
+func all(env queue.Envelope, code int, enhanced, text string) []queue.Result {
+	out := make([]queue.Result, len(env.Rcpts))
+	for i := range out {
+		out[i] = queue.Result{Code: code, Enhanced: enhanced, Text: text}
+	}
+	return out
+}
+
+// Deliver implements queue.Transport.
+func (s *Sender) Deliver(ctx context.Context, env queue.Envelope, body io.ReaderAt, size int64) []queue.Result {
+	hosts, res := s.route(ctx, env)
+	if res != nil {
+		return res
+	}
+	var last error
+	for _, h := range hosts {
+		addrs, err := s.addrs(ctx, h)
+		if err != nil {
+			last = err
+			continue
+		}
+		for _, a := range addrs {
+			out, err := s.try(ctx, env, h, a, body, size)
+			if err == nil {
+				return out
+			}
+			last = err
+			s.log.Info("outbound attempt failed", "msgid", env.ID, "remote", h.name, "addr", a, "err", err)
+		}
+	}
+	if last == nil {
+		last = errors.New("no address to try")
+	}
+	return all(env, 451, "4.4.1", "no server could be reached: "+last.Error())
+}
+
+// host is one server to try.
+type host struct {
+	name string
+	port int
+}
+
+// route finds the servers for env.Domain, or a result for every recipient
+// when there is nothing to try.
+func (s *Sender) route(ctx context.Context, env queue.Envelope) ([]host, []queue.Result) {
+	if s.opts.RelayHost != "" {
+		name, port := splitHostPort(s.opts.RelayHost, s.opts.Port)
+		return []host{{name, port}}, nil
+	}
+	mxs, err := s.opts.Resolver.LookupMX(ctx, env.Domain)
+	switch {
+	case errors.Is(err, dns.ErrNXDomain):
+		return nil, all(env, 550, "5.1.2", "domain "+env.Domain+" does not exist")
+	case err != nil:
+		return nil, all(env, 451, "4.4.3", "DNS lookup failed: "+err.Error())
+	case len(mxs) == 1 && mxs[0].Host == "":
+		// RFC 7505 §3: a null MX says the domain accepts no mail.
+		return nil, all(env, 556, "5.1.10", "domain "+env.Domain+" does not accept mail (null MX)")
+	case len(mxs) == 0:
+		mxs = []dns.MX{{Host: env.Domain}} // RFC 5321 §5.1: implicit MX
+	}
+	hosts := s.order(mxs)
+	if len(hosts) == 0 {
+		return nil, all(env, 554, "5.4.6", "mail for "+env.Domain+" loops back to myself")
+	}
+	return hosts, nil
+}
+
+// order sorts by preference, shuffles equal preferences (RFC 5321 §5.1)
+// and drops our own name: mail to a domain whose MX is us is a loop.
+func (s *Sender) order(mxs []dns.MX) []host {
+	rand.Shuffle(len(mxs), func(i, j int) { mxs[i], mxs[j] = mxs[j], mxs[i] })
+	slices.SortStableFunc(mxs, func(a, b dns.MX) int { return int(a.Pref) - int(b.Pref) })
+	var out []host
+	for _, m := range mxs {
+		if strings.EqualFold(m.Host, s.opts.Hostname) || m.Host == "" {
+			continue
+		}
+		out = append(out, host{m.Host, s.opts.Port})
+	}
+	return out
+}
+
+func (s *Sender) addrs(ctx context.Context, h host) ([]string, error) {
+	if ip, err := netip.ParseAddr(strings.Trim(h.name, "[]")); err == nil {
+		return []string{net.JoinHostPort(ip.String(), strconv.Itoa(h.port))}, nil
+	}
+	if s.opts.Resolver == nil {
+		return []string{net.JoinHostPort(h.name, strconv.Itoa(h.port))}, nil
+	}
+	ips, err := s.opts.Resolver.LookupIP(ctx, h.name)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", h.name, err)
+	}
+	var out []string
+	for _, ip := range ips {
+		out = append(out, net.JoinHostPort(ip.String(), strconv.Itoa(h.port)))
+	}
+	return out, nil
+}
+
+func splitHostPort(hp string, def int) (string, int) {
+	h, p, err := net.SplitHostPort(hp)
+	if err != nil {
+		return hp, def
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil {
+		return h, def
+	}
+	return h, n
+}
+
+// try runs one session. An error means this server could not take the
+// message and the next one should be tried; refusals are results.
+func (s *Sender) try(ctx context.Context, env queue.Envelope, h host, addr string, body io.ReaderAt, size int64) ([]queue.Result, error) {
+	c, err := s.connect(ctx, h, addr, true)
+	if errors.Is(err, errTLS) {
+		// Opportunistic TLS failed: like Postfix at "may", try once more
+		// in plaintext rather than not at all.
+		c, err = s.connect(ctx, h, addr, false)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer c.Quit()
+	return s.transact(c, env, h, body, size)
+}
+
+var errTLS = errors.New("STARTTLS failed")
+
+// connect dials, reads the greeting, says EHLO and starts TLS if offered.
+func (s *Sender) connect(ctx context.Context, h host, addr string, useTLS bool) (*smtp.Client, error) {
+	dctx, cancel := context.WithTimeout(ctx, s.opts.ConnectTimeout)
+	defer cancel()
+	nc, err := s.opts.Dial(dctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	c, err := smtp.NewClient(nc, s.opts.CommandTimeout)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	if err := c.Hello(s.opts.Hostname); err != nil {
+		c.Close()
+		return nil, err
+	}
+	if _, ok := c.Ext("STARTTLS"); !ok || !useTLS {
+		return c, nil
+	}
+	cfg := &tls.Config{ServerName: h.name, InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}
+	if err := c.StartTLS(ctx, cfg); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("%w: %v", errTLS, err)
+	}
+	if err := c.Hello(s.opts.Hostname); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// transact sends the message and maps replies to per-recipient results.
+func (s *Sender) transact(c *smtp.Client, env queue.Envelope, h host, body io.ReaderAt, size int64) ([]queue.Result, error) {
+	e := smtp.Envelope{From: env.From, Size: size, Body8: has8bit(body, size), UTF8: env.UTF8, Ret: env.Ret, EnvID: env.EnvID}
+	for _, r := range env.Rcpts {
+		e.Rcpts = append(e.Rcpts, smtp.EnvelopeRcpt{Addr: r.Addr, Notify: r.Notify, ORcpt: r.ORcpt})
+	}
+	res, err := c.Send(e, io.NewSectionReader(body, 0, size))
+	if errors.Is(err, smtp.ErrNeedsSMTPUTF8) {
+		return all(env, 553, "5.6.7", h.name+" does not support SMTPUTF8, which this message needs"), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	_, dsn := c.Ext("DSN")
+	return results(env, h.name, res, !dsn), nil
+}
+
+func results(env queue.Envelope, remote string, res smtp.SendResult, relayed bool) []queue.Result {
+	if res.Mail.Code != smtp.CodeOK {
+		return withRemote(all(env, res.Mail.Code, res.Mail.Enhanced, res.Mail.Text()), remote)
+	}
+	out := make([]queue.Result, len(env.Rcpts))
+	for i, r := range res.Rcpts {
+		rep := r
+		if r.Code/100 == 2 {
+			rep = res.Data
+		}
+		if rep.Code == 0 { // DATA never ran: treat as temporary
+			rep = smtp.Reply{Code: 451, Enhanced: "4.4.2", Lines: []string{"transaction ended before DATA"}}
+		}
+		out[i] = queue.Result{Code: rep.Code, Enhanced: rep.Enhanced, Text: rep.Text(), Remote: remote, Relayed: relayed && rep.Code/100 == 2}
+	}
+	return out
+}
+
+func withRemote(rs []queue.Result, remote string) []queue.Result {
+	for i := range rs {
+		rs[i].Remote = remote
+	}
+	return rs
+}
+
+// has8bit reports whether the body has octets over 127.
+func has8bit(body io.ReaderAt, size int64) bool {
+	buf := make([]byte, 32<<10)
+	for off := int64(0); off < size; {
+		n, err := body.ReadAt(buf[:min(int64(len(buf)), size-off)], off)
+		for _, b := range buf[:n] {
+			if b >= 0x80 {
+				return true
+			}
+		}
+		off += int64(n)
+		if err != nil {
+			return false
+		}
+	}
+	return false
+}

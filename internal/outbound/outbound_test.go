@@ -1,0 +1,208 @@
+package outbound
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"io"
+	"math/big"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/foxcpp/go-mockdns"
+
+	"posthorn/internal/dns"
+	"posthorn/internal/queue"
+	"posthorn/internal/smtp"
+	"posthorn/internal/store"
+)
+
+// remote is a peer MTA: our own SMTP server with a recording backend.
+type remote struct {
+	mu     sync.Mutex
+	tls    []bool
+	msgs   []string
+	reject map[string]*smtp.Error
+}
+
+func (r *remote) NewSession(ctx context.Context, c *smtp.ConnInfo) (smtp.Session, error) {
+	return &remoteSession{r: r, c: c}, nil
+}
+
+type remoteSession struct {
+	r *remote
+	c *smtp.ConnInfo
+}
+
+func (s *remoteSession) Mail(context.Context, smtp.Path, smtp.MailOptions) error { return nil }
+func (s *remoteSession) Rcpt(_ context.Context, to smtp.Path, _ smtp.RcptOptions) error {
+	if e := s.r.reject[to.Addr.String()]; e != nil {
+		return e
+	}
+	return nil
+}
+func (s *remoteSession) Data(_ context.Context, rd io.Reader) (string, error) {
+	b, err := io.ReadAll(rd)
+	if err != nil {
+		return "", err
+	}
+	s.r.mu.Lock()
+	defer s.r.mu.Unlock()
+	s.r.msgs = append(s.r.msgs, string(b))
+	s.r.tls = append(s.r.tls, s.c.TLS != nil)
+	return "R1", nil
+}
+func (s *remoteSession) Reset() {}
+func (s *remoteSession) Close() {}
+
+func selfSigned(t *testing.T) *tls.Config {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "mx.remote.test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+}
+
+// startRemote runs a peer on 127.0.0.1 and returns its port.
+func startRemote(t *testing.T, r *remote) int {
+	t.Helper()
+	s, err := smtp.New(smtp.Options{Hostname: "mx.remote.test", Backend: r, TLS: selfSigned(t), DSN: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(l)
+	t.Cleanup(func() { s.Shutdown(context.Background()) })
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func resolver(t *testing.T, zones map[string]mockdns.Zone) dns.Resolver {
+	t.Helper()
+	srv, err := mockdns.NewServerWithLogger(zones, quiet{}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	r, err := dns.New([]string{srv.LocalAddr().String()}, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+type quiet struct{}
+
+func (quiet) Printf(string, ...any) {}
+
+func envelope(domain string, rcpts ...string) queue.Envelope {
+	e := queue.Envelope{ID: "T1", From: "a@mx.test", Domain: domain}
+	for _, r := range rcpts {
+		e.Rcpts = append(e.Rcpts, store.QueuedRcpt{Addr: r})
+	}
+	return e
+}
+
+const body = "Subject: out\r\n\r\nhello\r\n"
+
+func deliver(t *testing.T, s *Sender, env queue.Envelope) []queue.Result {
+	t.Helper()
+	return s.Deliver(context.Background(), env, strings.NewReader(body), int64(len(body)))
+}
+
+func TestDeliverOverSTARTTLSWithPerRecipientResults(t *testing.T) {
+	t.Parallel()
+	r := &remote{reject: map[string]*smtp.Error{
+		"bad@remote.test":  {Code: 550, Enhanced: "5.1.1", Msg: "No such user"},
+		"busy@remote.test": {Code: 450, Enhanced: "4.2.1", Msg: "Try later"},
+	}}
+	port := startRemote(t, r)
+	res := resolver(t, map[string]mockdns.Zone{
+		"remote.test.":    {MX: []net.MX{{Host: "mx.remote.test.", Pref: 10}}},
+		"mx.remote.test.": {A: []string{"127.0.0.1"}},
+	})
+	s, err := New(Options{Resolver: res, Hostname: "mx.test", Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := deliver(t, s, envelope("remote.test", "ok@remote.test", "bad@remote.test", "busy@remote.test"))
+	if out[0].Code != 250 || out[1].Code != 550 || out[1].Enhanced != "5.1.1" || out[2].Code != 450 || out[0].Remote != "mx.remote.test" {
+		t.Fatalf("results %+v", out)
+	}
+	if len(r.msgs) != 1 || r.msgs[0] != body || !r.tls[0] {
+		t.Errorf("remote got %q (tls %v)", r.msgs, r.tls)
+	}
+}
+
+func TestFallsBackToSecondMXAndARecord(t *testing.T) {
+	t.Parallel()
+	r := &remote{}
+	port := startRemote(t, r)
+	// The first MX resolves to an address where nothing listens.
+	res := resolver(t, map[string]mockdns.Zone{
+		"remote.test.":      {MX: []net.MX{{Host: "dead.remote.test.", Pref: 5}, {Host: "mx.remote.test.", Pref: 10}}},
+		"dead.remote.test.": {A: []string{"127.0.0.3"}},
+		"mx.remote.test.":   {A: []string{"127.0.0.1"}},
+		"nomx.test.":        {A: []string{"127.0.0.1"}},
+	})
+	s, _ := New(Options{Resolver: res, Hostname: "mx.test", Port: port, ConnectTimeout: time.Second})
+	if out := deliver(t, s, envelope("remote.test", "a@remote.test")); out[0].Code != 250 {
+		t.Fatalf("second MX: %+v", out)
+	}
+	if out := deliver(t, s, envelope("nomx.test", "a@nomx.test")); out[0].Code != 250 {
+		t.Fatalf("implicit MX: %+v", out)
+	}
+}
+
+func TestRoutingFailures(t *testing.T) {
+	t.Parallel()
+	res := resolver(t, map[string]mockdns.Zone{
+		"null.test.":   {MX: []net.MX{{Host: ".", Pref: 0}}},
+		"broken.test.": {Err: errors.New("servfail")},
+		"loop.test.":   {MX: []net.MX{{Host: "mx.test.", Pref: 10}}},
+		"down.test.":   {A: []string{"127.0.0.3"}},
+	})
+	s, _ := New(Options{Resolver: res, Hostname: "mx.test", Port: 1, ConnectTimeout: time.Second})
+	for _, tc := range []struct {
+		domain   string
+		code     int
+		enhanced string
+	}{
+		{"null.test", 556, "5.1.10"},
+		{"missing.test", 550, "5.1.2"},
+		{"broken.test", 451, "4.4.3"},
+		{"loop.test", 554, "5.4.6"},
+		{"down.test", 451, "4.4.1"},
+	} {
+		out := deliver(t, s, envelope(tc.domain, "x@"+tc.domain, "y@"+tc.domain))
+		for _, r := range out {
+			if r.Code != tc.code || r.Enhanced != tc.enhanced {
+				t.Errorf("%s: %+v, want %d %s", tc.domain, r, tc.code, tc.enhanced)
+			}
+		}
+	}
+}
+
+func TestRelayHost(t *testing.T) {
+	t.Parallel()
+	r := &remote{}
+	port := startRemote(t, r)
+	s, _ := New(Options{Hostname: "mx.test", RelayHost: "127.0.0.1:" + strconv.Itoa(port)})
+	if out := deliver(t, s, envelope("anywhere.test", "a@anywhere.test")); out[0].Code != 250 {
+		t.Fatalf("relay host: %+v", out)
+	}
+}

@@ -1,0 +1,207 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"posthorn/internal/store"
+)
+
+// attempt tries every due recipient of m once, grouped by domain, saves
+// the outcome, and finishes the message when nothing is left to do.
+func (q *Queue) attempt(ctx context.Context, m store.QueuedMessage) {
+	body, err := q.opts.Store.QueueBody(ctx, m.ID)
+	if err != nil {
+		q.bodyLost(ctx, m, err)
+		return
+	}
+	defer body.Close()
+	now := q.opts.Now()
+	groups := dueByDomain(m, now)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var changed []store.QueuedRcpt
+	for domain, idx := range groups {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			env := Envelope{ID: m.ID, From: m.From, EnvID: m.EnvID, Ret: m.Ret, UTF8: m.UTF8, Domain: domain}
+			for _, i := range idx {
+				env.Rcpts = append(env.Rcpts, m.Rcpts[i])
+			}
+			results := q.opts.Transport.Deliver(ctx, env, body, body.Size())
+			mu.Lock()
+			defer mu.Unlock()
+			for k, i := range idx {
+				q.apply(&m, &m.Rcpts[i], result(results, k), now)
+				changed = append(changed, m.Rcpts[i])
+			}
+		}()
+	}
+	wg.Wait()
+	if err := q.opts.Store.QueueUpdate(ctx, m.ID, changed); err != nil {
+		q.log.Error("queue update", "msgid", m.ID, "err", err)
+		return
+	}
+	q.notify(ctx, m, body)
+}
+
+// result guards against a Transport returning too few results.
+func result(rs []Result, i int) Result {
+	if i < len(rs) {
+		return rs[i]
+	}
+	return Result{Code: 451, Enhanced: "4.3.0", Text: "no result from transport"}
+}
+
+// dueByDomain groups the indexes of due recipients by domain.
+func dueByDomain(m store.QueuedMessage, now time.Time) map[string][]int {
+	g := map[string][]int{}
+	for i, r := range m.Rcpts {
+		if r.State == store.RcptQueued && !r.NextAttempt.After(now) {
+			d := strings.ToLower(r.Addr[strings.LastIndexByte(r.Addr, '@')+1:])
+			g[d] = append(g[d], i)
+		}
+	}
+	return g
+}
+
+// apply records one result on a recipient and schedules what follows.
+func (q *Queue) apply(m *store.QueuedMessage, r *store.QueuedRcpt, res Result, now time.Time) {
+	r.Attempts++
+	r.LastAttempt = now
+	r.Code, r.Enhanced, r.Text, r.Remote = res.Code, res.Enhanced, res.Text, res.Remote
+	log := q.log.With("msgid", m.ID, "from", m.From, "rcpt", r.Addr, "code", res.Code, "remote", res.Remote)
+	switch {
+	case res.Code >= 200 && res.Code < 300:
+		r.State = store.RcptDelivered
+		if res.Relayed {
+			r.Text = "relayed: " + r.Text
+		}
+		log.Info("delivered", "attempts", r.Attempts)
+	case res.Code >= 500:
+		r.State = store.RcptFailed
+		log.Info("bounced", "err", res.Text)
+	case now.Sub(m.Created) >= q.opts.Lifetime:
+		r.State = store.RcptFailed
+		r.Enhanced = "4.4.7" // RFC 3463: delivery time expired
+		r.Text = "gave up after " + q.opts.Lifetime.String() + ": " + res.Text
+		log.Info("expired", "err", res.Text)
+	default:
+		r.NextAttempt = now.Add(q.backoff(r.Attempts))
+		log.Info("deferred", "err", res.Text, "retry", r.NextAttempt.Format(time.RFC3339))
+	}
+}
+
+// backoff is MinBackoff doubled per attempt, at most MaxBackoff.
+func (q *Queue) backoff(attempts int) time.Duration {
+	d := q.opts.MinBackoff
+	for i := 1; i < attempts && d < q.opts.MaxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, q.opts.MaxBackoff)
+}
+
+// bodyLost handles a message whose body cannot be read: every pending
+// recipient fails with a clear reason, the sender is told, the rows go.
+func (q *Queue) bodyLost(ctx context.Context, m store.QueuedMessage, err error) {
+	q.log.Error("queue body unreadable", "msgid", m.ID, "err", err)
+	if !errors.Is(err, store.ErrCorrupt) {
+		return // transient: try again at the next scan
+	}
+	now := q.opts.Now()
+	for i := range m.Rcpts {
+		r := &m.Rcpts[i]
+		if r.State == store.RcptQueued || r.State == store.RcptHeld {
+			r.State, r.Code, r.Enhanced, r.LastAttempt = store.RcptFailed, 554, "5.3.0", now
+			r.Text = "message damaged in the queue"
+		}
+	}
+	if err := q.opts.Store.QueueUpdate(ctx, m.ID, m.Rcpts); err != nil {
+		q.log.Error("queue update", "msgid", m.ID, "err", err)
+		return
+	}
+	q.notify(ctx, m, nil)
+}
+
+// Flush makes every queued recipient of id (or of all messages if id is "")
+// due now.
+func (q *Queue) Flush(ctx context.Context, id string) error {
+	return q.setState(ctx, id, func(r *store.QueuedRcpt) bool {
+		if r.State != store.RcptQueued {
+			return false
+		}
+		r.NextAttempt = time.Time{}
+		return true
+	})
+}
+
+// Hold stops delivery attempts for a message until Release.
+func (q *Queue) Hold(ctx context.Context, id string) error {
+	return q.setState(ctx, id, func(r *store.QueuedRcpt) bool {
+		if r.State != store.RcptQueued {
+			return false
+		}
+		r.State = store.RcptHeld
+		return true
+	})
+}
+
+// Release makes a held message deliverable now.
+func (q *Queue) Release(ctx context.Context, id string) error {
+	return q.setState(ctx, id, func(r *store.QueuedRcpt) bool {
+		if r.State != store.RcptHeld {
+			return false
+		}
+		r.State, r.NextAttempt = store.RcptQueued, time.Time{}
+		return true
+	})
+}
+
+func (q *Queue) setState(ctx context.Context, id string, change func(*store.QueuedRcpt) bool) error {
+	var ms []store.QueuedMessage
+	if id == "" {
+		var err error
+		if ms, err = q.opts.Store.QueueList(ctx); err != nil {
+			return err
+		}
+	} else {
+		m, err := q.opts.Store.QueueGet(ctx, id)
+		if err != nil {
+			return fmt.Errorf("queue %s: %w", id, err)
+		}
+		ms = []store.QueuedMessage{m}
+	}
+	for _, m := range ms {
+		var rs []store.QueuedRcpt
+		for i := range m.Rcpts {
+			if change(&m.Rcpts[i]) {
+				rs = append(rs, m.Rcpts[i])
+			}
+		}
+		if len(rs) > 0 {
+			if err := q.opts.Store.QueueUpdate(ctx, m.ID, rs); err != nil {
+				return err
+			}
+		}
+	}
+	q.Wake()
+	return nil
+}
+
+// pending reports whether a recipient still has delivery ahead.
+func pending(r store.QueuedRcpt) bool {
+	return r.State == store.RcptQueued || r.State == store.RcptHeld
+}
+
+func notifies(r store.QueuedRcpt, what string) bool {
+	if len(r.Notify) == 0 {
+		return what == "FAILURE" // RFC 3461 §4.1: the default is FAILURE
+	}
+	return slices.Contains(r.Notify, what)
+}
