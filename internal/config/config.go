@@ -27,8 +27,35 @@ type Config struct {
 	TLS      TLS      `toml:"tls"`
 	SMTP     SMTP     `toml:"smtp"`
 	Delivery Delivery `toml:"delivery"`
+	Auth     Auth     `toml:"auth"`
+	Queue    Queue    `toml:"queue"`
+	Outbound Outbound `toml:"outbound"`
 	DNS      DNS      `toml:"dns"`
 	Store    Store    `toml:"store"`
+}
+
+// Auth limits password guessing on every listener that authenticates.
+type Auth struct {
+	MaxFailures   int      `toml:"max_failures" comment:"Failed logins from one IP address within failure_window before it is blocked."`
+	FailureWindow Duration `toml:"failure_window" comment:"How long a failed login counts against its IP address and account."`
+	BlockTime     Duration `toml:"block_time" comment:"How long a blocked IP address gets 454 4.7.0 (SMTP) or NO (IMAP) without its password being checked."`
+	MaxDelay      Duration `toml:"max_delay" comment:"Longest pause before answering a failed login; pauses grow with each failure (successful logins never wait)."`
+}
+
+// Queue sets the retry schedule of outbound mail.
+type Queue struct {
+	MinBackoff   Duration `toml:"min_backoff" comment:"First retry after a temporary failure; each later retry waits twice as long."`
+	MaxBackoff   Duration `toml:"max_backoff" comment:"Longest wait between two retries."`
+	Lifetime     Duration `toml:"lifetime" comment:"Give up and return the message to its sender after this long."`
+	DelayWarning Duration `toml:"delay_warning" comment:"Tell senders who asked (DSN NOTIFY=DELAY) that their message is delayed after this long."`
+	Workers      int      `toml:"workers" comment:"Deliveries in progress at once."`
+}
+
+// Outbound configures delivery to other servers.
+type Outbound struct {
+	RelayHost      string   `toml:"relay_host" comment:"Send all outbound mail through this server (\"host:port\") instead of the recipients' MX hosts. Empty: use MX records."`
+	Port           int      `toml:"port" comment:"Port of remote MX hosts. Only tests change it."`
+	ConnectTimeout Duration `toml:"connect_timeout" comment:"Timeout to connect to one remote server."`
 }
 
 // Log configures the structured log.
@@ -110,6 +137,20 @@ func Default() Config {
 			ShutdownTimeout:     Duration(30 * time.Second),
 		},
 		Delivery: Delivery{SubaddressSeparator: "+"},
+		Auth: Auth{
+			MaxFailures:   10,
+			FailureWindow: Duration(15 * time.Minute),
+			BlockTime:     Duration(15 * time.Minute),
+			MaxDelay:      Duration(5 * time.Second),
+		},
+		Queue: Queue{
+			MinBackoff:   Duration(5 * time.Minute),
+			MaxBackoff:   Duration(time.Hour),
+			Lifetime:     Duration(5 * 24 * time.Hour),
+			DelayWarning: Duration(4 * time.Hour),
+			Workers:      16,
+		},
+		Outbound: Outbound{Port: 25, ConnectTimeout: Duration(30 * time.Second)},
 		DNS:      DNS{Timeout: Duration(5 * time.Second)},
 		Store:    Store{Backend: "local"},
 	}

@@ -99,11 +99,20 @@ func (s Size) String() string {
 }
 
 // Duration is a [time.Duration] written in TOML as a string such as "30s",
-// "5m", "1h30m" or "250ms". Negative durations are rejected.
+// "5m", "1h30m", "250ms" or "5d" (days). Negative durations are rejected.
 type Duration time.Duration
 
-// UnmarshalText parses text with [time.ParseDuration].
+// UnmarshalText parses text with [time.ParseDuration], plus a "d" (day)
+// unit as a whole number of days ("5d"), which queue lifetimes need.
 func (d *Duration) UnmarshalText(text []byte) error {
+	if days, ok := strings.CutSuffix(string(text), "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 0 || n > 3650 {
+			return fmt.Errorf("invalid duration %q: days must be a whole number from 0 to 3650", text)
+		}
+		*d = Duration(time.Duration(n) * 24 * time.Hour)
+		return nil
+	}
 	v, err := time.ParseDuration(string(text))
 	if err != nil {
 		return fmt.Errorf("%w (write a number with a unit, such as \"30s\", \"5m\" or \"1h30m\")", err)
@@ -123,6 +132,9 @@ func (d Duration) MarshalText() ([]byte, error) {
 // String renders d like [time.Duration.String] without trailing zero
 // components: "5m" rather than "5m0s", "1h30m", "2h", "250ms".
 func (d Duration) String() string {
+	if d >= Duration(24*time.Hour) && d%Duration(24*time.Hour) == 0 {
+		return strconv.FormatInt(int64(d/Duration(24*time.Hour)), 10) + "d"
+	}
 	s := time.Duration(d).String()
 	if t, ok := strings.CutSuffix(s, "m0s"); ok {
 		s = t + "m"

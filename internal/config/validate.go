@@ -29,6 +29,9 @@ func (c *Config) Validate() error {
 	c.TLS.check(&p)
 	c.SMTP.check(&p)
 	c.Delivery.check(&p)
+	c.Auth.check(&p)
+	c.Queue.check(&p)
+	c.Outbound.check(&p)
 	c.DNS.check(&p)
 	c.Store.check(&p)
 	return errors.Join(p...)
@@ -285,4 +288,36 @@ func (s Store) check(p *problems) {
 	default:
 		p.addf("store.backend", "%q is not local or postgres", s.Backend)
 	}
+}
+
+// check validates the login limits.
+func (a Auth) check(p *problems) {
+	atLeast(p, "auth.max_failures", a.MaxFailures, 1)
+	positive(p, "auth.failure_window", a.FailureWindow)
+	positive(p, "auth.block_time", a.BlockTime)
+	positive(p, "auth.max_delay", a.MaxDelay)
+}
+
+// check validates the retry schedule.
+func (q Queue) check(p *problems) {
+	positive(p, "queue.min_backoff", q.MinBackoff)
+	positive(p, "queue.lifetime", q.Lifetime)
+	positive(p, "queue.delay_warning", q.DelayWarning)
+	if q.MaxBackoff < q.MinBackoff {
+		p.addf("queue.max_backoff", "must be at least queue.min_backoff (%v), got %v", q.MinBackoff, q.MaxBackoff)
+	}
+	atLeast(p, "queue.workers", q.Workers, 1)
+}
+
+// check validates the outbound settings.
+func (o Outbound) check(p *problems) {
+	if o.Port < 1 || o.Port > 65535 {
+		p.addf("outbound.port", "must be from 1 to 65535, got %d", o.Port)
+	}
+	if o.RelayHost != "" {
+		if _, err := hostPort(o.RelayHost); err != nil && !validHost(o.RelayHost) {
+			p.addf("outbound.relay_host", "%q is not host or host:port", o.RelayHost)
+		}
+	}
+	positive(p, "outbound.connect_timeout", o.ConnectTimeout)
 }
