@@ -244,3 +244,11 @@ func (d *fakeDir) mustAlias(addr string, targets ...string) {
 	slices.Sort(ts)
 	d.aliases[addr] = slices.Compact(ts)
 }
+
+func (d *fakeDir) mustDisable(addr string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	a := d.accounts[addr]
+	a.Disabled = true
+	d.accounts[addr] = a
+}

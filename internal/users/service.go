@@ -115,7 +115,8 @@ type Resolution struct {
 // remote addresses it reaches. Order of rules: an alias for the exact
 // address, an account, the same two for the address without its
 // sub-address, then the domain's catch-all. It returns ErrNotLocal when the
-// domain is not ours and ErrNoSuchUser when nothing matches.
+// domain is not ours and ErrNoSuchUser when nothing matches, or only
+// disabled accounts do.
 func (s *Service) Resolve(ctx context.Context, local, domain string) (Resolution, error) {
 	addr, err := Canonical(local, domain)
 	if err != nil {
@@ -212,13 +213,18 @@ func (r *resolver) targets(ctx context.Context, key, self string, depth int) (bo
 
 func (r *resolver) account(ctx context.Context, addr string) (bool, error) {
 	a, err := r.s.dir.Account(ctx, addr)
-	if errors.Is(err, ErrNotFound) || err == nil && a.Disabled {
+	if errors.Is(err, ErrNotFound) {
 		return false, nil
 	}
 	if err != nil {
 		return false, err
 	}
-	r.add(&r.res.Accounts, addr)
+	// A disabled account still matches its address: it receives nothing,
+	// but the rules stop here, so its mail is refused instead of falling
+	// through to the domain's catch-all (someone else's mailbox).
+	if !a.Disabled {
+		r.add(&r.res.Accounts, addr)
+	}
 	return true, nil
 }
 
