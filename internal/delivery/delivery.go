@@ -13,6 +13,7 @@ import (
 	"crypto/rand"
 	"encoding/base32"
 	"errors"
+	"io"
 	"log/slog"
 	"os"
 	"syscall"
@@ -23,11 +24,21 @@ import (
 	"posthorn/internal/users"
 )
 
+// Queue takes mail that cannot be delivered here and now: recipients in
+// other domains, and local copies whose delivery failed. It is
+// implemented by package queue.
+type Queue interface {
+	Enqueue(ctx context.Context, m store.QueuedMessage, body io.Reader) (string, error)
+}
+
 // Options configure a Router.
 type Options struct {
 	Hostname string
 	Users    *users.Service
 	Store    store.Mail
+	// Queue, if set, makes relaying (submission, forwarding aliases) and
+	// retried local delivery possible. Without it they get 451.
+	Queue Queue
 	// TempDir holds a message while it arrives, before it is delivered.
 	TempDir string
 	// Limits on the header section (see config.SMTP).
@@ -81,9 +92,32 @@ func New(opts Options) (*Router, error) {
 	return &Router{opts: opts, log: log}, nil
 }
 
+// Modes of a session, from the listener it came in on.
+type mode int
+
+const (
+	modeMTA    mode = iota // port 25: mail for our domains only
+	modeSubmit             // 587/465: authenticated users send anywhere (RFC 6409)
+	modeLocal              // the sendmail socket: local users, trusted by uid
+)
+
+func modeOf(service string) mode {
+	switch service {
+	case "submission", "submissions":
+		return modeSubmit
+	case "local":
+		return modeLocal
+	}
+	return modeMTA
+}
+
 // NewSession implements smtp.Backend.
 func (r *Router) NewSession(ctx context.Context, c *smtp.ConnInfo) (smtp.Session, error) {
-	return &session{r: r, conn: c, log: r.log.With("cid", c.ID, "remote", c.Remote.Addr().String())}, nil
+	remote := "local"
+	if c.Remote.IsValid() {
+		remote = c.Remote.Addr().String()
+	}
+	return &session{r: r, conn: c, mode: modeOf(c.Service), log: r.log.With("cid", c.ID, "remote", remote)}, nil
 }
 
 // Replies of the inbound policy.
@@ -92,6 +126,9 @@ var (
 	errNoSuchUser  = &smtp.Error{Code: 550, Enhanced: "5.1.1", Msg: "No such user here"}
 	errAliasLoop   = &smtp.Error{Code: 550, Enhanced: "5.4.6", Msg: "Alias expansion loop"}
 	errNoForward   = &smtp.Error{Code: 451, Enhanced: "4.3.0", Msg: "Forwarding to other domains is not available, try again later"}
+	errNotOwner    = &smtp.Error{Code: 553, Enhanced: "5.7.1", Msg: "Sender address not owned by the authenticated user"}
+	errFromHeader  = &smtp.Error{Code: 553, Enhanced: "5.7.1", Msg: "From header does not match the authenticated user"}
+	errBlocked     = &smtp.Error{Code: 454, Enhanced: "4.7.0", Msg: "Too many failed logins, try again later"}
 	errTempFail    = &smtp.Error{Code: 451, Enhanced: "4.3.0", Msg: "Local error in processing, try again later"}
 	errStorage     = &smtp.Error{Code: 452, Enhanced: "4.3.1", Msg: "Insufficient system storage"}
 	errTooManyHops = &smtp.Error{Code: 554, Enhanced: "5.4.6", Msg: "Too many hops: mail loop?"}

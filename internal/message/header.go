@@ -26,6 +26,8 @@ type HeaderInfo struct {
 	Received    int      // Received fields: the hop count (RFC 5321 §6.3)
 	DeliveredTo []string // Delivered-To values, lower-cased (loop detection)
 	MessageID   string   // Message-ID value, for logs
+	From        []string // From field values (at most a few)
+	HasDate     bool     // a Date field was seen
 	Complete    bool     // the end of the header section was seen
 }
 
@@ -158,6 +160,12 @@ func (f *Filter) note(name string, value []byte) {
 		if f.Info.MessageID == "" {
 			f.Info.MessageID = unfold(value)
 		}
+	case "from":
+		if len(f.Info.From) < 8 {
+			f.Info.From = append(f.Info.From, unfold(value))
+		}
+	case "date":
+		f.Info.HasDate = true
 	}
 }
 

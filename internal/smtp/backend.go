@@ -58,6 +58,7 @@ type ConnInfo struct {
 	ESMTP    bool           // the client used EHLO
 	TLS      *tls.ConnectionState
 	Auth     string // authenticated identity, "" before AUTH
+	PeerUID  int    // uid of the process on a unix socket, -1 otherwise
 	Hostname string // our hostname, as announced in the greeting
 }
 

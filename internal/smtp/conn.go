@@ -55,6 +55,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 		Local:    addrPort(nc.LocalAddr()),
 		Remote:   addrPort(nc.RemoteAddr()),
 		Hostname: s.opts.Hostname,
+		PeerUID:  peerUID(nc),
 	}
 	c.log = s.log.With("cid", c.info.ID, "remote", c.info.Remote.String(), "service", s.opts.Service)
 	size := max(4096, s.opts.MaxCommandLength+2)

@@ -24,8 +24,18 @@ var (
 type Account struct {
 	Address      string    // canonical local@domain
 	PasswordHash string    // PHC string ($argon2id$…) or bcrypt ($2b$…)
+	SCRAM        string    // SCRAM-SHA-256 stored credentials (sasl.SCRAMCredentials), "" if none
 	Created      time.Time //
 	Disabled     bool      // a disabled account receives no mail and cannot log in
+}
+
+// AppPassword is an extra password for one account, limited to some
+// protocols, so that a phone's IMAP password cannot send mail, say.
+type AppPassword struct {
+	Name    string   // label chosen by the user, unique per account
+	Hash    string   // argon2id PHC string
+	Scopes  []string // protocols: "smtp", "imap", "pop3"
+	Created time.Time
 }
 
 // Alias maps one address, or a whole domain ("@domain", catch-all), to
@@ -47,8 +57,12 @@ type Directory interface {
 	AddAccount(ctx context.Context, a Account) error // ErrExists
 	Account(ctx context.Context, address string) (Account, error)
 	Accounts(ctx context.Context, domain string) ([]Account, error) // "" lists all
-	SetPassword(ctx context.Context, address, hash string) error
+	SetPassword(ctx context.Context, address, hash, scram string) error
 	DeleteAccount(ctx context.Context, address string) error
+
+	AddAppPassword(ctx context.Context, address string, p AppPassword) error // ErrExists
+	AppPasswords(ctx context.Context, address string) ([]AppPassword, error)
+	DeleteAppPassword(ctx context.Context, address, name string) error
 
 	AddAlias(ctx context.Context, address, target string) error    // ErrExists
 	DeleteAlias(ctx context.Context, address, target string) error // target "" deletes all targets

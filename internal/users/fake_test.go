@@ -16,6 +16,7 @@ type fakeDir struct {
 	domains  map[string]bool
 	accounts map[string]Account
 	aliases  map[string][]string // address → targets, sorted
+	apps     map[string][]AppPassword
 	fail     func(op string) error
 }
 
@@ -26,6 +27,7 @@ func newFakeDir() *fakeDir {
 		domains:  make(map[string]bool),
 		accounts: make(map[string]Account),
 		aliases:  make(map[string][]string),
+		apps:     make(map[string][]AppPassword),
 	}
 }
 
@@ -128,7 +130,7 @@ func (d *fakeDir) Accounts(_ context.Context, domain string) ([]Account, error) 
 	return out, nil
 }
 
-func (d *fakeDir) SetPassword(_ context.Context, address, hash string) error {
+func (d *fakeDir) SetPassword(_ context.Context, address, hash, scram string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if err := d.check("SetPassword"); err != nil {
@@ -138,8 +140,46 @@ func (d *fakeDir) SetPassword(_ context.Context, address, hash string) error {
 	if !ok {
 		return ErrNotFound
 	}
-	a.PasswordHash = hash
+	a.PasswordHash, a.SCRAM = hash, scram
 	d.accounts[address] = a
+	return nil
+}
+
+func (d *fakeDir) AddAppPassword(_ context.Context, address string, p AppPassword) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.check("AddAppPassword"); err != nil {
+		return err
+	}
+	if _, ok := d.accounts[address]; !ok {
+		return ErrNotFound
+	}
+	for _, q := range d.apps[address] {
+		if q.Name == p.Name {
+			return ErrExists
+		}
+	}
+	d.apps[address] = append(d.apps[address], p)
+	return nil
+}
+
+func (d *fakeDir) AppPasswords(_ context.Context, address string) ([]AppPassword, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.check("AppPasswords"); err != nil {
+		return nil, err
+	}
+	return slices.Clone(d.apps[address]), nil
+}
+
+func (d *fakeDir) DeleteAppPassword(_ context.Context, address, name string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	i := slices.IndexFunc(d.apps[address], func(p AppPassword) bool { return p.Name == name })
+	if i < 0 {
+		return ErrNotFound
+	}
+	d.apps[address] = slices.Delete(d.apps[address], i, i+1)
 	return nil
 }
 

@@ -23,6 +23,14 @@ const (
 	saltLen      = 16
 	// MaxPasswordLen bounds what we hash: longer inputs are refused.
 	MaxPasswordLen = 1024
+
+	// Cost caps for stored hashes (imported ones may ask for anything):
+	// one verification must never take much memory or time, or a burst
+	// of wrong passwords could exhaust the server. Hashes above the caps
+	// are refused as ErrBadHash; rehash such accounts with user passwd.
+	maxArgonMemory = 256 * 1024 // KiB
+	maxArgonTime   = 10
+	maxBcryptCost  = 14
 )
 
 var b64 = base64.RawStdEncoding
@@ -54,6 +62,9 @@ func CheckPassword(hash, pw string) (bool, error) {
 	case strings.HasPrefix(hash, "$argon2id$"):
 		return checkArgon2id(hash, pw)
 	case strings.HasPrefix(hash, "$2a$"), strings.HasPrefix(hash, "$2b$"), strings.HasPrefix(hash, "$2y$"):
+		if cost, err := bcrypt.Cost([]byte(hash)); err != nil || cost > maxBcryptCost {
+			return false, ErrBadHash
+		}
 		err := bcrypt.CompareHashAndPassword([]byte(hash), []byte(pw))
 		if errors.Is(err, bcrypt.ErrMismatchedHashAndPassword) {
 			return false, nil
@@ -75,7 +86,7 @@ func checkArgon2id(hash, pw string) (bool, error) {
 	if _, err := fmt.Sscanf(f[2], "v=%d", &v); err != nil || v != argon2.Version {
 		return false, ErrBadHash
 	}
-	if _, err := fmt.Sscanf(f[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil || m == 0 || m > 1<<21 || t == 0 || t > 64 || p == 0 {
+	if _, err := fmt.Sscanf(f[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil || m == 0 || m > maxArgonMemory || t == 0 || t > maxArgonTime || p == 0 || p > 16 {
 		return false, ErrBadHash
 	}
 	salt, err1 := b64.DecodeString(f[4])

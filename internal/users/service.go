@@ -30,14 +30,19 @@ type Options struct {
 	// SubaddressSeparator lists the characters that start a sub-address
 	// ("+": user+tag@domain reaches user@domain). Empty disables it.
 	SubaddressSeparator string
-	Logger              *slog.Logger
+	// Guard limits failed logins; one Guard should be shared by every
+	// Service of a process. Nil gets a Guard with default limits.
+	Guard  *Guard
+	Logger *slog.Logger
 }
 
 // Service applies the address and account rules on a Directory.
 type Service struct {
-	dir Directory
-	sep string
-	log *slog.Logger
+	dir   Directory
+	sep   string
+	log   *slog.Logger
+	guard *Guard
+	slots chan struct{}
 }
 
 // New returns a Service.
@@ -52,7 +57,12 @@ func New(opts Options) (*Service, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{dir: opts.Directory, sep: opts.SubaddressSeparator, log: log}, nil
+	g := opts.Guard
+	if g == nil {
+		g = NewGuard(GuardOptions{})
+	}
+	return &Service{dir: opts.Directory, sep: opts.SubaddressSeparator, log: log, guard: g,
+		slots: make(chan struct{}, verifySlots)}, nil
 }
 
 // Directory returns the underlying directory.
@@ -142,10 +152,11 @@ func (s *Service) Resolve(ctx context.Context, local, domain string) (Resolution
 func DomainOf(addr string) string { _, d := Split(addr); return d }
 
 type resolver struct {
-	s    *Service
-	seen map[string]bool
-	res  Resolution
-	n    int
+	s          *Service
+	seen       map[string]bool
+	res        Resolution
+	n          int
+	noCatchAll bool
 }
 
 // expand resolves addr; found reports whether any rule matched it.
@@ -173,6 +184,9 @@ func (r *resolver) expand(ctx context.Context, addr string, depth int) (found bo
 		if found, err := r.exact(ctx, base+"@"+domain, depth); found || err != nil {
 			return found, err
 		}
+	}
+	if r.noCatchAll {
+		return false, nil
 	}
 	return r.targets(ctx, "@"+domain, addr, depth)
 }

@@ -55,8 +55,8 @@ func (s *Store) AddAccount(ctx context.Context, a users.Account) error {
 		return fmt.Errorf("local: create maildir: %w", classify(err))
 	}
 	return s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.Exec(`INSERT INTO accounts(address, domain, password, maildir, created, disabled) VALUES (?, ?, ?, ?, ?, ?)`,
-			a.Address, users.DomainOf(a.Address), a.PasswordHash, rel, a.Created.Unix(), a.Disabled)
+		res, err := tx.Exec(`INSERT INTO accounts(address, domain, password, scram, maildir, created, disabled) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			a.Address, users.DomainOf(a.Address), a.PasswordHash, a.SCRAM, rel, a.Created.Unix(), a.Disabled)
 		if err != nil {
 			return uniqueErr(err)
 		}
@@ -86,7 +86,7 @@ func (s *Store) makeFolders(rel string) error {
 
 // Account implements users.Directory.
 func (s *Store) Account(ctx context.Context, address string) (users.Account, error) {
-	row := s.rdb.QueryRowContext(ctx, `SELECT address, password, created, disabled FROM accounts WHERE address = ?`, address)
+	row := s.rdb.QueryRowContext(ctx, `SELECT address, password, scram, created, disabled FROM accounts WHERE address = ?`, address)
 	a, err := scanAccount(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return a, users.ErrNotFound
@@ -96,7 +96,7 @@ func (s *Store) Account(ctx context.Context, address string) (users.Account, err
 
 // Accounts implements users.Directory.
 func (s *Store) Accounts(ctx context.Context, domain string) ([]users.Account, error) {
-	q := `SELECT address, password, created, disabled FROM accounts WHERE ? = '' OR domain = ? ORDER BY address`
+	q := `SELECT address, password, scram, created, disabled FROM accounts WHERE ? = '' OR domain = ? ORDER BY address`
 	rows, err := s.rdb.QueryContext(ctx, q, domain, domain)
 	if err != nil {
 		return nil, err
@@ -116,15 +116,57 @@ func (s *Store) Accounts(ctx context.Context, domain string) ([]users.Account, e
 func scanAccount(r interface{ Scan(...any) error }) (users.Account, error) {
 	var a users.Account
 	var created int64
-	err := r.Scan(&a.Address, &a.PasswordHash, &created, &a.Disabled)
+	err := r.Scan(&a.Address, &a.PasswordHash, &a.SCRAM, &created, &a.Disabled)
 	a.Created = time.Unix(created, 0).UTC()
 	return a, err
 }
 
 // SetPassword implements users.Directory.
-func (s *Store) SetPassword(ctx context.Context, address, hash string) error {
+func (s *Store) SetPassword(ctx context.Context, address, hash, scram string) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
-		return affected(tx.Exec(`UPDATE accounts SET password = ? WHERE address = ?`, hash, address))
+		return affected(tx.Exec(`UPDATE accounts SET password = ?, scram = ? WHERE address = ?`, hash, scram, address))
+	})
+}
+
+// AddAppPassword implements users.Directory.
+func (s *Store) AddAppPassword(ctx context.Context, address string, p users.AppPassword) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		id, err := accountID(tx, address)
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(`INSERT INTO app_passwords(account_id, name, hash, scopes, created) VALUES (?, ?, ?, ?, ?)`,
+			id, p.Name, p.Hash, strings.Join(p.Scopes, ","), p.Created.Unix())
+		return uniqueErr(err)
+	})
+}
+
+// AppPasswords implements users.Directory.
+func (s *Store) AppPasswords(ctx context.Context, address string) ([]users.AppPassword, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT p.name, p.hash, p.scopes, p.created FROM app_passwords p
+		JOIN accounts a ON a.id = p.account_id WHERE a.address = ? ORDER BY p.name`, address)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []users.AppPassword
+	for rows.Next() {
+		var p users.AppPassword
+		var scopes string
+		var created int64
+		if err := rows.Scan(&p.Name, &p.Hash, &scopes, &created); err != nil {
+			return nil, err
+		}
+		p.Scopes, p.Created = strings.Split(scopes, ","), time.Unix(created, 0).UTC()
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// DeleteAppPassword implements users.Directory.
+func (s *Store) DeleteAppPassword(ctx context.Context, address, name string) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		return affected(tx.Exec(`DELETE FROM app_passwords WHERE name = ? AND account_id = (SELECT id FROM accounts WHERE address = ?)`, name, address))
 	})
 }
 

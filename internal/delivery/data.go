@@ -1,0 +1,270 @@
+package delivery
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/mail"
+	"os"
+	"slices"
+	"time"
+
+	"posthorn/internal/message"
+	"posthorn/internal/smtp"
+	"posthorn/internal/store"
+)
+
+var selfUID = os.Getuid()
+
+// Data stages the message in a temporary file (not fsynced: it is never the
+// only copy of acknowledged mail), checks it, then delivers local copies
+// and queues the rest, returning only when all of it is durable.
+func (s *session) Data(ctx context.Context, r io.Reader) (string, error) {
+	id := newID()
+	stage, info, err := s.stage(r)
+	if stage != nil {
+		defer os.Remove(stage.Name())
+		defer stage.Close()
+	}
+	if err != nil {
+		return "", err
+	}
+	log := s.log.With("msgid", id, "from", s.from.String())
+	if err := s.checkHeader(ctx, info); err != nil {
+		log.Info("message refused", "code", err.Code, "err", err.Msg)
+		return "", err
+	}
+	size, err := stage.Seek(0, io.SeekEnd)
+	if err != nil {
+		return "", errTempFail.Wrap(err)
+	}
+	added := s.addedFields(id, info)
+	log.Info("received", "size", size, "rcpts", len(s.rcpts), "message_id", info.MessageID, "proto", s.conn.Protocol(s.mopts.UTF8), "account", s.conn.Auth)
+	return id, s.dispatch(ctx, log, id, added, stage, size)
+}
+
+// stage copies the message into a temporary file through the header filter.
+func (s *session) stage(r io.Reader) (*os.File, message.HeaderInfo, error) {
+	f, err := os.CreateTemp(s.r.opts.TempDir, "in-*")
+	if err != nil {
+		return nil, message.HeaderInfo{}, storageErr(err)
+	}
+	bw := bufio.NewWriterSize(f, 64<<10)
+	flt := &message.Filter{
+		W: bw, MaxBytes: s.r.opts.MaxHeaderBytes, MaxCount: s.r.opts.MaxHeaders,
+		// RFC 5321 §4.4: Return-Path is added at final delivery; any the
+		// message brings along is stale or forged.
+		Drop: func(name string) bool { return name == "return-path" },
+	}
+	_, err = io.Copy(flt, r)
+	if err == nil {
+		err = flt.Close()
+	}
+	if err == nil {
+		err = bw.Flush()
+	}
+	return f, flt.Info, s.stageErr(err)
+}
+
+// stageErr maps a failure while receiving: input-rule errors from the wire
+// come back unchanged, header limits get their reply, the rest is ours.
+func (s *session) stageErr(err error) error {
+	var se *smtp.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &se):
+		return se
+	case errors.Is(err, message.ErrHeaderTooBig):
+		return errHeaderBig
+	case errors.Is(err, message.ErrTooManyHeaders):
+		return errHeaderMany
+	}
+	return storageErr(err)
+}
+
+// checkHeader refuses loops, too many hops (RFC 5321 §6.3) or a
+// Delivered-To of an account we are about to deliver to again, and, on
+// submission, a From that is not the user's.
+func (s *session) checkHeader(ctx context.Context, info message.HeaderInfo) *smtp.Error {
+	if info.Received > s.r.opts.MaxReceived {
+		return errTooManyHops
+	}
+	for _, rc := range s.rcpts {
+		for _, acct := range rc.accounts {
+			if slices.Contains(info.DeliveredTo, acct) {
+				return errLoop
+			}
+		}
+	}
+	if s.mode == modeSubmit {
+		return s.checkFrom(ctx, info.From)
+	}
+	return nil
+}
+
+// checkFrom requires every address of every From field to be the
+// authenticated user's (RFC 6409 §8 lets an MSA enforce this).
+func (s *session) checkFrom(ctx context.Context, froms []string) *smtp.Error {
+	for _, f := range froms {
+		list, err := mail.ParseAddressList(f)
+		if err != nil {
+			return errFromHeader.Wrap(err)
+		}
+		for _, a := range list {
+			ok, err := s.r.opts.Users.Owns(ctx, s.conn.Auth, a.Address)
+			if err != nil {
+				return errTempFail.Wrap(err)
+			}
+			if !ok {
+				s.log.Info("From header refused", "account", s.conn.Auth, "from_header", a.Address)
+				return errFromHeader
+			}
+		}
+	}
+	return nil
+}
+
+// addedFields are the header fields an MSA adds when missing (RFC 6409
+// §8.2, §8.3): Message-ID and Date, and From from the envelope.
+func (s *session) addedFields(id string, info message.HeaderInfo) []byte {
+	if s.mode == modeMTA {
+		return nil
+	}
+	var b bytes.Buffer
+	if len(info.From) == 0 && !s.from.Null {
+		fmt.Fprintf(&b, "From: <%s>\r\n", s.from.Addr.String())
+	}
+	if info.MessageID == "" {
+		fmt.Fprintf(&b, "Message-ID: <%s@%s>\r\n", id, s.r.opts.Hostname)
+	}
+	if !info.HasDate {
+		fmt.Fprintf(&b, "Date: %s\r\n", s.r.opts.Now().Format(message.DateLayout))
+	}
+	return b.Bytes()
+}
+
+// dispatch delivers local copies, then queues remote recipients and any
+// local copy that failed. Either way the message is durable before it
+// returns nil; only when queueing fails too does the client get a 4xx.
+func (s *session) dispatch(ctx context.Context, log *slog.Logger, id string, added []byte, body *os.File, size int64) error {
+	now := s.r.opts.Now()
+	locals, rcptOf, notify := s.localCopies(id, added, body, size, now)
+	errs := s.r.opts.Store.Deliver(ctx, locals)
+	var queued []store.QueuedRcpt
+	var delivered []store.QueuedRcpt
+	var lastErr error
+	for i, err := range errs {
+		if err != nil {
+			log.Error("local delivery failed, queueing it", "rcpt", rcptOf[i].addr.String(), "account", locals[i].Account, "err", err)
+			queued = append(queued, queuedRcpt(locals[i].Account, rcptOf[i].opts))
+			lastErr = err
+			continue
+		}
+		log.Info("delivered", "rcpt", rcptOf[i].addr.String(), "account", locals[i].Account, "mailbox", "INBOX")
+		if notify[i] {
+			delivered = append(delivered, queuedRcpt(rcptOf[i].addr.String(), rcptOf[i].opts))
+		}
+	}
+	for _, rc := range s.rcpts {
+		for _, addr := range rc.remote {
+			queued = append(queued, queuedRcpt(addr, rc.opts))
+		}
+	}
+	if len(queued) > 0 {
+		if err := s.enqueue(ctx, log, id, added, body, size, now, queued); err != nil {
+			if lastErr == nil {
+				lastErr = err
+			}
+			return storageErr(lastErr)
+		}
+	}
+	s.r.successDSN(ctx, s.from, s.mopts, id, delivered)
+	return nil
+}
+
+func queuedRcpt(addr string, o smtp.RcptOptions) store.QueuedRcpt {
+	return store.QueuedRcpt{Addr: addr, Notify: o.Notify, ORcpt: o.ORcpt}
+}
+
+// localCopies builds one delivery per distinct account, with its trace
+// fields. rcptOf gives the RCPT each came from; notify whether that RCPT
+// asked for a success DSN.
+func (s *session) localCopies(id string, added []byte, body *os.File, size int64, now time.Time) ([]store.Delivery, []recipient, []bool) {
+	var ds []store.Delivery
+	var rcptOf []recipient
+	var notify []bool
+	seen := map[string]bool{}
+	for _, rc := range s.rcpts {
+		for _, acct := range rc.accounts {
+			if seen[acct] {
+				continue
+			}
+			seen[acct] = true
+			hdr := append(message.TraceFields(s.trace(id, rc.addr.String(), acct, now)), added...)
+			ds = append(ds, store.Delivery{Account: acct, Mailbox: "INBOX", Date: now, Header: hdr, Body: body, BodySize: size})
+			rcptOf = append(rcptOf, rc)
+			notify = append(notify, slices.Contains(rc.opts.Notify, "SUCCESS"))
+		}
+	}
+	return ds, rcptOf, notify
+}
+
+// enqueue stores one queue message for rcpts: our Received field, the
+// added fields, then the message.
+func (s *session) enqueue(ctx context.Context, log *slog.Logger, id string, added []byte, body *os.File, size int64, now time.Time, rcpts []store.QueuedRcpt) error {
+	if s.r.opts.Queue == nil {
+		return errNoForward
+	}
+	forRcpt := ""
+	if len(rcpts) == 1 {
+		forRcpt = rcpts[0].Addr
+	}
+	t := s.trace(id, forRcpt, "", now)
+	prefix := append([]byte(message.Received(t)), added...)
+	m := store.QueuedMessage{ID: id, From: t.From, EnvID: s.mopts.EnvID, Ret: s.mopts.Ret, UTF8: s.mopts.UTF8,
+		Created: now, Size: int64(len(prefix)) + size, Rcpts: rcpts}
+	content := io.MultiReader(bytes.NewReader(prefix), io.NewSectionReader(body, 0, size))
+	if _, err := s.r.opts.Queue.Enqueue(ctx, m, content); err != nil {
+		log.Error("queueing failed", "err", err)
+		return err
+	}
+	return nil
+}
+
+func (s *session) trace(id, rcpt, acct string, now time.Time) message.Trace {
+	remote := "127.0.0.1"
+	if s.conn.Remote.IsValid() {
+		remote = s.conn.Remote.Addr().Unmap().String()
+	}
+	t := message.Trace{
+		From: s.from.Addr.String(), Recipient: rcpt, Account: acct,
+		HELO: s.conn.HELO, RemoteIP: remote,
+		By: s.r.opts.Hostname, With: s.conn.Protocol(s.mopts.UTF8), ID: id, Time: now,
+	}
+	if s.from.Null {
+		t.From = ""
+	}
+	if st := s.conn.TLS; st != nil {
+		t.TLSVersion = tlsVersion(st.Version)
+		t.TLSCipher = tlsCipher(st.CipherSuite)
+	}
+	return t
+}
+
+// storageErr turns a storage failure into the client reply: 452 4.3.1 when
+// out of space, else 451 4.3.0. The cause is kept for the log.
+func storageErr(err error) *smtp.Error {
+	var se *smtp.Error
+	if errors.As(err, &se) {
+		return se
+	}
+	if errors.Is(err, store.ErrFull) || isNoSpace(err) {
+		return errStorage.Wrap(err)
+	}
+	return errTempFail.Wrap(fmt.Errorf("delivery: %w", err))
+}

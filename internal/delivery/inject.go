@@ -1,0 +1,169 @@
+package delivery
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"strings"
+
+	"posthorn/internal/message"
+	"posthorn/internal/queue"
+	"posthorn/internal/smtp"
+	"posthorn/internal/store"
+	"posthorn/internal/users"
+)
+
+var (
+	_ queue.Injector  = (*Router)(nil)
+	_ queue.Transport = Transport{}
+)
+
+// Inject delivers a message we made ourselves (a DSN) to each address:
+// locally when it is ours, through the queue otherwise. Mail for a local
+// address that does not exist is dropped with a log line: it is a report
+// about a report, and nobody could read it.
+func (r *Router) Inject(ctx context.Context, from string, to []string, msg []byte) error {
+	var remote []store.QueuedRcpt
+	var lastErr error
+	id := newID()
+	for _, addr := range to {
+		local, domain := users.Split(addr)
+		res, err := r.opts.Users.Resolve(ctx, local, domain)
+		switch {
+		case errors.Is(err, users.ErrNotLocal):
+			remote = append(remote, store.QueuedRcpt{Addr: addr})
+			continue
+		case errors.Is(err, users.ErrNoSuchUser), errors.Is(err, users.ErrAliasLoop):
+			r.log.Warn("dropping generated message for unknown local address", "msgid", id, "rcpt", addr)
+			continue
+		case err != nil:
+			lastErr = err
+			continue
+		}
+		for _, a := range res.Remote {
+			remote = append(remote, store.QueuedRcpt{Addr: a})
+		}
+		for _, acct := range res.Accounts {
+			if err := r.deliverLocal(ctx, id, from, acct, bytes.NewReader(msg), int64(len(msg))); err != nil {
+				remote = append(remote, store.QueuedRcpt{Addr: acct}) // retry through the queue
+			}
+		}
+	}
+	if len(remote) > 0 {
+		if r.opts.Queue == nil {
+			return errNoForward
+		}
+		m := store.QueuedMessage{ID: id, From: from, Created: r.opts.Now(), Size: int64(len(msg)), Rcpts: remote}
+		if _, err := r.opts.Queue.Enqueue(ctx, m, bytes.NewReader(msg)); err != nil {
+			return err
+		}
+	}
+	return lastErr
+}
+
+// deliverLocal writes one copy of an already complete message (it has its
+// Received fields) into an account's INBOX, adding Return-Path and
+// Delivered-To.
+func (r *Router) deliverLocal(ctx context.Context, id, from, acct string, body io.ReaderAt, size int64) error {
+	var h bytes.Buffer
+	h.WriteString("Return-Path: <" + from + ">\r\nDelivered-To: " + acct + "\r\n")
+	d := store.Delivery{Account: acct, Mailbox: "INBOX", Date: r.opts.Now(), Header: h.Bytes(), Body: body, BodySize: size}
+	err := r.opts.Store.Deliver(ctx, []store.Delivery{d})[0]
+	if err != nil {
+		r.log.Error("local delivery failed", "msgid", id, "account", acct, "err", err)
+		return err
+	}
+	r.log.Info("delivered", "msgid", id, "from", from, "account", acct, "mailbox", "INBOX")
+	return nil
+}
+
+// successDSN tells the sender, when asked (NOTIFY=SUCCESS, RFC 3461 §4.1),
+// that we delivered the message to rcpts.
+func (r *Router) successDSN(ctx context.Context, from smtp.Path, o smtp.MailOptions, id string, rcpts []store.QueuedRcpt) {
+	if from.Null || len(rcpts) == 0 {
+		return
+	}
+	d := message.DSN{ReportingMTA: r.opts.Hostname, To: from.Addr.String(), EnvID: o.EnvID, Arrival: r.opts.Now()}
+	for _, rc := range rcpts {
+		d.Recipients = append(d.Recipients, message.DSNRecipient{Final: rc.Addr, Original: rc.ORcpt,
+			Action: message.ActionDelivered, Status: "2.0.0", LastTry: r.opts.Now()})
+	}
+	raw, err := d.Build(r.opts.Now())
+	if err == nil {
+		err = r.Inject(ctx, "", []string{from.Addr.String()}, raw)
+	}
+	if err != nil {
+		r.log.Error("success DSN not sent", "msgid", id, "err", err)
+	}
+}
+
+// Transport sends queued mail: recipients in our domains are delivered
+// here (retries of failed local deliveries), the rest go to Remote.
+type Transport struct {
+	Router *Router
+	Remote queue.Transport
+}
+
+// Deliver implements queue.Transport.
+func (t Transport) Deliver(ctx context.Context, env queue.Envelope, body io.ReaderAt, size int64) []queue.Result {
+	local, err := t.Router.opts.Users.IsLocalDomain(ctx, env.Domain)
+	switch {
+	case err != nil:
+		return sameResult(env, queue.Result{Code: 451, Enhanced: "4.3.0", Text: "directory lookup failed"})
+	case local:
+		return t.Router.deliverQueued(ctx, env, body, size)
+	case t.Remote == nil:
+		return sameResult(env, queue.Result{Code: 451, Enhanced: "4.4.0", Text: "no outbound transport"})
+	}
+	return t.Remote.Deliver(ctx, env, body, size)
+}
+
+func sameResult(env queue.Envelope, r queue.Result) []queue.Result {
+	out := make([]queue.Result, len(env.Rcpts))
+	for i := range out {
+		out[i] = r
+	}
+	return out
+}
+
+// deliverQueued delivers queued recipients of our own domains.
+func (r *Router) deliverQueued(ctx context.Context, env queue.Envelope, body io.ReaderAt, size int64) []queue.Result {
+	out := make([]queue.Result, len(env.Rcpts))
+	for i, rc := range env.Rcpts {
+		out[i] = r.deliverOne(ctx, env, rc.Addr, body, size)
+	}
+	return out
+}
+
+func (r *Router) deliverOne(ctx context.Context, env queue.Envelope, addr string, body io.ReaderAt, size int64) queue.Result {
+	local, domain := users.Split(addr)
+	res, err := r.opts.Users.Resolve(ctx, local, domain)
+	switch {
+	case errors.Is(err, users.ErrNoSuchUser), errors.Is(err, users.ErrNotLocal):
+		return queue.Result{Code: 550, Enhanced: "5.1.1", Text: "no such user here"}
+	case err != nil:
+		return queue.Result{Code: 451, Enhanced: "4.3.0", Text: "directory lookup failed"}
+	}
+	for _, acct := range res.Accounts {
+		if err := r.deliverLocal(ctx, env.ID, env.From, acct, body, size); err != nil {
+			if errors.Is(err, store.ErrFull) || isNoSpace(err) {
+				return queue.Result{Code: 452, Enhanced: "4.3.1", Text: "insufficient storage"}
+			}
+			return queue.Result{Code: 451, Enhanced: "4.3.0", Text: "local delivery failed"}
+		}
+	}
+	if len(res.Remote) > 0 {
+		m := store.QueuedMessage{From: env.From, Created: r.opts.Now(), Size: size}
+		for _, a := range res.Remote {
+			m.Rcpts = append(m.Rcpts, store.QueuedRcpt{Addr: a})
+		}
+		if r.opts.Queue == nil {
+			return queue.Result{Code: 451, Enhanced: "4.3.0", Text: "forwarding unavailable"}
+		}
+		if _, err := r.opts.Queue.Enqueue(ctx, m, io.NewSectionReader(body, 0, size)); err != nil {
+			return queue.Result{Code: 451, Enhanced: "4.3.0", Text: "forwarding failed"}
+		}
+	}
+	return queue.Result{Code: 250, Enhanced: "2.0.0", Text: "delivered to " + strings.Join(res.Accounts, ", ")}
+}

@@ -1,0 +1,180 @@
+package users
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"posthorn/internal/sasl"
+)
+
+var testIP = netip.MustParseAddr("192.0.2.77")
+
+func TestAppPasswordScopes(t *testing.T) {
+	t.Parallel()
+	s, _ := adminService(t, "+")
+	ctx := context.Background()
+	if _, err := s.AddAccount(ctx, "me", "example.test", "main"); err != nil {
+		t.Fatal(err)
+	}
+	pw, err := s.AddAppPassword(ctx, "me@example.test", "phone", []string{"imap"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AddAppPassword(ctx, "me@example.test", "phone", []string{"smtp"}); !errors.Is(err, ErrExists) {
+		t.Errorf("duplicate name: %v", err)
+	}
+	if _, err := s.AddAppPassword(ctx, "me@example.test", "x", []string{"ftp"}); err == nil {
+		t.Error("unknown scope accepted")
+	}
+	for i, tc := range []struct {
+		proto, pw string
+		ok        bool
+	}{
+		{"imap", pw, true},
+		{"smtp", pw, false}, // out of scope
+		{"pop3", pw, false},
+		{"smtp", "main", true}, // the account password works everywhere
+	} {
+		ip := netip.AddrFrom4([4]byte{198, 51, 100, byte(i + 1)})
+		_, err := s.Authenticate(ctx, Login{IP: ip, Protocol: tc.proto, User: "me@example.test", Password: tc.pw})
+		if (err == nil) != tc.ok {
+			t.Errorf("%s with %q: err %v, want ok=%v", tc.proto, tc.pw, err, tc.ok)
+		}
+	}
+}
+
+func TestGuardBlocksAndDelays(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	g := NewGuard(GuardOptions{MaxFailures: 3, Window: time.Minute, BlockTime: 10 * time.Minute, MaxDelay: time.Second, Now: clock})
+	var delays []time.Duration
+	for i := 0; i < 3; i++ {
+		d, blocked := g.Failed(testIP, "me@example.test")
+		delays = append(delays, d)
+		if blocked != (i == 2) {
+			t.Fatalf("failure %d: blocked=%v", i+1, blocked)
+		}
+	}
+	if delays[0] != 250*time.Millisecond || delays[1] != 500*time.Millisecond || delays[2] != time.Second {
+		t.Errorf("delays %v", delays)
+	}
+	if !g.Blocked(testIP) || g.Blocked(netip.MustParseAddr("192.0.2.78")) {
+		t.Error("block must hit the failing IP only")
+	}
+	// IPv6 is counted per /64.
+	a, b := netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("2001:db8::ffff")
+	for i := 0; i < 3; i++ {
+		g.Failed(a, "")
+	}
+	if !g.Blocked(b) {
+		t.Error("another address of the same /64 is not blocked")
+	}
+	mu.Lock()
+	now = now.Add(11 * time.Minute)
+	mu.Unlock()
+	if g.Blocked(testIP) {
+		t.Error("block did not expire")
+	}
+}
+
+func TestBlockedIPNeverChecksPassword(t *testing.T) {
+	t.Parallel()
+	d := newFakeDir()
+	d.mustDomain("example.test")
+	g := NewGuard(GuardOptions{MaxFailures: 2, MaxDelay: time.Millisecond})
+	s, _ := New(Options{Directory: d, Guard: g})
+	ctx := context.Background()
+	if _, err := s.AddAccount(ctx, "me", "example.test", "right"); err != nil {
+		t.Fatal(err)
+	}
+	l := Login{IP: testIP, Protocol: "smtp", User: "me@example.test", Password: "wrong"}
+	if _, err := s.Authenticate(ctx, l); !errors.Is(err, sasl.ErrAuthFailed) {
+		t.Fatalf("first failure: %v", err)
+	}
+	if _, err := s.Authenticate(ctx, l); !errors.Is(err, ErrBlocked) {
+		t.Fatalf("second failure: %v, want ErrBlocked", err)
+	}
+	l.Password = "right"
+	if _, err := s.Authenticate(ctx, l); !errors.Is(err, ErrBlocked) {
+		t.Fatalf("right password from a blocked IP: %v", err)
+	}
+	l.IP = netip.MustParseAddr("192.0.2.99")
+	if _, err := s.Authenticate(ctx, l); err != nil {
+		t.Fatalf("another IP: %v", err)
+	}
+}
+
+func TestSASLThroughService(t *testing.T) {
+	t.Parallel()
+	s, _ := adminService(t, "+")
+	ctx := context.Background()
+	if _, err := s.AddAccount(ctx, "me", "example.test", "secret"); err != nil {
+		t.Fatal(err)
+	}
+	for _, pw := range []string{"secret", "bad"} {
+		srv, err := s.SASL(ctx, sasl.ScramSHA256, "imap", netip.MustParseAddr("203.0.113.9"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl, _ := sasl.NewSCRAMClient("Me@Example.TEST", pw)
+		first, _ := cl.Step(nil)
+		ch, _, err := srv.Next(first)
+		if err != nil {
+			t.Fatal(err)
+		}
+		final, _ := cl.Step(ch)
+		_, done, err := srv.Next(final)
+		if pw == "secret" && (!done || err != nil || srv.Identity() != "me@example.test") {
+			t.Errorf("SCRAM: done %v err %v id %q", done, err, srv.Identity())
+		}
+		if pw == "bad" && !errors.Is(err, sasl.ErrAuthFailed) {
+			t.Errorf("SCRAM wrong password: %v", err)
+		}
+	}
+	srv, _ := s.SASL(ctx, sasl.Plain, "smtp", netip.MustParseAddr("203.0.113.10"))
+	if _, done, err := srv.Next(sasl.PlainResponse("", "me@example.test", "secret")); !done || err != nil {
+		t.Errorf("PLAIN: %v %v", done, err)
+	}
+}
+
+func TestOwns(t *testing.T) {
+	t.Parallel()
+	s, d := adminService(t, "+")
+	ctx := context.Background()
+	for _, l := range []string{"me", "you"} {
+		if _, err := s.AddAccount(ctx, l, "example.test", "pw"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for alias, targets := range map[string][]string{
+		"info@example.test": {"me@example.test"},
+		"team@example.test": {"me@example.test", "you@example.test"},
+		"@example.test":     {"me@example.test"},
+	} {
+		if _, err := s.AddAlias(ctx, alias, targets); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = d
+	for addr, want := range map[string]bool{
+		"me@example.test":        true,
+		"ME@Example.Test":        true,
+		"me+lists@example.test":  true,
+		"info@example.test":      true,
+		"team@example.test":      true,
+		"you@example.test":       false,
+		"anything@example.test":  false, // catch-all does not make me everyone
+		"me@other.test":          false,
+		"boss@elsewhere.example": false,
+	} {
+		if got, err := s.Owns(ctx, "me@example.test", addr); err != nil || got != want {
+			t.Errorf("Owns(me, %s) = %v, %v; want %v", addr, got, err, want)
+		}
+	}
+}
