@@ -218,4 +218,3 @@ func (s *Service) ourDomain(ctx context.Context, domain string) (string, error) 
 	}
 	return d, nil
 }
-

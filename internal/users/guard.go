@@ -135,4 +135,3 @@ func (g *Guard) Succeeded(ip netip.Addr, account string) {
 	}
 	delete(g.accts, account)
 }
-
