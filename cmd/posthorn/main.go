@@ -1,5 +1,6 @@
-// Command posthorn is the Posthorn mail system: server, admin tool and, as
-// later agents land, sendmail, mailq and the mail client. See internal/cli.
+// Command posthorn is the Posthorn mail system: server, admin tool,
+// sendmail and mailq. Installed (or linked) as "sendmail" or "mailq" it
+// behaves as those commands. See internal/cli.
 package main
 
 import (
@@ -9,5 +10,5 @@ import (
 )
 
 func main() {
-	os.Exit(cli.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	os.Exit(cli.Main(os.Args[0], os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }

@@ -57,7 +57,7 @@ var devListen = map[string]string{
 }
 
 // prodListen are the standard ports, all addresses.
-var prodListen = map[string]string{"smtp": ":25"}
+var prodListen = map[string]string{"smtp": ":25", "submission": ":587", "submissions": ":465"}
 
 // initDir writes the configuration, certificate and data directory.
 func initDir(s setup) (string, error) {
@@ -85,7 +85,7 @@ func initDir(s setup) (string, error) {
 	if err := c.Validate(); err != nil {
 		return "", err
 	}
-	if err := writeNew(path, []byte(config.Template(c)), 0o640); err != nil {
+	if err := writeNew(path, []byte(config.Template(c)), 0o644); err != nil {
 		return "", err
 	}
 	return path, finishSetup(path, s)
@@ -112,7 +112,7 @@ func finishSetup(path string, s setup) error {
 		return err
 	}
 	defer st.Close()
-	us, err := daemon.NewUsers(cfg, st, nil)
+	us, err := daemon.NewUsers(cfg, st, nil, nil)
 	if err != nil {
 		return err
 	}

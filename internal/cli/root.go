@@ -4,10 +4,12 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -29,16 +31,28 @@ type app struct {
 	stderr     io.Writer
 }
 
-// Main runs the command line and returns the process exit code.
-func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+// Main runs the command line and returns the process exit code. argv0 is
+// the name the program was run as: "sendmail", "mailq" and "newaliases"
+// behave as those classic commands.
+func Main(argv0 string, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr}
 	root := a.rootCmd()
+	switch filepath.Base(argv0) {
+	case "sendmail":
+		args = append([]string{"sendmail"}, args...)
+	case "mailq":
+		args = append([]string{"queue", "list"}, args...)
+	}
 	root.SetArgs(args)
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(stderr, "posthorn:", err)
+		var ee *exitError
+		if errors.As(err, &ee) {
+			return ee.code
+		}
 		return 1
 	}
 	return 0
@@ -56,7 +70,7 @@ func (a *app) rootCmd() *cobra.Command {
 		def = DefaultConfig
 	}
 	root.PersistentFlags().StringVar(&a.configPath, "config", def, "configuration file (env POSTHORN_CONFIG)")
-	root.AddCommand(a.initCmd(), a.serveCmd(), a.domainCmd(), a.userCmd(), a.aliasCmd())
+	root.AddCommand(a.initCmd(), a.serveCmd(), a.domainCmd(), a.userCmd(), a.aliasCmd(), a.queueCmd(), a.sendmailCmd())
 	return root
 }
 
@@ -78,7 +92,7 @@ func (a *app) withUsers(fn func(ctx context.Context, st store.Store, us *users.S
 		return err
 	}
 	defer st.Close()
-	us, err := daemon.NewUsers(cfg, st, log)
+	us, err := daemon.NewUsers(cfg, st, nil, log)
 	if err != nil {
 		return err
 	}

@@ -16,7 +16,10 @@ import (
 	"posthorn/internal/users"
 )
 
-type storeT = store.Store
+type (
+	storeT = store.Store
+	usersT = users.Service
+)
 
 func (a *app) domainCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "domain", Short: "Manage the mail domains this server receives for"}
@@ -158,7 +161,7 @@ func (a *app) userCmd() *cobra.Command {
 			return err
 		}),
 	}
-	cmd.AddCommand(add, passwd, list, del)
+	cmd.AddCommand(add, passwd, list, del, a.appPasswordCmd())
 	return cmd
 }
 

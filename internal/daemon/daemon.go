@@ -16,6 +16,10 @@ import (
 	"posthorn/internal/certs"
 	"posthorn/internal/config"
 	"posthorn/internal/delivery"
+	"posthorn/internal/dns"
+	"posthorn/internal/outbound"
+	"posthorn/internal/queue"
+	"posthorn/internal/sasl"
 	"posthorn/internal/smtp"
 	"posthorn/internal/store"
 	"posthorn/internal/store/local"
@@ -24,7 +28,20 @@ import (
 
 // Implemented lists the services this version can run. A listener for any
 // other service in the config is an error, not a silent no-op.
-var Implemented = []string{"smtp"}
+var Implemented = []string{"smtp", "submission", "submissions"}
+
+// Wiring checks: who implements which interface.
+var (
+	_ smtp.Backend     = (*delivery.Router)(nil)
+	_ queue.Transport  = delivery.Transport{}
+	_ queue.Transport  = (*outbound.Sender)(nil)
+	_ queue.Injector   = (*delivery.Router)(nil)
+	_ delivery.Queue   = (*queue.Queue)(nil)
+	_ users.Directory  = (store.Store)(nil)
+)
+
+// SocketName is the sendmail socket in the data directory.
+const SocketName = "sendmail.sock"
 
 // OpenStore opens the configured storage backend.
 func OpenStore(cfg *config.Config, log *slog.Logger) (store.Store, error) {
@@ -36,8 +53,8 @@ func OpenStore(cfg *config.Config, log *slog.Logger) (store.Store, error) {
 }
 
 // NewUsers returns the account service over st with the config's rules.
-func NewUsers(cfg *config.Config, st store.Store, log *slog.Logger) (*users.Service, error) {
-	return users.New(users.Options{Directory: st, SubaddressSeparator: cfg.Delivery.SubaddressSeparator, Logger: log})
+func NewUsers(cfg *config.Config, st store.Store, g *users.Guard, log *slog.Logger) (*users.Service, error) {
+	return users.New(users.Options{Directory: st, SubaddressSeparator: cfg.Delivery.SubaddressSeparator, Guard: g, Logger: log})
 }
 
 // Daemon is a running posthorn.
@@ -46,12 +63,14 @@ type Daemon struct {
 	log   *slog.Logger
 	store store.Store
 	certs *certs.Store // nil without TLS
+	users *users.Service
+	queue *queue.Queue
 
-	smtp      *smtp.Server
+	servers   map[string]*smtp.Server // by service, "local" for the socket
 	listeners map[string][]net.Listener
 	wg        sync.WaitGroup
-	stop      context.CancelFunc // ends background work
 	ctx       context.Context
+	stop      context.CancelFunc // ends background work
 }
 
 // New builds the components. Nothing listens until Start.
@@ -59,7 +78,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	if err := checkServices(cfg); err != nil {
 		return nil, err
 	}
-	d := &Daemon{cfg: cfg, log: log, listeners: map[string][]net.Listener{}}
+	d := &Daemon{cfg: cfg, log: log, servers: map[string]*smtp.Server{}, listeners: map[string][]net.Listener{}}
 	d.ctx, d.stop = context.WithCancel(context.Background())
 	if cfg.TLS.CertFile != "" {
 		c, err := certs.Load(cfg.TLS.CertFile, cfg.TLS.KeyFile)
@@ -73,7 +92,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		return nil, err
 	}
 	d.store = st
-	if err := d.buildSMTP(); err != nil {
+	if err := d.build(); err != nil {
 		st.Close()
 		return nil, err
 	}
@@ -85,6 +104,11 @@ func checkServices(cfg *config.Config) error {
 	for _, svc := range config.Services {
 		if len(cfg.Listen.Addrs(svc)) > 0 && !contains(Implemented, svc) {
 			errs = append(errs, fmt.Errorf("listen.%s: this service is not available in this version", svc))
+		}
+	}
+	for _, svc := range []string{"submission", "submissions"} {
+		if len(cfg.Listen.Addrs(svc)) > 0 && cfg.TLS.CertFile == "" {
+			errs = append(errs, fmt.Errorf("listen.%s: needs a certificate ([tls] cert_file): passwords are never sent in the clear", svc))
 		}
 	}
 	return errors.Join(errs...)
@@ -99,13 +123,55 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-func (d *Daemon) buildSMTP() error {
-	us, err := NewUsers(d.cfg, d.store, d.log)
+// build makes the users service, queue, outbound sender, router and SMTP
+// servers.
+func (d *Daemon) build() error {
+	a := d.cfg.Auth
+	guard := users.NewGuard(users.GuardOptions{MaxFailures: a.MaxFailures, Window: a.FailureWindow.D(),
+		BlockTime: a.BlockTime.D(), MaxDelay: a.MaxDelay.D()})
+	us, err := NewUsers(d.cfg, d.store, guard, d.log)
 	if err != nil {
 		return err
 	}
+	d.users = us
+	sender, err := d.outbound()
+	if err != nil {
+		return err
+	}
+	router, err := d.router(us)
+	if err != nil {
+		return err
+	}
+	q := d.cfg.Queue
+	d.queue, err = queue.New(queue.Options{
+		Store: d.store, Transport: delivery.Transport{Router: router, Remote: sender}, Injector: router,
+		Hostname: d.cfg.Hostname, MinBackoff: q.MinBackoff.D(), MaxBackoff: q.MaxBackoff.D(),
+		Lifetime: q.Lifetime.D(), DelayWarning: q.DelayWarning.D(), Workers: q.Workers, Logger: d.log,
+	})
+	if err != nil {
+		return err
+	}
+	router.SetQueue(d.queue)
+	return d.buildServers(router)
+}
+
+func (d *Daemon) outbound() (*outbound.Sender, error) {
+	o := d.cfg.Outbound
+	var res dns.Resolver
+	if o.RelayHost == "" {
+		r, err := dns.New(d.cfg.DNS.Servers, d.cfg.DNS.Timeout.D())
+		if err != nil {
+			return nil, err
+		}
+		res = r
+	}
+	return outbound.New(outbound.Options{Resolver: res, Hostname: d.cfg.Hostname, Port: o.Port,
+		RelayHost: o.RelayHost, ConnectTimeout: o.ConnectTimeout.D(), Logger: d.log})
+}
+
+func (d *Daemon) router(us *users.Service) (*delivery.Router, error) {
 	c := d.cfg.SMTP
-	router, err := delivery.New(delivery.Options{
+	return delivery.New(delivery.Options{
 		Hostname:       d.cfg.Hostname,
 		Users:          us,
 		Store:          d.store,
@@ -116,51 +182,105 @@ func (d *Daemon) buildSMTP() error {
 		MinFreeBytes:   uint64(c.MaxMessageSize) * 2,
 		Logger:         d.log,
 	})
+}
+
+// buildServers makes one SMTP server per configured service, sharing one
+// connection limiter.
+func (d *Daemon) buildServers(router *delivery.Router) error {
+	c := d.cfg.SMTP
+	limiter := smtp.NewLimiter(c.MaxConnections, c.MaxConnectionsPerIP)
+	for _, svc := range []string{"smtp", "submission", "submissions", "local"} {
+		if svc != "local" && len(d.cfg.Listen.Addrs(svc)) == 0 {
+			continue
+		}
+		opts := smtp.Options{
+			Service: svc, Hostname: d.cfg.Hostname, Backend: router, Logger: d.log, Limiter: limiter, DSN: true,
+			MaxMessageBytes: int64(c.MaxMessageSize), MaxRecipients: c.MaxRecipients,
+			MaxLineLength: c.MaxLineLength, MaxErrors: c.MaxErrors,
+			CommandTimeout: c.CommandTimeout.D(), DataTimeout: c.DataTimeout.D(),
+		}
+		if d.certs != nil && svc != "local" {
+			opts.TLS = d.certs.TLSConfig()
+		}
+		if svc == "submission" || svc == "submissions" {
+			opts.RequireAuth = true
+			opts.AuthMechanisms = []string{sasl.Plain, sasl.Login, sasl.ScramSHA256}
+			opts.ImplicitTLS = svc == "submissions"
+		}
+		s, err := smtp.New(opts)
+		if err != nil {
+			return fmt.Errorf("%s: %w", svc, err)
+		}
+		d.servers[svc] = s
+	}
+	return nil
+}
+
+// Start opens every configured listener, the sendmail socket, and starts
+// the queue runner. It also reconciles every mailbox index with its
+// storage, in the background, so files left by a crash are indexed.
+func (d *Daemon) Start() error {
+	if err := d.listen(); err != nil {
+		d.closeListeners()
+		return err
+	}
+	d.wg.Add(2)
+	go func() { defer d.wg.Done(); d.syncAll() }()
+	go func() { defer d.wg.Done(); d.queue.Run(d.ctx) }()
+	for svc, ls := range d.listeners {
+		for _, l := range ls {
+			d.wg.Add(1)
+			go func() {
+				defer d.wg.Done()
+				if err := d.servers[svc].Serve(l); err != nil && !errors.Is(err, net.ErrClosed) {
+					d.log.Error("listener stopped", "service", svc, "addr", l.Addr().String(), "err", err)
+				}
+			}()
+			d.log.Info("listening", "service", svc, "addr", l.Addr().String())
+		}
+	}
+	return nil
+}
+
+func (d *Daemon) listen() error {
+	for svc := range d.servers {
+		if svc == "local" {
+			continue
+		}
+		for _, addr := range d.cfg.Listen.Addrs(svc) {
+			l, err := net.Listen("tcp", addr)
+			if err != nil {
+				return fmt.Errorf("listen %s %s: %w", svc, addr, err)
+			}
+			d.listeners[svc] = append(d.listeners[svc], l)
+		}
+	}
+	l, err := listenSocket(filepath.Join(d.cfg.DataDir, SocketName))
 	if err != nil {
 		return err
 	}
-	opts := smtp.Options{
-		Service: "smtp", Hostname: d.cfg.Hostname, Backend: router, Logger: d.log,
-		MaxMessageBytes: int64(c.MaxMessageSize), MaxRecipients: c.MaxRecipients,
-		MaxLineLength: c.MaxLineLength, MaxConnections: c.MaxConnections,
-		MaxConnectionsPerIP: c.MaxConnectionsPerIP, MaxErrors: c.MaxErrors,
-		CommandTimeout: c.CommandTimeout.D(), DataTimeout: c.DataTimeout.D(),
-	}
-	if d.certs != nil {
-		opts.TLS = d.certs.TLSConfig()
-	}
-	d.smtp, err = smtp.New(opts)
-	return err
+	d.listeners["local"] = []net.Listener{l}
+	return nil
 }
 
-// Start opens every configured listener and serves in the background. It
-// also reconciles every mailbox index with its storage, in the background,
-// so files left by a crash between rename and index commit are indexed.
-func (d *Daemon) Start() error {
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
-		d.syncAll()
-	}()
-	for _, addr := range d.cfg.Listen.SMTP {
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			d.closeListeners()
-			return fmt.Errorf("listen smtp %s: %w", addr, err)
-		}
-		d.listeners["smtp"] = append(d.listeners["smtp"], l)
+// listenSocket opens the sendmail socket. Any local user may connect (as
+// with Postfix's maildrop); the session knows the peer's uid.
+func listenSocket(path string) (net.Listener, error) {
+	_ = os.Remove(path) // a stale socket from a crash
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", path, err)
 	}
-	for _, l := range d.listeners["smtp"] {
-		d.wg.Add(1)
-		go func() {
-			defer d.wg.Done()
-			if err := d.smtp.Serve(l); err != nil && !errors.Is(err, net.ErrClosed) {
-				d.log.Error("smtp listener stopped", "addr", l.Addr().String(), "err", err)
-			}
-		}()
-		d.log.Info("listening", "service", "smtp", "addr", l.Addr().String())
+	if err := os.Chmod(path, 0o666); err != nil {
+		l.Close()
+		return nil, err
 	}
-	return nil
+	// The data directory is private (0700); let others reach the socket.
+	if err := os.Chmod(filepath.Dir(path), 0o711); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
 }
 
 func (d *Daemon) closeListeners() {
@@ -180,6 +300,9 @@ func (d *Daemon) Addrs(service string) []net.Addr {
 	return out
 }
 
+// Queue returns the outbound queue.
+func (d *Daemon) Queue() *queue.Queue { return d.queue }
+
 // Reload re-reads what can change without a restart: the certificate.
 // Users and aliases are read from the store on every use, so changes made
 // by admin commands take effect at once and need no reload.
@@ -195,17 +318,38 @@ func (d *Daemon) Reload() error {
 }
 
 // Panics counts recovered panics in sessions; it should stay zero.
-func (d *Daemon) Panics() int64 { return d.smtp.Panics() }
+func (d *Daemon) Panics() int64 {
+	var n int64
+	for _, s := range d.servers {
+		n += s.Panics()
+	}
+	return n
+}
 
 // Shutdown stops listening, lets sessions finish up to the configured
-// deadline (or ctx), and closes the store.
+// deadline (or ctx), stops the queue runner and closes the store.
 func (d *Daemon) Shutdown(ctx context.Context) error {
-	d.stop()
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.SMTP.ShutdownTimeout.D())
 	defer cancel()
-	err := d.smtp.Shutdown(ctx)
+	var errs []error
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for _, s := range d.servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.Shutdown(ctx); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	d.stop()
 	d.wg.Wait()
-	return errors.Join(err, d.store.Close())
+	_ = os.Remove(filepath.Join(d.cfg.DataDir, SocketName))
+	return errors.Join(append(errs, d.store.Close())...)
 }
 
 // Run starts the daemon and serves until ctx ends, then shuts down.
@@ -222,12 +366,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 	return err
 }
 
-// DataDirPerms makes the data directory private (0700).
+// DataDirPerms makes the data directory private to us and reachable for
+// the sendmail socket (0711).
 func DataDirPerms(dir string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(dir, 0o711); err != nil {
 		return err
 	}
-	return os.Chmod(dir, 0o700)
+	return os.Chmod(dir, 0o711)
 }
 
 // syncAll runs store.Mail.Sync on every mailbox of every account.

@@ -111,6 +111,11 @@ func modeOf(service string) mode {
 	return modeMTA
 }
 
+// SetQueue sets the queue after New: the queue and the router refer to
+// each other (the router queues mail, the queue injects DSNs through the
+// router). Call it before the router serves any session.
+func (r *Router) SetQueue(q Queue) { r.opts.Queue = q }
+
 // NewSession implements smtp.Backend.
 func (r *Router) NewSession(ctx context.Context, c *smtp.ConnInfo) (smtp.Session, error) {
 	remote := "local"

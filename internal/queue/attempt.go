@@ -132,7 +132,28 @@ func (q *Queue) bodyLost(ctx context.Context, m store.QueuedMessage, err error) 
 // Flush makes every queued recipient of id (or of all messages if id is "")
 // due now.
 func (q *Queue) Flush(ctx context.Context, id string) error {
-	return q.setState(ctx, id, func(r *store.QueuedRcpt) bool {
+	err := Flush(ctx, q.opts.Store, id)
+	q.Wake()
+	return err
+}
+
+// Hold stops delivery attempts for a message until Release.
+func (q *Queue) Hold(ctx context.Context, id string) error { return Hold(ctx, q.opts.Store, id) }
+
+// Release makes a held message deliverable now.
+func (q *Queue) Release(ctx context.Context, id string) error {
+	err := Release(ctx, q.opts.Store, id)
+	q.Wake()
+	return err
+}
+
+// Flush, Hold and Release work on the store alone, so that admin commands
+// can use them while a daemon runs: its runner sees the change at its next
+// scan (within Options.Poll).
+
+// Flush makes every queued recipient of id (all messages if "") due now.
+func Flush(ctx context.Context, st store.Queue, id string) error {
+	return setState(ctx, st, id, func(r *store.QueuedRcpt) bool {
 		if r.State != store.RcptQueued {
 			return false
 		}
@@ -142,8 +163,8 @@ func (q *Queue) Flush(ctx context.Context, id string) error {
 }
 
 // Hold stops delivery attempts for a message until Release.
-func (q *Queue) Hold(ctx context.Context, id string) error {
-	return q.setState(ctx, id, func(r *store.QueuedRcpt) bool {
+func Hold(ctx context.Context, st store.Queue, id string) error {
+	return setState(ctx, st, id, func(r *store.QueuedRcpt) bool {
 		if r.State != store.RcptQueued {
 			return false
 		}
@@ -153,8 +174,8 @@ func (q *Queue) Hold(ctx context.Context, id string) error {
 }
 
 // Release makes a held message deliverable now.
-func (q *Queue) Release(ctx context.Context, id string) error {
-	return q.setState(ctx, id, func(r *store.QueuedRcpt) bool {
+func Release(ctx context.Context, st store.Queue, id string) error {
+	return setState(ctx, st, id, func(r *store.QueuedRcpt) bool {
 		if r.State != store.RcptHeld {
 			return false
 		}
@@ -163,15 +184,15 @@ func (q *Queue) Release(ctx context.Context, id string) error {
 	})
 }
 
-func (q *Queue) setState(ctx context.Context, id string, change func(*store.QueuedRcpt) bool) error {
+func setState(ctx context.Context, st store.Queue, id string, change func(*store.QueuedRcpt) bool) error {
 	var ms []store.QueuedMessage
 	if id == "" {
 		var err error
-		if ms, err = q.opts.Store.QueueList(ctx); err != nil {
+		if ms, err = st.QueueList(ctx); err != nil {
 			return err
 		}
 	} else {
-		m, err := q.opts.Store.QueueGet(ctx, id)
+		m, err := st.QueueGet(ctx, id)
 		if err != nil {
 			return fmt.Errorf("queue %s: %w", id, err)
 		}
@@ -185,12 +206,11 @@ func (q *Queue) setState(ctx context.Context, id string, change func(*store.Queu
 			}
 		}
 		if len(rs) > 0 {
-			if err := q.opts.Store.QueueUpdate(ctx, m.ID, rs); err != nil {
+			if err := st.QueueUpdate(ctx, m.ID, rs); err != nil {
 				return err
 			}
 		}
 	}
-	q.Wake()
 	return nil
 }
 
