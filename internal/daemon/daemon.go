@@ -32,12 +32,12 @@ var Implemented = []string{"smtp", "submission", "submissions"}
 
 // Wiring checks: who implements which interface.
 var (
-	_ smtp.Backend     = (*delivery.Router)(nil)
-	_ queue.Transport  = delivery.Transport{}
-	_ queue.Transport  = (*outbound.Sender)(nil)
-	_ queue.Injector   = (*delivery.Router)(nil)
-	_ delivery.Queue   = (*queue.Queue)(nil)
-	_ users.Directory  = (store.Store)(nil)
+	_ smtp.Backend    = (*delivery.Router)(nil)
+	_ queue.Transport = delivery.Transport{}
+	_ queue.Transport = (*outbound.Sender)(nil)
+	_ queue.Injector  = (*delivery.Router)(nil)
+	_ delivery.Queue  = (*queue.Queue)(nil)
+	_ users.Directory = (store.Store)(nil)
 )
 
 // SocketName is the sendmail socket in the data directory.
