@@ -16,6 +16,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -73,6 +74,7 @@ func New(opts Options) (*Router, error) {
 	if err := os.MkdirAll(opts.TempDir, 0o700); err != nil {
 		return nil, err
 	}
+	removeStale(opts.TempDir)
 	if opts.MaxHeaderBytes <= 0 {
 		opts.MaxHeaderBytes = 1 << 20
 	}
@@ -156,4 +158,14 @@ func freeBytes(dir string) (uint64, error) {
 		return 0, err
 	}
 	return st.Bavail * uint64(st.Bsize), nil
+}
+
+// removeStale deletes staging files left by a crash. Only the daemon stages
+// messages, and New runs before it serves, so any "in-*" file is stale; it
+// was never the only copy of an acknowledged message.
+func removeStale(dir string) {
+	names, _ := filepath.Glob(filepath.Join(dir, "in-*"))
+	for _, n := range names {
+		_ = os.Remove(n)
+	}
 }

@@ -146,9 +146,13 @@ func (r *dotReader) step() error {
 		r.text(b)
 	case dotCR:
 		r.buf = append(r.buf, b)
-		r.state = dotText
-		if b == '\n' {
+		switch b {
+		case '\n':
 			r.state = dotBOL
+		case '\r':
+			r.state = dotCR // a second CR may still start a CRLF
+		default:
+			r.state = dotText
 		}
 	case dotDot:
 		if b == '\r' {
@@ -164,6 +168,9 @@ func (r *dotReader) step() error {
 		// ".\r" then something else: the CR is bare. Report it.
 		r.buf = append(r.buf, '\r', b)
 		r.state = dotText
+		if b == '\r' {
+			r.state = dotCR
+		}
 	}
 	return nil
 }
