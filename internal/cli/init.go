@@ -13,6 +13,7 @@ import (
 	"posthorn/internal/certs"
 	"posthorn/internal/config"
 	"posthorn/internal/daemon"
+	"posthorn/internal/pickup"
 )
 
 func (a *app) initCmd() *cobra.Command {
@@ -105,6 +106,9 @@ func finishSetup(path string, s setup) error {
 		return err
 	}
 	if err := daemon.DataDirPerms(cfg.DataDir); err != nil {
+		return err
+	}
+	if err := pickup.MakeDir(filepath.Join(cfg.DataDir, daemon.MaildropName)); err != nil {
 		return err
 	}
 	st, err := daemon.OpenStore(cfg, nil)

@@ -42,6 +42,8 @@ func Main(argv0 string, args []string, stdin io.Reader, stdout, stderr io.Writer
 		args = append([]string{"sendmail"}, args...)
 	case "mailq":
 		args = append([]string{"queue", "list"}, args...)
+	case "newaliases":
+		args = append([]string{"newaliases"}, args...)
 	}
 	root.SetArgs(args)
 	root.SetIn(stdin)
@@ -70,7 +72,7 @@ func (a *app) rootCmd() *cobra.Command {
 		def = DefaultConfig
 	}
 	root.PersistentFlags().StringVar(&a.configPath, "config", def, "configuration file (env POSTHORN_CONFIG)")
-	root.AddCommand(a.initCmd(), a.serveCmd(), a.domainCmd(), a.userCmd(), a.aliasCmd(), a.queueCmd(), a.sendmailCmd())
+	root.AddCommand(a.initCmd(), a.serveCmd(), a.domainCmd(), a.userCmd(), a.aliasCmd(), a.queueCmd(), a.sendmailCmd(), a.newaliasesCmd())
 	return root
 }
 
@@ -108,4 +110,16 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func (a *app) newaliasesCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "newaliases",
+		Short: "Rebuild the alias database (nothing to do: aliases live in the store)",
+		Args:  cobra.ArbitraryArgs,
+		RunE: func(*cobra.Command, []string) error {
+			fmt.Fprintln(a.stdout, "posthorn keeps aliases in its store; they apply at once (see: posthorn alias list). Nothing to rebuild.")
+			return nil
+		},
+	}
 }

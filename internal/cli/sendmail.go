@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -16,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"posthorn/internal/daemon"
+	"posthorn/internal/pickup"
 	"posthorn/internal/queue"
 	"posthorn/internal/smtp"
 )
@@ -138,10 +140,9 @@ func (s *sendmailArgs) apply(flag, val string) error {
 		s.mode = "b" + val
 	case "q":
 		s.mode = "q"
-	case "v", "m", "e", "U", "G", "n", "d", "h", "B", "C", "L", "O", "X":
-		// accepted for compatibility, no effect
 	default:
-		return fmt.Errorf("unknown flag -%s", flag)
+		// -v, -m, -e, -U, -G, -n, -d, -h, -B, -C, -L, -O, -X and anything
+		// else scripts pass out of habit: accepted, no effect.
 	}
 	return nil
 }
@@ -171,7 +172,7 @@ func (a *app) sendmail(args []string) error {
 	if err != nil {
 		return &exitError{exDataErr, err}
 	}
-	return a.submitLocal(sock, cfg.Hostname, sa, msg)
+	return a.submitLocal(sock, filepath.Join(cfg.DataDir, daemon.MaildropName), cfg.Hostname, sa, msg)
 }
 
 // takeConfigFlag removes posthorn's own --config flag, which cobra leaves
@@ -224,7 +225,7 @@ func readMessage(r io.Reader, ignoreDots bool, max int64) ([]byte, error) {
 
 // submitLocal prepares the envelope and the header and sends over the
 // daemon's socket. Either every recipient is accepted or none gets it.
-func (a *app) submitLocal(sock, hostname string, sa sendmailArgs, msg []byte) error {
+func (a *app) submitLocal(sock, drop, hostname string, sa sendmailArgs, msg []byte) error {
 	sender := sa.sender
 	if sender == "" {
 		u, err := user.Current()
@@ -248,8 +249,29 @@ func (a *app) submitLocal(sock, hostname string, sa sendmailArgs, msg []byte) er
 	for _, r := range rcpts {
 		env.Rcpts = append(env.Rcpts, smtp.EnvelopeRcpt{Addr: r, Notify: sa.notify})
 	}
-	return a.sendOverSocket(sock, env, msg)
+	err = a.sendOverSocket(sock, env, msg)
+	if errors.Is(err, errNoDaemon) {
+		// The daemon is down: leave the message in the maildrop, where
+		// it will pick it up. Written and fsynced before we exit 0.
+		if _, derr := pickup.Write(drop, dropEnvelope(env), msg); derr != nil {
+			return exitf(exTempFail, "daemon not running and maildrop not writable: %v", derr)
+		}
+		return nil
+	}
+	return err
 }
+
+func dropEnvelope(env smtp.Envelope) pickup.Envelope {
+	d := pickup.Envelope{From: env.From, Ret: env.Ret, EnvID: env.EnvID}
+	for _, r := range env.Rcpts {
+		d.Rcpts = append(d.Rcpts, r.Addr)
+		d.Notify = r.Notify
+	}
+	return d
+}
+
+// errNoDaemon: nothing listens on the sendmail socket.
+var errNoDaemon = errors.New("posthorn daemon not running")
 
 // qualify adds @hostname to bare user names and removes duplicates.
 func qualify(addrs []string, hostname string) []string {
@@ -372,7 +394,7 @@ func (a *app) sendOverSocket(sock string, env smtp.Envelope, msg []byte) error {
 func dialSocket(sock string) (*smtp.Client, error) {
 	nc, err := net.DialTimeout("unix", sock, 10*time.Second)
 	if err != nil {
-		return nil, exitf(exTempFail, "cannot reach the posthorn daemon at %s (is it running?): %v", sock, err)
+		return nil, fmt.Errorf("%w: %v", errNoDaemon, err)
 	}
 	c, err := smtp.NewClient(nc, 5*time.Minute)
 	if err != nil {

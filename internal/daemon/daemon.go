@@ -18,6 +18,7 @@ import (
 	"posthorn/internal/delivery"
 	"posthorn/internal/dns"
 	"posthorn/internal/outbound"
+	"posthorn/internal/pickup"
 	"posthorn/internal/queue"
 	"posthorn/internal/sasl"
 	"posthorn/internal/smtp"
@@ -40,8 +41,12 @@ var (
 	_ users.Directory = (store.Store)(nil)
 )
 
-// SocketName is the sendmail socket in the data directory.
-const SocketName = "sendmail.sock"
+// SocketName is the sendmail socket in the data directory, MaildropName the
+// directory where sendmail leaves mail while the daemon is down.
+const (
+	SocketName   = "sendmail.sock"
+	MaildropName = "maildrop"
+)
 
 // OpenStore opens the configured storage backend.
 func OpenStore(cfg *config.Config, log *slog.Logger) (store.Store, error) {
@@ -59,12 +64,13 @@ func NewUsers(cfg *config.Config, st store.Store, g *users.Guard, log *slog.Logg
 
 // Daemon is a running posthorn.
 type Daemon struct {
-	cfg   *config.Config
-	log   *slog.Logger
-	store store.Store
-	certs *certs.Store // nil without TLS
-	users *users.Service
-	queue *queue.Queue
+	cfg    *config.Config
+	log    *slog.Logger
+	store  store.Store
+	certs  *certs.Store // nil without TLS
+	users  *users.Service
+	queue  *queue.Queue
+	pickup *pickup.Scanner
 
 	servers   map[string]*smtp.Server // by service, "local" for the socket
 	listeners map[string][]net.Listener
@@ -152,6 +158,11 @@ func (d *Daemon) build() error {
 		return err
 	}
 	router.SetQueue(d.queue)
+	d.pickup, err = pickup.New(pickup.Options{Dir: filepath.Join(d.cfg.DataDir, MaildropName), Submitter: router,
+		MaxSize: int64(d.cfg.SMTP.MaxMessageSize), Logger: d.log})
+	if err != nil {
+		return err
+	}
 	return d.buildServers(router)
 }
 
@@ -224,9 +235,10 @@ func (d *Daemon) Start() error {
 		d.closeListeners()
 		return err
 	}
-	d.wg.Add(2)
+	d.wg.Add(3)
 	go func() { defer d.wg.Done(); d.syncAll() }()
 	go func() { defer d.wg.Done(); d.queue.Run(d.ctx) }()
+	go func() { defer d.wg.Done(); d.pickup.Run(d.ctx) }()
 	for svc, ls := range d.listeners {
 		for _, l := range ls {
 			d.wg.Add(1)

@@ -1,0 +1,138 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"posthorn/internal/message"
+	"posthorn/internal/pickup"
+	"posthorn/internal/smtp"
+)
+
+var _ pickup.Submitter = (*Router)(nil)
+
+// permanent marks a refusal that retrying cannot fix.
+type permanent struct{ err error }
+
+func (p permanent) Error() string   { return p.err.Error() }
+func (p permanent) Unwrap() error   { return p.err }
+func (p permanent) Permanent() bool { return true }
+
+// SubmitDropped takes a message that sendmail left in the maildrop while
+// the daemon was down. It goes through the same policy as the sendmail
+// socket, for the file owner's uid. Nobody waits for an answer, so
+// refused recipients are reported to the sender with a DSN.
+func (r *Router) SubmitDropped(ctx context.Context, uid int, env pickup.Envelope, msg io.Reader) error {
+	s := &session{r: r, mode: modeLocal, log: r.log.With("cid", "maildrop", "uid", uid),
+		conn: &smtp.ConnInfo{ID: newID(), Service: "local", PeerUID: uid, HELO: "localhost", ESMTP: true, Hostname: r.opts.Hostname}}
+	from := smtp.Path{Null: env.From == ""}
+	if !from.Null {
+		a, err := smtp.ParseAddress(env.From, true)
+		if err != nil {
+			return permanent{fmt.Errorf("bad sender %q: %w", env.From, err)}
+		}
+		from.Addr = a
+	}
+	if err := s.Mail(ctx, from, smtp.MailOptions{Ret: env.Ret, EnvID: env.EnvID, UTF8: needsUTF8(env)}); err != nil {
+		return classifyRefusal(err)
+	}
+	failed, err := s.droppedRcpts(ctx, env)
+	if err != nil {
+		return err
+	}
+	if len(s.rcpts) > 0 {
+		if _, err := s.Data(ctx, msg); err != nil {
+			if perr := classifyRefusal(err); !isPermanent(perr) {
+				return perr
+			}
+			failed = s.allFailed(err, failed)
+		}
+	}
+	r.refusedDSN(ctx, from, env.EnvID, failed)
+	if len(s.rcpts) == 0 {
+		return permanent{errors.New("no recipient accepted")}
+	}
+	return nil
+}
+
+// droppedRcpts offers each recipient; it returns those refused for good.
+// A temporary refusal of any recipient defers the whole file.
+func (s *session) droppedRcpts(ctx context.Context, env pickup.Envelope) ([]message.DSNRecipient, error) {
+	var failed []message.DSNRecipient
+	for _, rc := range env.Rcpts {
+		a, err := smtp.ParseAddress(rc, true)
+		if err == nil {
+			err = s.Rcpt(ctx, smtp.Path{Addr: a}, smtp.RcptOptions{Notify: env.Notify})
+		}
+		if err == nil {
+			continue
+		}
+		if e := classifyRefusal(err); !isPermanent(e) {
+			return nil, e
+		}
+		failed = append(failed, refusedRcpt(rc, err))
+	}
+	return failed, nil
+}
+
+// allFailed adds every accepted recipient to failed, for a message refused
+// as a whole.
+func (s *session) allFailed(err error, failed []message.DSNRecipient) []message.DSNRecipient {
+	for _, rc := range s.rcpts {
+		failed = append(failed, refusedRcpt(rc.addr.String(), err))
+	}
+	s.rcpts = nil
+	return failed
+}
+
+func refusedRcpt(addr string, err error) message.DSNRecipient {
+	d := message.DSNRecipient{Final: addr, Action: message.ActionFailed, Status: "5.0.0", Diagnostic: err.Error()}
+	var se *smtp.Error
+	if errors.As(err, &se) {
+		d.Status, d.Diagnostic = se.Enhanced, fmt.Sprintf("%d %s %s", se.Code, se.Enhanced, se.Msg)
+	}
+	return d
+}
+
+// classifyRefusal marks 5xx replies permanent.
+func classifyRefusal(err error) error {
+	var se *smtp.Error
+	if errors.As(err, &se) && se.Code >= 500 {
+		return permanent{err}
+	}
+	return err
+}
+
+func isPermanent(err error) bool {
+	var p permanent
+	return errors.As(err, &p)
+}
+
+// refusedDSN reports recipients refused for a dropped message.
+func (r *Router) refusedDSN(ctx context.Context, from smtp.Path, envid string, failed []message.DSNRecipient) {
+	if from.Null || len(failed) == 0 {
+		return
+	}
+	d := message.DSN{ReportingMTA: r.opts.Hostname, To: from.Addr.String(), EnvID: envid, Arrival: r.opts.Now(), Recipients: failed}
+	raw, err := d.Build(r.opts.Now())
+	if err == nil {
+		err = r.Inject(ctx, "", []string{from.Addr.String()}, raw)
+	}
+	if err != nil {
+		r.log.Error("DSN for dropped message not sent", "err", err)
+	}
+}
+
+// needsUTF8 reports whether any address of env is not ASCII (RFC 6531).
+func needsUTF8(env pickup.Envelope) bool {
+	for _, a := range append([]string{env.From}, env.Rcpts...) {
+		for i := 0; i < len(a); i++ {
+			if a[i] >= 0x80 {
+				return true
+			}
+		}
+	}
+	return false
+}
