@@ -1,0 +1,72 @@
+package cli
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParseSendmail(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args []string
+		want sendmailArgs
+	}{
+		{[]string{"-t", "-oi", "-f", "root@x", "a@b"}, sendmailArgs{mode: "bm", fromHeaders: true, ignoreDots: true, sender: "root@x", rcpts: []string{"a@b"}}},
+		{[]string{"-fme@x", "-FMe Myself", "-i", "--", "-weird@x"}, sendmailArgs{mode: "bm", ignoreDots: true, sender: "me@x", name: "Me Myself", rcpts: []string{"-weird@x"}}},
+		{[]string{"-bs"}, sendmailArgs{mode: "bs"}},
+		{[]string{"-bp"}, sendmailArgs{mode: "bp"}},
+		{[]string{"-q"}, sendmailArgs{mode: "q"}},
+		{[]string{"-oem", "-odb", "-v", "-X", "/tmp/log", "-Ndelay,failure", "-R", "hdrs", "x"}, sendmailArgs{mode: "bm", notify: []string{"DELAY", "FAILURE"}, ret: "HDRS", rcpts: []string{"x"}}},
+	} {
+		got, err := parseSendmail(tc.args)
+		if err != nil {
+			t.Errorf("%q: %v", tc.args, err)
+			continue
+		}
+		if got.mode != tc.want.mode || got.fromHeaders != tc.want.fromHeaders || got.ignoreDots != tc.want.ignoreDots ||
+			got.sender != tc.want.sender || got.name != tc.want.name || strings.Join(got.rcpts, ",") != strings.Join(tc.want.rcpts, ",") ||
+			strings.Join(got.notify, ",") != strings.Join(tc.want.notify, ",") || got.ret != tc.want.ret {
+			t.Errorf("%q: got %+v, want %+v", tc.args, got, tc.want)
+		}
+	}
+	if _, err := parseSendmail([]string{"-f"}); err == nil {
+		t.Error("-f without a value accepted")
+	}
+	if _, err := parseSendmail([]string{"-bz"}); err == nil {
+		t.Error("-bz accepted")
+	}
+}
+
+func TestReadMessage(t *testing.T) {
+	t.Parallel()
+	got, err := readMessage(strings.NewReader("a\nb\r\n.\nafter\n"), false, 1000)
+	if err != nil || string(got) != "a\r\nb\r\n" {
+		t.Errorf("dot ends: %q %v", got, err)
+	}
+	got, _ = readMessage(strings.NewReader("a\n.\nafter"), true, 1000)
+	if string(got) != "a\r\n.\r\nafter\r\n" {
+		t.Errorf("-i: %q", got)
+	}
+	if _, err := readMessage(strings.NewReader(strings.Repeat("x", 2000)), true, 1000); err == nil {
+		t.Error("oversize accepted")
+	}
+}
+
+func TestPrepareHeader(t *testing.T) {
+	t.Parallel()
+	msg := []byte("To: a@x.test, B <b@x.test>\r\nCc: c@y.test\r\nBcc: secret@z.test,\r\n hidden@z.test\r\nSubject: s\r\n\r\nbody\r\n")
+	out, rcpts, err := prepareHeader(msg, sendmailArgs{fromHeaders: true, name: "Root"}, "root@h.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(rcpts, ",") != "a@x.test,b@x.test,c@y.test,secret@z.test,hidden@z.test" {
+		t.Errorf("rcpts %v", rcpts)
+	}
+	s := string(out)
+	if strings.Contains(s, "Bcc") || strings.Contains(s, "hidden") || !strings.HasPrefix(s, "From: \"Root\" <root@h.test>\r\n") || !strings.HasSuffix(s, "\r\n\r\nbody\r\n") {
+		t.Errorf("message:\n%s", s)
+	}
+	if q := qualify([]string{"root", "a@x.test", "A@x.test", "b@y, c@y"}, "h.test"); strings.Join(q, " ") != "root@h.test a@x.test b@y c@y" {
+		t.Errorf("qualify: %v", q)
+	}
+}
