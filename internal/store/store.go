@@ -24,6 +24,10 @@ var (
 	ErrNotFound  = users.ErrNotFound
 	// ErrFull means the storage is out of space: a temporary failure.
 	ErrFull = errors.New("store: out of storage space")
+	// ErrOverQuota: the account's quota would be exceeded.
+	ErrOverQuota = errors.New("store: quota exceeded")
+	// ErrBadName: a mailbox name the store cannot hold.
+	ErrBadName = errors.New("store: invalid mailbox name")
 	// ErrCorrupt means stored data is damaged beyond use.
 	ErrCorrupt = errors.New("store: damaged data")
 )
@@ -32,6 +36,7 @@ var (
 type Store interface {
 	users.Directory
 	Mail
+	Access
 	Queue
 	Close() error
 }
@@ -76,6 +81,9 @@ type Mailbox struct {
 	UIDNext       uint32
 	HighestModSeq uint64
 	Messages      int
+	Unseen        int   // messages without \Seen
+	Deleted       int   // messages with \Deleted
+	Size          int64 // octets of all messages (RFC 8438 STATUS SIZE)
 	Subscribed    bool
 }
 

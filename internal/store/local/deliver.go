@@ -2,6 +2,7 @@ package local
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -24,6 +25,7 @@ type placed struct {
 	vsize     int64  // size with CRLF line ends
 	date      time.Time
 	flags     []string
+	uid       uint32 // set once indexed
 }
 
 // deliverWorkers bounds the files written in parallel for one call.
@@ -51,22 +53,29 @@ func (s *Store) Deliver(ctx context.Context, ds []store.Delivery) []error {
 	return errs
 }
 
-// place writes one message file and renames it into place.
+// place writes one delivery's file and renames it into place.
 func (s *Store) place(ctx context.Context, d *store.Delivery) (placed, error) {
-	id, dir, err := s.mailbox(ctx, d.Account, d.Mailbox)
+	src := io.MultiReader(bytes.NewReader(d.Header), io.NewSectionReader(d.Body, 0, d.BodySize))
+	return s.placeReader(ctx, d.Account, d.Mailbox, d.Flags, d.Date, src)
+}
+
+// placeReader writes a message read from src (CRLF) into a mailbox's
+// Maildir: tmp/ file, fsync, rename into new/ (or cur/ with flags).
+func (s *Store) placeReader(ctx context.Context, account, mailbox string, flags []string, date time.Time, src io.Reader) (placed, error) {
+	id, dir, err := s.mailbox(ctx, account, mailbox)
 	if err != nil {
-		return placed{}, fmt.Errorf("deliver to %s %s: %w", d.Account, canonicalMailbox(d.Mailbox), err)
+		return placed{}, fmt.Errorf("deliver to %s %s: %w", account, canonicalMailbox(mailbox), err)
 	}
-	p := placed{mailboxID: id, dir: dir, date: d.Date, flags: d.Flags}
+	p := placed{mailboxID: id, dir: dir, date: date, flags: flags}
 	if p.date.IsZero() {
 		p.date = time.Now()
 	}
 	base := s.names.next()
 	tmp := filepath.Join(dir, "tmp", base)
-	n, lines, err := writeSynced(tmp, d, p.date)
+	n, lines, err := writeSynced(tmp, src, p.date)
 	if errors.Is(err, os.ErrNotExist) { // Maildir removed behind our back: recreate
 		if err = makeMaildir(dir, filepath.Base(dir)[0] == '.'); err == nil {
-			n, lines, err = writeSynced(tmp, d, p.date)
+			n, lines, err = writeSynced(tmp, src, p.date)
 		}
 	}
 	if err != nil {
@@ -76,8 +85,13 @@ func (s *Store) place(ctx context.Context, d *store.Delivery) (placed, error) {
 	p.vsize = n + lines
 	name := fmt.Sprintf("%s,S=%d,W=%d", base, n, p.vsize)
 	p.file = "new/" + name
-	if len(d.Flags) > 0 {
-		p.file = "cur/" + name + infoSuffix(d.Flags)
+	if len(flags) > 0 {
+		info, err := s.infoFor(dir, flags)
+		if err != nil {
+			_ = os.Remove(tmp)
+			return placed{}, fmt.Errorf("deliver: %w", err)
+		}
+		p.file = "cur/" + name + info
 	}
 	if err := os.Rename(tmp, filepath.Join(dir, p.file)); err != nil {
 		_ = os.Remove(tmp)
@@ -86,9 +100,9 @@ func (s *Store) place(ctx context.Context, d *store.Delivery) (placed, error) {
 	return p, nil
 }
 
-// writeSynced writes the message with LF line ends to a new file, fsyncs
+// writeSynced writes a message with LF line ends to a new file, fsyncs
 // and closes it. It returns the file size and its number of lines.
-func writeSynced(path string, d *store.Delivery, date time.Time) (n, lines int64, err error) {
+func writeSynced(path string, src io.Reader, date time.Time) (n, lines int64, err error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return 0, 0, err
@@ -99,8 +113,7 @@ func writeSynced(path string, d *store.Delivery, date time.Time) (n, lines int64
 		}
 	}()
 	lw := &lfWriter{w: bufio.NewWriterSize(f, 64<<10)}
-	_, _ = lw.Write(d.Header)
-	if _, err := io.Copy(lw, io.NewSectionReader(d.Body, 0, d.BodySize)); err != nil {
+	if _, err := io.Copy(lw, src); err != nil {
 		return 0, 0, err
 	}
 	if err := lw.flush(); err != nil {
@@ -156,13 +169,18 @@ func (s *Store) index(ctx context.Context, ds []store.Delivery, ps []placed, err
 	}
 	err := s.write(context.WithoutCancel(ctx), func(tx *sql.Tx) error {
 		for _, i := range ok {
-			if err := insertMessage(tx, ps[i]); err != nil {
+			uid, err := insertMessage(tx, ps[i])
+			if err != nil {
 				return err
 			}
+			ps[i].uid = uid
 		}
 		return nil
 	})
 	if err == nil {
+		for _, i := range ok {
+			s.watch.notify(ps[i].mailboxID)
+		}
 		return
 	}
 	for _, i := range ok {
@@ -171,20 +189,25 @@ func (s *Store) index(ctx context.Context, ds []store.Delivery, ps []placed, err
 	}
 }
 
-// insertMessage gives a file the next UID and MODSEQ of its mailbox. A row
-// for the same file may exist already if a Sync saw the file first.
-func insertMessage(tx *sql.Tx, p placed) error {
+// insertMessage gives a file the next UID and MODSEQ of its mailbox and
+// returns the UID. A row for the same file may exist already if a Sync saw
+// the file first; then that row's UID is returned.
+func insertMessage(tx *sql.Tx, p placed) (uint32, error) {
+	base := baseName(filepath.Base(p.file))
 	res, err := tx.Exec(`
 		INSERT INTO messages(mailbox_id, uid, modseq, base, file, flags, internal_date, size)
 		SELECT id, uidnext, highestmodseq + 1, ?, ?, ?, ?, ? FROM mailboxes WHERE id = ?
 		ON CONFLICT(mailbox_id, base) DO NOTHING`,
-		baseName(filepath.Base(p.file)), p.file, strings.Join(p.flags, " "), p.date.UnixNano(), p.vsize, p.mailboxID)
+		base, p.file, strings.Join(p.flags, " "), p.date.UnixNano(), p.vsize, p.mailboxID)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return nil
+	if n, _ := res.RowsAffected(); n > 0 {
+		if _, err = tx.Exec(`UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1 WHERE id = ?`, p.mailboxID); err != nil {
+			return 0, err
+		}
 	}
-	_, err = tx.Exec(`UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1 WHERE id = ?`, p.mailboxID)
-	return err
+	var uid uint32
+	err = tx.QueryRow(`SELECT uid FROM messages WHERE mailbox_id = ? AND base = ?`, p.mailboxID, base).Scan(&uid)
+	return uid, err
 }

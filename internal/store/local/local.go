@@ -61,6 +61,9 @@ type Store struct {
 
 	dirSync *syncer
 	names   nameSource
+	kwLock  keywordLocks
+	watch   watchers
+	synced  syncMarks
 }
 
 // Open opens (creating if needed) the store in opts.Dir.

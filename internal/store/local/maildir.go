@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"posthorn/internal/store"
 )
 
 // Maildir++ layout (https://cr.yp.to/proto/maildir.html, Courier's
@@ -54,7 +56,9 @@ func encodeName(s string) string {
 	return b.String()
 }
 
-// folderDir returns the directory of a mailbox inside an account's Maildir.
+// folderDir returns the directory of a mailbox inside an account's
+// Maildir. "/" separates levels; a "." inside a name is written %2E, since
+// "." is Maildir++'s own separator.
 func folderDir(name string) (string, error) {
 	if strings.EqualFold(name, "INBOX") {
 		return "", nil
@@ -62,9 +66,9 @@ func folderDir(name string) (string, error) {
 	parts := strings.Split(name, "/")
 	for i, p := range parts {
 		if p == "" || p == "." || p == ".." {
-			return "", fmt.Errorf("bad mailbox name %q", name)
+			return "", fmt.Errorf("%w: %q", store.ErrBadName, name)
 		}
-		parts[i] = encodeName(p)
+		parts[i] = strings.ReplaceAll(encodeName(p), ".", "%2E")
 	}
 	return "." + strings.Join(parts, "."), nil
 }
@@ -217,8 +221,9 @@ type scanned struct {
 }
 
 // scanMaildir lists the messages of one Maildir, sorted by name (which
-// starts with the delivery time, so UIDs follow arrival order).
-func scanMaildir(dir string) ([]scanned, error) {
+// starts with the delivery time, so UIDs follow arrival order). keywords
+// maps the letters of file names (readKeywords).
+func scanMaildir(dir string, keywords []string) ([]scanned, error) {
 	var out []scanned
 	for _, sd := range []string{"new", "cur"} {
 		ents, err := os.ReadDir(filepath.Join(dir, sd))
@@ -230,7 +235,7 @@ func scanMaildir(dir string) ([]scanned, error) {
 			if !e.Type().IsRegular() || strings.HasPrefix(n, ".") {
 				continue
 			}
-			out = append(out, scanned{file: sd + "/" + n, base: baseName(n), flags: parseInfo(n)})
+			out = append(out, scanned{file: sd + "/" + n, base: baseName(n), flags: fileFlags(keywords, n)})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].base < out[j].base })
@@ -252,7 +257,8 @@ func cleanTmp(dir string) {
 	}
 }
 
-// countVsize reads a file and returns its size with LF counted as CRLF.
+// countVsize reads a file and returns its size with each bare LF counted
+// as CRLF (files dropped in by other programs may already have CRLF).
 func countVsize(path string) (int64, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -260,14 +266,16 @@ func countVsize(path string) (int64, error) {
 	}
 	defer f.Close()
 	var n int64
+	var prev byte
 	buf := make([]byte, 64<<10)
 	for {
 		m, err := f.Read(buf)
 		for _, c := range buf[:m] {
 			n++
-			if c == '\n' {
+			if c == '\n' && prev != '\r' {
 				n++
 			}
+			prev = c
 		}
 		if err == io.EOF {
 			return n, nil
@@ -277,3 +285,5 @@ func countVsize(path string) (int64, error) {
 		}
 	}
 }
+
+func unixNano(n int64) time.Time { return time.Unix(0, n).UTC() }

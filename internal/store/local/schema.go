@@ -103,6 +103,9 @@ var migrations = []string{
 		created    INTEGER NOT NULL,
 		UNIQUE (account_id, name)
 	);`,
+
+	// 3: per-account quota in bytes, 0 for none.
+	`ALTER TABLE accounts ADD COLUMN quota INTEGER NOT NULL DEFAULT 0;`,
 }
 
 // migrate brings the schema up to date in one transaction.

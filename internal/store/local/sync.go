@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -26,8 +27,20 @@ func (s *Store) Sync(ctx context.Context, account, mailbox string) error {
 	if err != nil {
 		return err
 	}
+	return s.syncDir(ctx, id, dir)
+}
+
+// syncDir reconciles one Maildir with its index. When neither new/ nor
+// cur/ has changed (mtime) since the last sync, it does nothing: a rename
+// or unlink always changes the directory's mtime.
+func (s *Store) syncDir(ctx context.Context, id int64, dir string) error {
+	mark, ok := s.synced.changed(id, dir)
+	if !ok {
+		return nil
+	}
 	cleanTmp(dir)
-	files, err := scanMaildir(dir)
+	letters := readKeywords(dir)
+	files, err := scanMaildir(dir, letters)
 	if err != nil {
 		return classify(err)
 	}
@@ -35,16 +48,53 @@ func (s *Store) Sync(ctx context.Context, account, mailbox string) error {
 	if err != nil {
 		return err
 	}
-	plan := diff(files, rows)
-	if plan.empty() {
-		return nil
-	}
-	for i := range plan.add {
-		if plan.add[i].vsize, plan.add[i].date, err = fileFacts(dir, plan.add[i].file); err != nil {
+	plan := diff(files, rows, letters)
+	if !plan.empty() {
+		for i := range plan.add {
+			if plan.add[i].vsize, plan.add[i].date, err = fileFacts(dir, plan.add[i].file); err != nil {
+				return err
+			}
+		}
+		if err := s.write(ctx, func(tx *sql.Tx) error { return plan.apply(tx, id) }); err != nil {
 			return err
 		}
+		s.watch.notify(id)
 	}
-	return s.write(ctx, func(tx *sql.Tx) error { return plan.apply(tx, id) })
+	s.synced.set(id, mark)
+	return nil
+}
+
+// syncMarks remembers the directory mtimes each mailbox was synced at.
+type syncMarks struct {
+	mu sync.Mutex
+	m  map[int64]dirMark
+}
+
+type dirMark struct{ new, cur time.Time }
+
+// changed returns the current mark of dir and whether it differs from
+// the one of the last sync.
+func (m *syncMarks) changed(id int64, dir string) (dirMark, bool) {
+	var mark dirMark
+	if fi, err := os.Stat(filepath.Join(dir, "new")); err == nil {
+		mark.new = fi.ModTime()
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "cur")); err == nil {
+		mark.cur = fi.ModTime()
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old, ok := m.m[id]
+	return mark, !ok || old != mark
+}
+
+func (m *syncMarks) set(id int64, mark dirMark) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.m == nil {
+		m.m = map[int64]dirMark{}
+	}
+	m.m[id] = mark
 }
 
 func (s *Store) indexRows(ctx context.Context, id int64) (map[string]indexed, error) {
@@ -75,7 +125,7 @@ type syncPlan struct {
 
 func (p syncPlan) empty() bool { return len(p.add)+len(p.remove)+len(p.renamed) == 0 }
 
-func diff(files []scanned, rows map[string]indexed) syncPlan {
+func diff(files []scanned, rows map[string]indexed, letters []string) syncPlan {
 	var p syncPlan
 	for _, f := range files {
 		r, ok := rows[f.base]
@@ -83,7 +133,7 @@ func diff(files []scanned, rows map[string]indexed) syncPlan {
 		case !ok:
 			p.add = append(p.add, placed{file: f.file, flags: f.flags})
 		case r.file != f.file:
-			p.renamed = append(p.renamed, indexed{uid: r.uid, file: f.file, flags: mergeFlags(r.flags, f.flags)})
+			p.renamed = append(p.renamed, indexed{uid: r.uid, file: f.file, flags: mergeFlags(r.flags, f.flags, letters)})
 		}
 		delete(rows, f.base)
 	}
@@ -93,12 +143,12 @@ func diff(files []scanned, rows map[string]indexed) syncPlan {
 	return p
 }
 
-// mergeFlags keeps the keywords of the index and takes the system flags
-// from the file name, which the Maildir owns.
-func mergeFlags(old, system []string) []string {
-	out := append([]string(nil), system...)
+// mergeFlags takes the flags of the file name, which the Maildir owns, and
+// keeps keywords the name cannot carry (index-only, beyond 26 letters).
+func mergeFlags(old, fromName, letters []string) []string {
+	out := append([]string(nil), fromName...)
 	for _, f := range old {
-		if !strings.HasPrefix(f, `\`) {
+		if !strings.HasPrefix(f, `\`) && indexFold(fromName, f) < 0 && indexFold(letters, f) < 0 {
 			out = append(out, f)
 		}
 	}
@@ -142,7 +192,7 @@ func (p syncPlan) apply(tx *sql.Tx, id int64) error {
 	}
 	for _, a := range p.add {
 		a.mailboxID = id
-		if err := insertMessage(tx, a); err != nil {
+		if _, err := insertMessage(tx, a); err != nil {
 			return err
 		}
 	}

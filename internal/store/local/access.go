@@ -1,0 +1,338 @@
+package local
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"posthorn/internal/store"
+	"posthorn/internal/users"
+)
+
+var _ store.Access = (*Store)(nil)
+
+// MailboxStatus implements store.Access.
+func (s *Store) MailboxStatus(ctx context.Context, account, name string) (store.Mailbox, error) {
+	id, dir, err := s.mailbox(ctx, account, name)
+	if err != nil {
+		return store.Mailbox{}, err
+	}
+	if err := s.syncDir(ctx, id, dir); err != nil {
+		return store.Mailbox{}, err
+	}
+	var m store.Mailbox
+	err = s.rdb.QueryRowContext(ctx, `
+		SELECT m.name, m.special_use, m.uidvalidity, m.uidnext, m.highestmodseq, m.subscribed,
+		       count(x.uid), coalesce(sum(x.size), 0),
+		       coalesce(sum(instr(' ' || x.flags || ' ', ' \Seen ') = 0), 0),
+		       coalesce(sum(instr(' ' || x.flags || ' ', ' \Deleted ') > 0), 0)
+		FROM mailboxes m LEFT JOIN messages x ON x.mailbox_id = m.id
+		WHERE m.id = ? GROUP BY m.id`, id).Scan(&m.Name, &m.SpecialUse, &m.UIDValidity, &m.UIDNext,
+		&m.HighestModSeq, &m.Subscribed, &m.Messages, &m.Size, &m.Unseen, &m.Deleted)
+	return m, err
+}
+
+// DeleteMailbox implements store.Access. INBOX cannot be deleted. The
+// folder's directory goes; sub-folders are their own directories and stay.
+func (s *Store) DeleteMailbox(ctx context.Context, account, name string) error {
+	name = canonicalMailbox(name)
+	if name == "INBOX" {
+		return fmt.Errorf("%w: INBOX cannot be deleted", store.ErrBadName)
+	}
+	id, dir, err := s.mailbox(ctx, account, name)
+	if err != nil {
+		return err
+	}
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		return affected(tx.Exec(`DELETE FROM mailboxes WHERE id = ?`, id))
+	})
+	if err != nil {
+		return err
+	}
+	s.watch.notify(id)
+	return os.RemoveAll(dir)
+}
+
+// RenameMailbox implements store.Access.
+func (s *Store) RenameMailbox(ctx context.Context, account, from, to string) error {
+	from, to = canonicalMailbox(from), canonicalMailbox(to)
+	if to == "INBOX" {
+		return fmt.Errorf("%w: cannot rename to INBOX", store.ErrExists)
+	}
+	if from == "INBOX" {
+		return s.renameInbox(ctx, account, to)
+	}
+	root, err := s.MaildirPath(ctx, account)
+	if err != nil {
+		return err
+	}
+	boxes, err := s.Mailboxes(ctx, account)
+	if err != nil {
+		return err
+	}
+	moves, err := renames(boxes, from, to)
+	if err != nil {
+		return err
+	}
+	return s.write(ctx, func(tx *sql.Tx) error {
+		id, err := accountID(tx, account)
+		if err != nil {
+			return err
+		}
+		for _, m := range moves { // rows first: a failure leaves the files alone
+			if _, err := tx.Exec(`UPDATE mailboxes SET name = ? WHERE account_id = ? AND name = ?`, m[1], id, m[0]); err != nil {
+				return uniqueErr(err)
+			}
+		}
+		return moveFolders(root, moves)
+	})
+}
+
+// renames lists [old, new] names for a mailbox and its children.
+func renames(boxes []store.Mailbox, from, to string) ([][2]string, error) {
+	var moves [][2]string
+	for _, b := range boxes {
+		switch {
+		case b.Name == to || strings.HasPrefix(b.Name, to+"/"):
+			return nil, fmt.Errorf("%w: %s", store.ErrExists, b.Name)
+		case b.Name == from:
+			moves = append(moves, [2]string{b.Name, to})
+		case strings.HasPrefix(b.Name, from+"/"):
+			moves = append(moves, [2]string{b.Name, to + b.Name[len(from):]})
+		}
+	}
+	if len(moves) == 0 || moves[0][0] != from && !slices.ContainsFunc(moves, func(m [2]string) bool { return m[0] == from }) {
+		return nil, store.ErrNoMailbox
+	}
+	for _, m := range moves {
+		if _, err := folderDir(m[1]); err != nil {
+			return nil, err
+		}
+	}
+	return moves, nil
+}
+
+func moveFolders(root string, moves [][2]string) error {
+	for _, m := range moves {
+		a, _ := folderDir(m[0])
+		b, _ := folderDir(m[1])
+		if err := os.Rename(filepath.Join(root, a), filepath.Join(root, b)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}
+
+// renameInbox creates the new mailbox and moves INBOX's messages there
+// (RFC 9051 §6.3.6); INBOX stays, empty.
+func (s *Store) renameInbox(ctx context.Context, account, to string) error {
+	if err := s.CreateMailbox(ctx, account, to, ""); err != nil {
+		return err
+	}
+	snap, err := s.Snapshot(ctx, account, "INBOX")
+	if err != nil {
+		return err
+	}
+	uids := make([]uint32, len(snap.Messages))
+	for i, m := range snap.Messages {
+		uids[i] = m.UID
+	}
+	_, _, _, err = s.Copy(ctx, account, "INBOX", to, uids, true)
+	return err
+}
+
+// Subscribe implements store.Access.
+func (s *Store) Subscribe(ctx context.Context, account, name string, on bool) error {
+	id, _, err := s.mailbox(ctx, account, name)
+	if err != nil {
+		return err
+	}
+	return s.write(ctx, func(tx *sql.Tx) error {
+		return affected(tx.Exec(`UPDATE mailboxes SET subscribed = ? WHERE id = ?`, on, id))
+	})
+}
+
+// Snapshot implements store.Access.
+func (s *Store) Snapshot(ctx context.Context, account, mailbox string) (store.Snapshot, error) {
+	id, dir, err := s.mailbox(ctx, account, mailbox)
+	if err != nil {
+		return store.Snapshot{}, err
+	}
+	if err := s.syncDir(ctx, id, dir); err != nil {
+		return store.Snapshot{}, err
+	}
+	var snap store.Snapshot
+	if err := s.rdb.QueryRowContext(ctx, `SELECT uidvalidity, uidnext, highestmodseq FROM mailboxes WHERE id = ?`, id).
+		Scan(&snap.UIDValidity, &snap.UIDNext, &snap.HighestModSeq); err != nil {
+		return snap, err
+	}
+	snap.Messages, err = s.metas(ctx, `WHERE mailbox_id = ? ORDER BY uid`, id)
+	return snap, err
+}
+
+// Changes implements store.Access.
+func (s *Store) Changes(ctx context.Context, account, mailbox string, since uint64) (store.Changes, error) {
+	id, dir, err := s.mailbox(ctx, account, mailbox)
+	if err != nil {
+		return store.Changes{}, err
+	}
+	if err := s.syncDir(ctx, id, dir); err != nil {
+		return store.Changes{}, err
+	}
+	var c store.Changes
+	if err := s.rdb.QueryRowContext(ctx, `SELECT uidnext, highestmodseq FROM mailboxes WHERE id = ?`, id).
+		Scan(&c.UIDNext, &c.HighestModSeq); err != nil {
+		return c, err
+	}
+	if since >= c.HighestModSeq {
+		return c, nil
+	}
+	if c.Updated, err = s.metas(ctx, `WHERE mailbox_id = ? AND modseq > ? ORDER BY uid`, id, since); err != nil {
+		return c, err
+	}
+	rows, err := s.rdb.QueryContext(ctx, `SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid`, id, since)
+	if err != nil {
+		return c, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var uid uint32
+		if err := rows.Scan(&uid); err != nil {
+			return c, err
+		}
+		c.Expunged = append(c.Expunged, uid)
+	}
+	return c, rows.Err()
+}
+
+func (s *Store) metas(ctx context.Context, where string, args ...any) ([]store.MessageMeta, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT uid, modseq, flags, internal_date, size FROM messages `+where, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.MessageMeta
+	for rows.Next() {
+		var m store.MessageMeta
+		var flags string
+		var date int64
+		if err := rows.Scan(&m.UID, &m.ModSeq, &flags, &date, &m.Size); err != nil {
+			return nil, err
+		}
+		m.Flags = strings.Fields(flags)
+		m.InternalDate = time.Unix(0, date).UTC()
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// Open implements store.Access.
+func (s *Store) Open(ctx context.Context, account, mailbox string, uid uint32) (store.Content, error) {
+	id, dir, err := s.mailbox(ctx, account, mailbox)
+	if err != nil {
+		return nil, err
+	}
+	var file string
+	var size int64
+	err = s.rdb.QueryRowContext(ctx, `SELECT file, size FROM messages WHERE mailbox_id = ? AND uid = ?`, id, uid).Scan(&file, &size)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, users.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	return fileContent{path: filepath.Join(dir, file), size: size, base: baseName(filepath.Base(file)), dir: dir}, nil
+}
+
+// Append implements store.Access.
+func (s *Store) Append(ctx context.Context, account, mailbox string, flags []string, date time.Time, r io.Reader, size int64) (uint32, uint32, error) {
+	if used, limit, err := s.Quota(ctx, account); err != nil {
+		return 0, 0, err
+	} else if limit > 0 && used+size > limit {
+		return 0, 0, store.ErrOverQuota
+	}
+	p, err := s.placeReader(ctx, account, mailbox, canonicalFlags(flags), date, io.LimitReader(r, size))
+	if err != nil {
+		return 0, 0, err
+	}
+	ps, errs := []placed{p}, []error{nil}
+	s.syncDirs(ps, errs)
+	s.index(ctx, []store.Delivery{{Account: account}}, ps, errs)
+	if errs[0] != nil {
+		return 0, 0, errs[0]
+	}
+	var v uint32
+	err = s.rdb.QueryRowContext(ctx, `SELECT uidvalidity FROM mailboxes WHERE id = ?`, p.mailboxID).Scan(&v)
+	return v, ps[0].uid, err
+}
+
+// Quota implements store.Access.
+func (s *Store) Quota(ctx context.Context, account string) (used, limit int64, err error) {
+	err = s.rdb.QueryRowContext(ctx, `
+		SELECT a.quota, coalesce((SELECT sum(x.size) FROM messages x JOIN mailboxes m ON m.id = x.mailbox_id
+			WHERE m.account_id = a.id), 0)
+		FROM accounts a WHERE a.address = ?`, account).Scan(&limit, &used)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, 0, users.ErrNotFound
+	}
+	return used, limit, err
+}
+
+// SetQuota sets an account's quota in bytes (0: none).
+func (s *Store) SetQuota(ctx context.Context, account string, limit int64) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		return affected(tx.Exec(`UPDATE accounts SET quota = ? WHERE address = ?`, limit, account))
+	})
+}
+
+// Watch implements store.Access.
+func (s *Store) Watch(account, mailbox string) (<-chan struct{}, func()) {
+	id, _, err := s.mailbox(context.Background(), account, mailbox)
+	if err != nil {
+		ch := make(chan struct{})
+		return ch, func() {}
+	}
+	return s.watch.add(id)
+}
+
+// fileContent is a message file read with CRLF line ends.
+type fileContent struct {
+	path, base, dir string
+	size            int64
+}
+
+func (c fileContent) Size() int64 { return c.size }
+
+// Reader opens the file. If a flag change renamed it meanwhile, the file
+// is found again by its unique base name.
+func (c fileContent) Reader() (store.ReadCloser, error) {
+	f, err := os.Open(c.path)
+	if errors.Is(err, os.ErrNotExist) {
+		f, err = openByBase(c.dir, c.base)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &crlfReader{f: f, r: newBufReader(f)}, nil
+}
+
+func openByBase(dir, base string) (*os.File, error) {
+	for _, sd := range []string{"cur", "new"} {
+		m, _ := filepath.Glob(filepath.Join(dir, sd, globEscape(base)+"*"))
+		if len(m) > 0 {
+			return os.Open(m[0])
+		}
+	}
+	return nil, os.ErrNotExist
+}
+
+func globEscape(s string) string {
+	return strings.NewReplacer(`\`, `\\`, "*", `\*`, "?", `\?`, "[", `\[`).Replace(s)
+}

@@ -1,0 +1,212 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"posthorn/internal/store"
+)
+
+const acct = "me@example.test"
+
+func appendMsg(t *testing.T, s *Store, mailbox, body string, flags ...string) uint32 {
+	t.Helper()
+	_, uid, err := s.Append(context.Background(), acct, mailbox, flags, time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), strings.NewReader(body), int64(len(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return uid
+}
+
+func readAll(t *testing.T, s *Store, mailbox string, uid uint32) string {
+	t.Helper()
+	c, err := s.Open(context.Background(), acct, mailbox, uid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.Reader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	b, _ := io.ReadAll(r)
+	if int64(len(b)) != c.Size() {
+		t.Errorf("content %d octets, Size() %d", len(b), c.Size())
+	}
+	return string(b)
+}
+
+func TestAppendOpenRoundTripCRLF(t *testing.T) {
+	t.Parallel()
+	s, ctx := newStore(t)
+	body := "Subject: a\r\n\r\nline\r\n\r\nlast\r\n"
+	uid := appendMsg(t, s, "INBOX", body, `\seen`, "$Forwarded", `\Recent`, "bad keyword")
+	if uid != 1 {
+		t.Fatalf("uid %d", uid)
+	}
+	if got := readAll(t, s, "INBOX", uid); got != body {
+		t.Errorf("content %q", got)
+	}
+	snap, _ := s.Snapshot(ctx, acct, "INBOX")
+	m := snap.Messages[0]
+	if !slices.Equal(m.Flags, []string{`\Seen`, "$Forwarded"}) || m.Size != int64(len(body)) || !m.InternalDate.Equal(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)) {
+		t.Errorf("meta %+v", m)
+	}
+	dir, _ := s.MaildirPath(ctx, acct)
+	ents, _ := os.ReadDir(filepath.Join(dir, "cur"))
+	if len(ents) != 1 || !strings.HasSuffix(ents[0].Name(), ":2,Sa") {
+		t.Errorf("file %v, want :2,Sa", ents)
+	}
+	if kw, _ := os.ReadFile(filepath.Join(dir, keywordsFile)); string(kw) != "0 $Forwarded\n" {
+		t.Errorf("dovecot-keywords %q", kw)
+	}
+}
+
+func TestSetFlagsAndChanges(t *testing.T) {
+	t.Parallel()
+	s, ctx := newStore(t)
+	a := appendMsg(t, s, "INBOX", "Subject: 1\r\n\r\nx\r\n")
+	b := appendMsg(t, s, "INBOX", "Subject: 2\r\n\r\ny\r\n")
+	snap, _ := s.Snapshot(ctx, acct, "INBOX")
+	base := snap.HighestModSeq
+	changed, failed, err := s.SetFlags(ctx, acct, "INBOX", []uint32{a, b}, store.FlagsAdd, []string{`\Flagged`, "work"}, 0)
+	if err != nil || len(changed) != 2 || len(failed) != 0 || changed[1].ModSeq != base+2 {
+		t.Fatalf("add: %+v %v %v", changed, failed, err)
+	}
+	// UNCHANGEDSINCE below a's modseq refuses a, changes b.
+	changed, failed, _ = s.SetFlags(ctx, acct, "INBOX", []uint32{a, b}, store.FlagsRemove, []string{"work"}, changed[0].ModSeq-1)
+	if len(failed) != 2 || len(changed) != 0 {
+		t.Fatalf("unchangedsince: changed %+v failed %v", changed, failed)
+	}
+	changed, _, _ = s.SetFlags(ctx, acct, "INBOX", []uint32{b}, store.FlagsReplace, []string{`\Seen`}, 0)
+	if len(changed) != 1 || !slices.Equal(changed[0].Flags, []string{`\Seen`}) {
+		t.Fatalf("replace: %+v", changed)
+	}
+	// A no-op change does not bump MODSEQ.
+	if changed, _, _ := s.SetFlags(ctx, acct, "INBOX", []uint32{b}, store.FlagsAdd, []string{`\seen`}, 0); len(changed) != 0 {
+		t.Errorf("no-op change reported: %+v", changed)
+	}
+	done, err := s.Expunge(ctx, acct, "INBOX", []uint32{a, 99})
+	if err != nil || !slices.Equal(done, []uint32{a}) {
+		t.Fatalf("expunge: %v %v", done, err)
+	}
+	c, err := s.Changes(ctx, acct, "INBOX", base)
+	if err != nil || !slices.Equal(c.Expunged, []uint32{a}) || len(c.Updated) != 1 || c.Updated[0].UID != b {
+		t.Fatalf("changes since %d: %+v %v", base, c, err)
+	}
+	if readAll(t, s, "INBOX", b) != "Subject: 2\r\n\r\ny\r\n" {
+		t.Error("content lost its way after flag renames")
+	}
+}
+
+func TestCopyMoveRenameDelete(t *testing.T) {
+	t.Parallel()
+	s, ctx := newStore(t)
+	a := appendMsg(t, s, "INBOX", "Subject: a\r\n\r\na\r\n", `\Seen`, "tag")
+	b := appendMsg(t, s, "INBOX", "Subject: b\r\n\r\nb\r\n")
+	if err := s.CreateMailbox(ctx, acct, "Projects/2026", ""); err != nil {
+		t.Fatal(err)
+	}
+	v, src, dst, err := s.Copy(ctx, acct, "INBOX", "Projects/2026", []uint32{a, b}, false)
+	if err != nil || v == 0 || !slices.Equal(src, []uint32{a, b}) || !slices.Equal(dst, []uint32{1, 2}) {
+		t.Fatalf("copy: %d %v %v %v", v, src, dst, err)
+	}
+	_, _, dst, err = s.Copy(ctx, acct, "INBOX", "Trash", []uint32{b}, true)
+	if err != nil || len(dst) != 1 {
+		t.Fatalf("move: %v %v", dst, err)
+	}
+	in, _ := s.Snapshot(ctx, acct, "INBOX")
+	trash, _ := s.Snapshot(ctx, acct, "Trash")
+	proj, _ := s.Snapshot(ctx, acct, "Projects/2026")
+	if len(in.Messages) != 1 || len(trash.Messages) != 1 || len(proj.Messages) != 2 || !slices.Equal(proj.Messages[0].Flags, []string{`\Seen`, "tag"}) {
+		t.Fatalf("after copy/move: inbox %d trash %d projects %+v", len(in.Messages), len(trash.Messages), proj.Messages)
+	}
+	if readAll(t, s, "Trash", dst[0]) != "Subject: b\r\n\r\nb\r\n" {
+		t.Error("moved content differs")
+	}
+	if err := s.RenameMailbox(ctx, acct, "Projects", "Work"); !errors.Is(err, store.ErrNoMailbox) {
+		t.Errorf("rename of a non-mailbox parent: %v", err)
+	}
+	if err := s.CreateMailbox(ctx, acct, "Projects", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RenameMailbox(ctx, acct, "Projects", "Work"); err != nil {
+		t.Fatal(err)
+	}
+	if snap, err := s.Snapshot(ctx, acct, "Work/2026"); err != nil || len(snap.Messages) != 2 || snap.UIDValidity != proj.UIDValidity {
+		t.Fatalf("child after rename: %+v %v", snap, err)
+	}
+	if err := s.RenameMailbox(ctx, acct, "INBOX", "Old"); err != nil {
+		t.Fatal(err)
+	}
+	if in, _ := s.Snapshot(ctx, acct, "INBOX"); len(in.Messages) != 0 {
+		t.Error("INBOX not emptied by rename")
+	}
+	if err := s.DeleteMailbox(ctx, acct, "Trash"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteMailbox(ctx, acct, "inbox"); err == nil {
+		t.Error("INBOX deleted")
+	}
+	if _, err := s.Snapshot(ctx, acct, "Trash"); !errors.Is(err, store.ErrNoMailbox) {
+		t.Errorf("deleted mailbox: %v", err)
+	}
+	if err := s.CreateMailbox(ctx, acct, "a.b/../c", ""); !errors.Is(err, store.ErrBadName) {
+		t.Errorf("bad name accepted: %v", err)
+	}
+}
+
+func TestStatusQuotaWatch(t *testing.T) {
+	t.Parallel()
+	s, ctx := newStore(t)
+	ch, stop := s.Watch(acct, "INBOX")
+	defer stop()
+	appendMsg(t, s, "INBOX", "Subject: a\r\n\r\na\r\n", `\Seen`)
+	appendMsg(t, s, "INBOX", "Subject: b\r\n\r\nbb\r\n", `\Deleted`)
+	select {
+	case <-ch:
+	case <-time.After(time.Second):
+		t.Fatal("no change notice")
+	}
+	st, err := s.MailboxStatus(ctx, acct, "INBOX")
+	if err != nil || st.Messages != 2 || st.Unseen != 1 || st.Deleted != 1 || st.Size != 35 {
+		t.Fatalf("status %+v %v", st, err)
+	}
+	if err := s.SetQuota(ctx, acct, 40); err != nil {
+		t.Fatal(err)
+	}
+	if used, limit, _ := s.Quota(ctx, acct); used != 35 || limit != 40 {
+		t.Errorf("quota %d/%d", used, limit)
+	}
+	if _, _, err := s.Append(ctx, acct, "INBOX", nil, time.Now(), strings.NewReader("0123456789"), 10); !errors.Is(err, store.ErrOverQuota) {
+		t.Errorf("over quota: %v", err)
+	}
+}
+
+func TestSyncKeepsKeywordsFromNames(t *testing.T) {
+	t.Parallel()
+	s, ctx := newStore(t)
+	appendMsg(t, s, "INBOX", "Subject: a\r\n\r\na\r\n", "$Label1")
+	dir, _ := s.MaildirPath(ctx, acct)
+	ents, _ := os.ReadDir(filepath.Join(dir, "cur"))
+	old := ents[0].Name()
+	// Another program marks it read and flagged, keeping the keyword letter.
+	must(t, os.Rename(filepath.Join(dir, "cur", old), filepath.Join(dir, "cur", strings.TrimSuffix(old, ":2,a")+":2,FSa")))
+	time.Sleep(10 * time.Millisecond)
+	c, err := s.Changes(ctx, acct, "INBOX", 0)
+	if err != nil || len(c.Updated) != 1 {
+		t.Fatalf("changes %+v %v", c, err)
+	}
+	got := c.Updated[0].Flags
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"$Label1", `\Flagged`, `\Seen`}) {
+		t.Errorf("flags after external rename: %v", got)
+	}
+}

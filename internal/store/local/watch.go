@@ -1,0 +1,42 @@
+package local
+
+import "sync"
+
+// watchers fans change notices out to sessions watching a mailbox.
+type watchers struct {
+	mu   sync.Mutex
+	subs map[int64]map[chan struct{}]struct{}
+}
+
+func (w *watchers) add(id int64) (chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.subs == nil {
+		w.subs = map[int64]map[chan struct{}]struct{}{}
+	}
+	if w.subs[id] == nil {
+		w.subs[id] = map[chan struct{}]struct{}{}
+	}
+	w.subs[id][ch] = struct{}{}
+	return ch, func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		delete(w.subs[id], ch)
+		if len(w.subs[id]) == 0 {
+			delete(w.subs, id)
+		}
+	}
+}
+
+// notify wakes every watcher of mailbox id; notices coalesce.
+func (w *watchers) notify(id int64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for ch := range w.subs[id] {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
