@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"posthorn/internal/certs"
@@ -29,7 +30,7 @@ import (
 
 // Implemented lists the services this version can run. A listener for any
 // other service in the config is an error, not a silent no-op.
-var Implemented = []string{"smtp", "submission", "submissions"}
+var Implemented = []string{"smtp", "submission", "submissions", "lmtp"}
 
 // Wiring checks: who implements which interface.
 var (
@@ -200,7 +201,7 @@ func (d *Daemon) router(us *users.Service) (*delivery.Router, error) {
 func (d *Daemon) buildServers(router *delivery.Router) error {
 	c := d.cfg.SMTP
 	limiter := smtp.NewLimiter(c.MaxConnections, c.MaxConnectionsPerIP)
-	for _, svc := range []string{"smtp", "submission", "submissions", "local"} {
+	for _, svc := range []string{"smtp", "submission", "submissions", "lmtp", "local"} {
 		if svc != "local" && len(d.cfg.Listen.Addrs(svc)) == 0 {
 			continue
 		}
@@ -213,6 +214,7 @@ func (d *Daemon) buildServers(router *delivery.Router) error {
 		if d.certs != nil && svc != "local" {
 			opts.TLS = d.certs.TLSConfig()
 		}
+		opts.LMTP = svc == "lmtp"
 		if svc == "submission" || svc == "submissions" {
 			opts.RequireAuth = true
 			opts.AuthMechanisms = []string{sasl.Plain, sasl.Login, sasl.ScramSHA256}
@@ -260,7 +262,13 @@ func (d *Daemon) listen() error {
 			continue
 		}
 		for _, addr := range d.cfg.Listen.Addrs(svc) {
-			l, err := net.Listen("tcp", addr)
+			var l net.Listener
+			var err error
+			if strings.Contains(addr, "/") { // an LMTP unix socket
+				l, err = listenSocket(addr)
+			} else {
+				l, err = net.Listen("tcp", addr)
+			}
 			if err != nil {
 				return fmt.Errorf("listen %s %s: %w", svc, addr, err)
 			}
@@ -271,12 +279,18 @@ func (d *Daemon) listen() error {
 	if err != nil {
 		return err
 	}
+	// The data directory is private; let others reach the socket (0711).
+	if err := DataDirPerms(d.cfg.DataDir); err != nil {
+		l.Close()
+		return err
+	}
 	d.listeners["local"] = []net.Listener{l}
 	return nil
 }
 
-// listenSocket opens the sendmail socket. Any local user may connect (as
-// with Postfix's maildrop); the session knows the peer's uid.
+// listenSocket opens a unix socket that any local user may connect to:
+// the sendmail socket (the session knows the peer's uid), or an LMTP
+// socket (which, like port 25, only delivers to our own users).
 func listenSocket(path string) (net.Listener, error) {
 	_ = os.Remove(path) // a stale socket from a crash
 	l, err := net.Listen("unix", path)
@@ -284,11 +298,6 @@ func listenSocket(path string) (net.Listener, error) {
 		return nil, fmt.Errorf("listen %s: %w", path, err)
 	}
 	if err := os.Chmod(path, 0o666); err != nil {
-		l.Close()
-		return nil, err
-	}
-	// The data directory is private (0700); let others reach the socket.
-	if err := os.Chmod(filepath.Dir(path), 0o711); err != nil {
 		l.Close()
 		return nil, err
 	}

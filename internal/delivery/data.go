@@ -22,8 +22,29 @@ var selfUID = os.Getuid()
 
 // Data stages the message in a temporary file (not fsynced: it is never the
 // only copy of acknowledged mail), checks it, then delivers local copies
-// and queues the rest, returning only when all of it is durable.
+// and queues the rest, returning only when all of it is durable. With one
+// reply for all recipients, any failure is a 4xx for the whole message.
 func (s *session) Data(ctx context.Context, r io.Reader) (string, error) {
+	id, results, err := s.receive(ctx, r)
+	if err != nil {
+		return "", err
+	}
+	for _, e := range results {
+		if e != nil {
+			return "", e
+		}
+	}
+	return id, nil
+}
+
+// LMTPData implements smtp.LMTPSession: the same as Data, with one result
+// per recipient (RFC 2033 §4.2).
+func (s *session) LMTPData(ctx context.Context, r io.Reader) (string, []error, error) {
+	return s.receive(ctx, r)
+}
+
+// receive stages, checks and dispatches a message.
+func (s *session) receive(ctx context.Context, r io.Reader) (string, []error, error) {
 	id := newID()
 	stage, info, err := s.stage(r)
 	if stage != nil {
@@ -31,20 +52,20 @@ func (s *session) Data(ctx context.Context, r io.Reader) (string, error) {
 		defer stage.Close()
 	}
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	log := s.log.With("msgid", id, "from", s.from.String())
 	if err := s.checkHeader(ctx, info); err != nil {
 		log.Info("message refused", "code", err.Code, "err", err.Msg)
-		return "", err
+		return "", nil, err
 	}
 	size, err := stage.Seek(0, io.SeekEnd)
 	if err != nil {
-		return "", errTempFail.Wrap(err)
+		return "", nil, errTempFail.Wrap(err)
 	}
 	added := s.addedFields(id, info)
 	log.Info("received", "size", size, "rcpts", len(s.rcpts), "message_id", info.MessageID, "proto", s.conn.Protocol(s.mopts.UTF8), "account", s.conn.Auth)
-	return id, s.dispatch(ctx, log, id, added, stage, size)
+	return id, s.dispatch(ctx, log, id, added, stage, size), nil
 }
 
 // stage copies the message into a temporary file through the header filter.
@@ -149,42 +170,42 @@ func (s *session) addedFields(id string, info message.HeaderInfo) []byte {
 }
 
 // dispatch delivers local copies, then queues remote recipients and any
-// local copy that failed. Either way the message is durable before it
-// returns nil; only when queueing fails too does the client get a 4xx.
-func (s *session) dispatch(ctx context.Context, log *slog.Logger, id string, added []byte, body *os.File, size int64) error {
+// local copy that failed. It returns one result per recipient: nil when
+// everything that recipient reaches is durable (delivered or queued).
+func (s *session) dispatch(ctx context.Context, log *slog.Logger, id string, added []byte, body *os.File, size int64) []error {
 	now := s.r.opts.Now()
-	locals, rcptOf, notify := s.localCopies(id, added, body, size, now)
+	locals, from := s.localCopies(id, added, body, size, now)
 	errs := s.r.opts.Store.Deliver(ctx, locals)
 	var queued []store.QueuedRcpt
+	var queuedFrom []int // recipient index of each queued address
 	var delivered []store.QueuedRcpt
-	var lastErr error
 	for i, err := range errs {
+		rc := s.rcpts[from[i]]
 		if err != nil {
-			log.Error("local delivery failed, queueing it", "rcpt", rcptOf[i].addr.String(), "account", locals[i].Account, "err", err)
-			queued = append(queued, queuedRcpt(locals[i].Account, rcptOf[i].opts))
-			lastErr = err
+			log.Error("local delivery failed, queueing it", "rcpt", rc.addr.String(), "account", locals[i].Account, "err", err)
+			queued, queuedFrom = append(queued, queuedRcpt(locals[i].Account, rc.opts)), append(queuedFrom, from[i])
 			continue
 		}
-		log.Info("delivered", "rcpt", rcptOf[i].addr.String(), "account", locals[i].Account, "mailbox", "INBOX")
-		if notify[i] {
-			delivered = append(delivered, queuedRcpt(rcptOf[i].addr.String(), rcptOf[i].opts))
+		log.Info("delivered", "rcpt", rc.addr.String(), "account", locals[i].Account, "mailbox", "INBOX")
+		if slices.Contains(rc.opts.Notify, "SUCCESS") {
+			delivered = append(delivered, queuedRcpt(rc.addr.String(), rc.opts))
 		}
 	}
-	for _, rc := range s.rcpts {
+	for i, rc := range s.rcpts {
 		for _, addr := range rc.remote {
-			queued = append(queued, queuedRcpt(addr, rc.opts))
+			queued, queuedFrom = append(queued, queuedRcpt(addr, rc.opts)), append(queuedFrom, i)
 		}
 	}
+	results := make([]error, len(s.rcpts))
 	if len(queued) > 0 {
 		if err := s.enqueue(ctx, log, id, added, body, size, now, queued); err != nil {
-			if lastErr == nil {
-				lastErr = err
+			for _, i := range queuedFrom {
+				results[i] = storageErr(err)
 			}
-			return storageErr(lastErr)
 		}
 	}
 	s.r.successDSN(ctx, s.from, s.mopts, id, delivered)
-	return nil
+	return results
 }
 
 func queuedRcpt(addr string, o smtp.RcptOptions) store.QueuedRcpt {
@@ -192,14 +213,12 @@ func queuedRcpt(addr string, o smtp.RcptOptions) store.QueuedRcpt {
 }
 
 // localCopies builds one delivery per distinct account, with its trace
-// fields. rcptOf gives the RCPT each came from; notify whether that RCPT
-// asked for a success DSN.
-func (s *session) localCopies(id string, added []byte, body *os.File, size int64, now time.Time) ([]store.Delivery, []recipient, []bool) {
+// fields; from gives, for each, the index of the recipient it came from.
+func (s *session) localCopies(id string, added []byte, body *os.File, size int64, now time.Time) ([]store.Delivery, []int) {
 	var ds []store.Delivery
-	var rcptOf []recipient
-	var notify []bool
+	var from []int
 	seen := map[string]bool{}
-	for _, rc := range s.rcpts {
+	for i, rc := range s.rcpts {
 		for _, acct := range rc.accounts {
 			if seen[acct] {
 				continue
@@ -207,11 +226,10 @@ func (s *session) localCopies(id string, added []byte, body *os.File, size int64
 			seen[acct] = true
 			hdr := append(message.TraceFields(s.trace(id, rc.addr.String(), acct, now)), added...)
 			ds = append(ds, store.Delivery{Account: acct, Mailbox: "INBOX", Date: now, Header: hdr, Body: body, BodySize: size})
-			rcptOf = append(rcptOf, rc)
-			notify = append(notify, slices.Contains(rc.opts.Notify, "SUCCESS"))
+			from = append(from, i)
 		}
 	}
-	return ds, rcptOf, notify
+	return ds, from
 }
 
 // enqueue stores one queue message for rcpts: our Received field, the

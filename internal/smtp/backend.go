@@ -47,6 +47,15 @@ type AuthSession interface {
 	Auth(ctx context.Context, mech string) (sasl.Server, error)
 }
 
+// LMTPSession is implemented by sessions of an LMTP server (RFC 2033).
+type LMTPSession interface {
+	Session
+	// LMTPData is Data with one result per accepted recipient, in RCPT
+	// order: nil when that recipient's copy is durable. A non-nil err
+	// applies to every recipient.
+	LMTPData(ctx context.Context, r io.Reader) (id string, results []error, err error)
+}
+
 // ConnInfo describes a connection. The server updates HELO, ESMTP and TLS
 // as the session progresses; a Session may keep the pointer and read them.
 type ConnInfo struct {
@@ -58,6 +67,7 @@ type ConnInfo struct {
 	ESMTP    bool           // the client used EHLO
 	TLS      *tls.ConnectionState
 	Auth     string // authenticated identity, "" before AUTH
+	LMTP     bool   // the session speaks LMTP
 	PeerUID  int    // uid of the process on a unix socket, -1 otherwise
 	Hostname string // our hostname, as announced in the greeting
 }
@@ -66,6 +76,13 @@ type ConnInfo struct {
 // RFC 6531 §3.7.3): SMTP, ESMTP or ESMTPS, with UTF8 prefix when utf8.
 func (c *ConnInfo) Protocol(utf8 bool) string {
 	p := "SMTP"
+	if c.LMTP {
+		p = "LMTP" // RFC 3848 §4
+		if c.TLS != nil {
+			p += "S"
+		}
+		return p
+	}
 	if c.ESMTP {
 		p = "ESMTP"
 		if c.TLS != nil {

@@ -17,19 +17,29 @@ type bdatState struct {
 }
 
 type dataResult struct {
-	id  string
-	err error
+	id      string
+	results []error // LMTP: per recipient
+	err     error
 }
 
 func (c *conn) startBdat() *bdatState {
 	pr, pw := io.Pipe()
 	b := &bdatState{pw: pw, check: lineChecker{lim: c.limits()}, result: make(chan dataResult, 1)}
 	sess, ctx := c.sess, c.ctx
+	lmtp, _ := sess.(LMTPSession)
+	if !c.s.opts.LMTP {
+		lmtp = nil
+	}
 	go func() {
 		defer c.s.recoverWorker(c, b.result)
-		id, err := sess.Data(ctx, pr)
+		var res dataResult
+		if lmtp != nil {
+			res.id, res.results, res.err = lmtp.LMTPData(ctx, pr)
+		} else {
+			res.id, res.err = sess.Data(ctx, pr)
+		}
 		_ = pr.CloseWithError(io.ErrClosedPipe) // unblock the writer if Data stopped early
-		b.result <- dataResult{id, err}
+		b.result <- res
 	}()
 	return b
 }
@@ -98,11 +108,11 @@ func (c *conn) cmdBdat(arg string) {
 	case b.check.err != nil:
 		res := b.finish(b.check.err)
 		c.bdat = nil
-		c.finishMessage(res.id, res.err, b.check.err)
+		c.finish(res, b.check.err)
 	case werr != nil: // Data gave up early; its error is the reply
 		res := b.finish(werr)
 		c.bdat = nil
-		c.finishMessage(res.id, res.err, nil)
+		c.finish(res, nil)
 	case !last:
 		c.reply(CodeOK, "2.0.0", "%d octets received", size)
 	default:
@@ -114,6 +124,15 @@ func (c *conn) cmdBdat(arg string) {
 			res = b.finish(nil)
 		}
 		c.bdat = nil
-		c.finishMessage(res.id, res.err, inErr)
+		c.finish(res, inErr)
 	}
+}
+
+// finish replies to the end of a BDAT message, once per recipient in LMTP.
+func (c *conn) finish(res dataResult, inErr *Error) {
+	if c.s.opts.LMTP {
+		c.lmtpReplies(res.id, res.results, res.err, inErr)
+		return
+	}
+	c.finishMessage(res.id, res.err, inErr)
 }

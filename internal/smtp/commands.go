@@ -15,6 +15,7 @@ type command func(c *conn, arg string)
 var commands = map[string]command{
 	"EHLO":     func(c *conn, arg string) { c.hello(arg, true) },
 	"HELO":     func(c *conn, arg string) { c.hello(arg, false) },
+	"LHLO":     func(c *conn, arg string) { c.hello(arg, true) },
 	"MAIL":     (*conn).cmdMail,
 	"RCPT":     (*conn).cmdRcpt,
 	"DATA":     (*conn).cmdData,
@@ -51,6 +52,10 @@ func (c *conn) dispatch(line string) {
 		return
 	}
 	cmd, ok := commands[verb]
+	// RFC 2033 §4.1: LMTP uses LHLO only; SMTP knows no LHLO.
+	if isHello := verb == "EHLO" || verb == "HELO"; c.s.opts.LMTP && isHello || !c.s.opts.LMTP && verb == "LHLO" {
+		ok = false
+	}
 	if !ok {
 		c.fail(&Error{Code: CodeSyntax, Enhanced: "5.5.1", Msg: "Command not recognized"})
 		return
@@ -402,6 +407,10 @@ func (c *conn) cmdData(arg string) {
 	c.reply(CodeStartData, "", "End data with <CR><LF>.<CR><LF>")
 	c.deadline = time.Now().Add(c.s.opts.DataTimeout)
 	dr := newDotReader(c.br, c.limits())
+	if c.s.opts.LMTP {
+		c.lmtpData(dr)
+		return
+	}
 	id, err := c.sess.Data(c.ctx, dr)
 	if derr := dr.drain(); derr != nil {
 		c.log.Info("smtp data aborted", "err", derr)
@@ -410,6 +419,49 @@ func (c *conn) cmdData(arg string) {
 		return
 	}
 	c.finishMessage(id, err, dr.check.err)
+}
+
+// lmtpData receives a message and replies once per accepted recipient
+// (RFC 2033 §4.2).
+func (c *conn) lmtpData(dr *dotReader) {
+	ls, ok := c.sess.(LMTPSession)
+	var id string
+	var results []error
+	var err error
+	if ok {
+		id, results, err = ls.LMTPData(c.ctx, dr)
+	} else {
+		err = &Error{Code: CodeLocalError, Enhanced: "4.3.0", Msg: "LMTP not supported by the backend"}
+	}
+	if derr := dr.drain(); derr != nil {
+		c.log.Info("lmtp data aborted", "err", derr)
+		c.quit = true
+		c.resetTx()
+		return
+	}
+	c.lmtpReplies(id, results, err, dr.check.err)
+}
+
+// lmtpReplies writes one reply per recipient; an input error or a
+// whole-message error applies to all.
+func (c *conn) lmtpReplies(id string, results []error, err error, inputErr *Error) {
+	for i := 0; i < c.rcpts; i++ {
+		e := err
+		if inputErr != nil {
+			e = inputErr
+		} else if e == nil && i < len(results) {
+			e = results[i]
+		} else if e == nil {
+			e = &Error{Code: CodeLocalError, Enhanced: "4.3.0", Msg: "No result for this recipient"}
+		}
+		if e == nil {
+			c.reply(CodeOK, "2.0.0", "Ok: delivered as %s", id)
+			continue
+		}
+		c.replyErr(e)
+	}
+	c.junk = 0
+	c.resetTx()
 }
 
 // finishMessage replies to the end of a message. A broken input rule wins

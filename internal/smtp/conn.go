@@ -56,6 +56,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 		Remote:   addrPort(nc.RemoteAddr()),
 		Hostname: s.opts.Hostname,
 		PeerUID:  peerUID(nc),
+		LMTP:     s.opts.LMTP,
 	}
 	c.log = s.log.With("cid", c.info.ID, "remote", c.info.Remote.String(), "service", s.opts.Service)
 	size := max(4096, s.opts.MaxCommandLength+2)
@@ -119,7 +120,11 @@ func (c *conn) serve() {
 		return
 	}
 	c.sess = sess
-	c.reply(CodeReady, "", "%s ESMTP Posthorn", c.s.opts.Hostname)
+	if c.s.opts.LMTP {
+		c.reply(CodeReady, "", "%s LMTP Posthorn", c.s.opts.Hostname)
+	} else {
+		c.reply(CodeReady, "", "%s ESMTP Posthorn", c.s.opts.Hostname)
+	}
 	for !c.quit {
 		line, err := c.readCommand()
 		if err != nil {

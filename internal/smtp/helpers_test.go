@@ -206,3 +206,23 @@ func (c *client) startTx() {
 }
 
 func newReader(nc net.Conn) *bufio.Reader { return bufio.NewReader(nc) }
+
+// LMTPData makes fakeSession an LMTPSession: recipients whose address
+// starts with "fail" get a temporary error.
+func (s *fakeSession) LMTPData(ctx context.Context, r io.Reader) (string, []error, error) {
+	id, err := s.Data(ctx, r)
+	if err != nil {
+		return "", nil, err
+	}
+	s.b.mu.Lock()
+	defer s.b.mu.Unlock()
+	var res []error
+	for _, rc := range s.b.rcpts {
+		if strings.HasPrefix(rc, "fail") {
+			res = append(res, &Error{Code: 452, Enhanced: "4.2.2", Msg: "Mailbox full"})
+		} else {
+			res = append(res, nil)
+		}
+	}
+	return id, res, nil
+}

@@ -38,6 +38,10 @@ type Options struct {
 	RequireAuth bool
 	// DSN advertises and accepts the DSN extension (RFC 3461).
 	DSN bool
+	// LMTP makes this an LMTP server (RFC 2033): LHLO instead of EHLO,
+	// one reply per recipient after the message. Sessions must implement
+	// LMTPSession.
+	LMTP bool
 
 	MaxMessageBytes     int64
 	MaxRecipients       int
