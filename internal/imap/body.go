@@ -1,0 +1,267 @@
+package imap
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"io"
+	"mime/quotedprintable"
+	"strconv"
+	"strings"
+
+	"posthorn/internal/message"
+)
+
+// fetchedMessage is a message loaded for FETCH or SEARCH: its octets and
+// MIME structure.
+type fetchedMessage struct {
+	data []byte
+	root *message.Part
+}
+
+// loadMessage reads a message and parses its structure.
+func (c *conn) loadMessage(m Meta) (*fetchedMessage, error) {
+	content, err := c.user.Open(c.ctx, c.mbox.name, m.UID)
+	if err != nil {
+		return nil, c.mapErr(err)
+	}
+	r, err := content.Reader()
+	if err != nil {
+		return nil, c.mapErr(err)
+	}
+	defer r.Close()
+	data, err := io.ReadAll(io.LimitReader(r, c.s.opts.AppendLimit+1<<20))
+	if err != nil {
+		return nil, c.mapErr(err)
+	}
+	root, err := message.ParseStructure(bytes.NewReader(data), message.Limits{})
+	if err != nil {
+		// A header too large to parse: serve the octets, with a minimal
+		// structure, rather than fail the FETCH.
+		root = &message.Part{End: int64(len(data)), BodyStart: 0, Type: "text", Subtype: "plain", Encoding: "7bit"}
+	}
+	return &fetchedMessage{data: data, root: root}, nil
+}
+
+func (f *fetchedMessage) slice(a, b int64) []byte {
+	a, b = max(0, min(a, int64(len(f.data)))), max(0, min(b, int64(len(f.data))))
+	if b < a {
+		return nil
+	}
+	return f.data[a:b]
+}
+
+// literal renders data as a literal (or literal8 when it holds NUL).
+func literal(data []byte, binary bool) string {
+	prefix := "{"
+	if binary && bytes.IndexByte(data, 0) >= 0 {
+		prefix = "~{" // RFC 3516 §4.2
+	}
+	return prefix + strconv.Itoa(len(data)) + "}\r\n" + string(data)
+}
+
+// findPart walks a section path (RFC 9051 §6.4.5). It returns the part and
+// whether it is the message itself (empty path).
+func findPart(root *message.Part, path []int) (*message.Part, error) {
+	p := root
+	for _, n := range path {
+		if p.Message != nil && len(p.Parts) == 0 {
+			p = p.Message // into an encapsulated message/rfc822
+		}
+		switch {
+		case len(p.Parts) > 0:
+			if n > len(p.Parts) {
+				return nil, errNoSection
+			}
+			p = p.Parts[n-1]
+		case n != 1:
+			return nil, errNoSection
+		}
+	}
+	return p, nil
+}
+
+// sectionValue renders BODY[…], BINARY[…] and BINARY.SIZE[…].
+func (c *conn) sectionValue(sec *section, msg *fetchedMessage) (string, error) {
+	data, err := sectionData(sec, msg)
+	if errors.Is(err, errNoSection) {
+		data, err = nil, nil // a part that does not exist reads as empty
+	}
+	if err != nil {
+		return "", err
+	}
+	if sec.kind == "BINARY.SIZE" {
+		return sec.label + " " + strconv.Itoa(len(data)), nil
+	}
+	label := sec.label
+	if sec.partial {
+		label += "<" + strconv.FormatInt(sec.offset, 10) + ">"
+		data = partial(data, sec.offset, sec.length)
+	}
+	return label + " " + literal(data, sec.kind == "BINARY"), nil
+}
+
+func partial(data []byte, off, n int64) []byte {
+	if off >= int64(len(data)) {
+		return nil
+	}
+	return data[off:min(int64(len(data)), off+n)]
+}
+
+func sectionData(sec *section, msg *fetchedMessage) ([]byte, error) {
+	p, err := findPart(msg.root, sec.path)
+	if err != nil {
+		return nil, err
+	}
+	top := len(sec.path) == 0
+	if sec.kind != "BODY" {
+		return decodeBody(p, msg.slice(p.BodyStart, p.End))
+	}
+	switch sec.text {
+	case "":
+		if top {
+			return msg.data, nil
+		}
+		return msg.slice(p.BodyStart, p.End), nil
+	case "MIME":
+		return msg.slice(p.HeaderStart, p.BodyStart), nil
+	}
+	if !top { // HEADER and TEXT of part N are those of its message/rfc822
+		if p.Message == nil {
+			return nil, errNoSection
+		}
+		p = p.Message
+	}
+	switch sec.text {
+	case "TEXT":
+		return msg.slice(p.BodyStart, p.End), nil
+	case "HEADER":
+		return msg.slice(p.HeaderStart, p.BodyStart), nil
+	}
+	return message.FilterHeader(msg.slice(p.HeaderStart, p.BodyStart), sec.fields, sec.text == "HEADER.FIELDS.NOT"), nil
+}
+
+// decodeBody undoes a Content-Transfer-Encoding for BINARY (RFC 3516).
+func decodeBody(p *message.Part, body []byte) ([]byte, error) {
+	switch strings.ToLower(p.Encoding) {
+	case "", "7bit", "8bit", "binary":
+		return body, nil
+	case "base64":
+		clean := bytes.Map(func(r rune) rune {
+			if r == '\r' || r == '\n' || r == ' ' || r == '\t' {
+				return -1
+			}
+			return r
+		}, body)
+		out := make([]byte, base64.StdEncoding.DecodedLen(len(clean)))
+		n, err := base64.StdEncoding.Decode(out, clean)
+		if err != nil {
+			return nil, no("UNKNOWN-CTE", "Cannot decode base64 body")
+		}
+		return out[:n], nil
+	case "quoted-printable":
+		out, err := io.ReadAll(quotedprintable.NewReader(bytes.NewReader(body)))
+		if err != nil {
+			return nil, no("UNKNOWN-CTE", "Cannot decode quoted-printable body")
+		}
+		return out, nil
+	}
+	return nil, no("UNKNOWN-CTE", "Unknown Content-Transfer-Encoding")
+}
+
+// bodyStructure renders BODY or BODYSTRUCTURE (RFC 9051 §7.5.2).
+func (c *conn) bodyStructure(p *message.Part, ext bool) string {
+	if len(p.Parts) > 0 {
+		return c.multipartStructure(p, ext)
+	}
+	var b strings.Builder
+	b.WriteString("(" + c.quote(p.Type) + " " + c.quote(p.Subtype) + " " + c.params(p.Params) + " " +
+		c.nquote(p.ID) + " " + c.nquote(p.Description) + " " + c.quote(orDefault(p.Encoding, "7bit")) + " " +
+		strconv.FormatInt(p.End-p.BodyStart, 10))
+	switch {
+	case p.Message != nil && p.Type == "message":
+		b.WriteString(" " + c.envelope(p.Message) + " " + c.bodyStructure(p.Message, ext) + " " + strconv.FormatInt(p.BodyLines, 10))
+	case p.Type == "text":
+		b.WriteString(" " + strconv.FormatInt(p.BodyLines, 10))
+	}
+	if ext {
+		b.WriteString(" " + c.nquote(p.MD5) + " " + c.disposition(p) + " " + c.language(p.Language) + " " + c.nquote(p.Location))
+	}
+	b.WriteString(")")
+	return b.String()
+}
+
+func (c *conn) multipartStructure(p *message.Part, ext bool) string {
+	var b strings.Builder
+	b.WriteString("(")
+	for _, ch := range p.Parts {
+		b.WriteString(c.bodyStructure(ch, ext))
+	}
+	b.WriteString(" " + c.quote(p.Subtype))
+	if ext {
+		b.WriteString(" " + c.params(p.Params) + " " + c.disposition(p) + " " + c.language(p.Language) + " " + c.nquote(p.Location))
+	}
+	b.WriteString(")")
+	return b.String()
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}
+
+func (c *conn) params(ps []message.Param) string {
+	if len(ps) == 0 {
+		return "NIL"
+	}
+	var parts []string
+	for _, p := range ps {
+		parts = append(parts, c.quote(p.Key)+" "+c.quote(p.Value))
+	}
+	return "(" + strings.Join(parts, " ") + ")"
+}
+
+func (c *conn) disposition(p *message.Part) string {
+	if p.Disposition == "" {
+		return "NIL"
+	}
+	return "(" + c.quote(p.Disposition) + " " + c.params(p.DispositionParams) + ")"
+}
+
+func (c *conn) language(l []string) string {
+	switch len(l) {
+	case 0:
+		return "NIL"
+	case 1:
+		return c.quote(l[0])
+	}
+	var q []string
+	for _, x := range l {
+		q = append(q, c.quote(x))
+	}
+	return "(" + strings.Join(q, " ") + ")"
+}
+
+// envelope renders ENVELOPE (RFC 9051 §7.5.2).
+func (c *conn) envelope(p *message.Part) string {
+	e := p.Envelope()
+	return "(" + strings.Join([]string{
+		c.nquote(e.Date), c.nquote(e.Subject), c.addrs(e.From), c.addrs(e.Sender), c.addrs(e.ReplyTo),
+		c.addrs(e.To), c.addrs(e.Cc), c.addrs(e.Bcc), c.nquote(e.InReplyTo), c.nquote(e.MessageID),
+	}, " ") + ")"
+}
+
+func (c *conn) addrs(list []message.Address) string {
+	if len(list) == 0 {
+		return "NIL"
+	}
+	var b strings.Builder
+	b.WriteString("(")
+	for _, a := range list {
+		b.WriteString("(" + c.nquote(a.Name) + " NIL " + c.nquote(a.Mailbox) + " " + c.nquote(a.Host) + ")")
+	}
+	b.WriteString(")")
+	return b.String()
+}

@@ -1,0 +1,375 @@
+package imap
+
+import (
+	"errors"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// cmdAppend adds a message (RFC 9051 §6.3.12). The literal is streamed to
+// the backend, never held in memory.
+func (c *conn) cmdAppend(tag string, s *scanner) error {
+	if err := s.sp(); err != nil {
+		return err
+	}
+	name, err := s.mailbox()
+	if err != nil {
+		return err
+	}
+	flags, date, err := appendOptions(s)
+	if err != nil {
+		return err
+	}
+	if _, err := c.user.Status(c.ctx, name); err != nil {
+		if errors.Is(err, ErrNoMailbox) {
+			return no("TRYCREATE", "No such mailbox")
+		}
+		return c.mapErr(err)
+	}
+	n, err := s.literalHeader(c.s.opts.AppendLimit)
+	if errors.Is(err, errTooBig) {
+		return no("TOOBIG", "Message too large") // RFC 7889: refused before "+"
+	}
+	if err != nil {
+		return err
+	}
+	r := &io.LimitedReader{R: c.br, N: n}
+	validity, uid, aerr := c.user.Append(c.ctx, name, flags, date, r, n)
+	if _, err := io.Copy(io.Discard, r); err != nil { // whatever the backend left
+		return err
+	}
+	if err := s.crlf(); err != nil {
+		return err
+	}
+	if aerr != nil {
+		return c.mapErr(aerr)
+	}
+	c.ok(tag, "APPENDUID "+strconv.FormatUint(uint64(validity), 10)+" "+strconv.FormatUint(uint64(uid), 10), "APPEND completed")
+	return nil
+}
+
+// appendOptions reads the optional flag list and date-time before the
+// literal, and the space before it.
+func appendOptions(s *scanner) ([]string, time.Time, error) {
+	var flags []string
+	date := time.Now()
+	if err := s.sp(); err != nil {
+		return nil, date, err
+	}
+	b, _ := s.peek()
+	if b == '(' {
+		var err error
+		if flags, err = s.flagList(); err != nil {
+			return nil, date, err
+		}
+		if err := s.sp(); err != nil {
+			return nil, date, err
+		}
+		b, _ = s.peek()
+	}
+	if b == '"' {
+		d, err := s.dateTime()
+		if err != nil {
+			return nil, date, err
+		}
+		date = d
+		if err := s.sp(); err != nil {
+			return nil, date, err
+		}
+	}
+	return flags, date, nil
+}
+
+// seqArg reads a sequence set atom.
+func seqArg(s *scanner) (seqSet, error) {
+	a, err := s.readAtomSet()
+	if err != nil {
+		return nil, err
+	}
+	set, ok := parseSeqSet(a)
+	if !ok {
+		return nil, syntaxf("bad sequence set")
+	}
+	return set, nil
+}
+
+// readAtomSet reads a sequence-set token (digits, ':', ',' and '*').
+func (s *scanner) readAtomSet() (string, error) {
+	var b strings.Builder
+	for {
+		c, err := s.peek()
+		if err != nil {
+			return "", err
+		}
+		if !(c >= '0' && c <= '9' || c == ':' || c == ',' || c == '*') {
+			break
+		}
+		_, _ = s.next()
+		b.WriteByte(c)
+	}
+	if b.Len() == 0 {
+		return "", syntaxf("expected a sequence set")
+	}
+	return b.String(), nil
+}
+
+// targets resolves a set to message indexes, refusing bad sequence numbers.
+func (c *conn) targets(set seqSet, uid bool) ([]int, error) {
+	if !uid && !c.mbox.validSeqs(set) {
+		return nil, bad("", "Invalid message sequence number")
+	}
+	return c.mbox.resolve(set, uid), nil
+}
+
+func (c *conn) uidsOf(idx []int) []uint32 {
+	out := make([]uint32, len(idx))
+	for i, x := range idx {
+		out[i] = c.mbox.msgs[x].UID
+	}
+	return out
+}
+
+// cmdStore changes flags (RFC 9051 §6.4.6, UNCHANGEDSINCE RFC 7162 §3.1.3).
+func (c *conn) cmdStore(tag string, s *scanner, uid bool) error {
+	if err := s.sp(); err != nil {
+		return err
+	}
+	set, err := seqArg(s)
+	if err != nil {
+		return err
+	}
+	since, err := storeModifiers(s)
+	if err != nil {
+		return err
+	}
+	op, silent, flags, err := storeAction(s)
+	if err != nil {
+		return err
+	}
+	if err := s.crlf(); err != nil {
+		return err
+	}
+	if c.mbox.readOnly {
+		return no("READ-ONLY", "Mailbox is read-only")
+	}
+	if since > 0 {
+		c.condstore = true
+	}
+	idx, err := c.targets(set, uid)
+	if err != nil {
+		return err
+	}
+	changed, failed, err := c.user.SetFlags(c.ctx, c.mbox.name, c.uidsOf(idx), op, flags, since)
+	if err != nil {
+		return c.mapErr(err)
+	}
+	c.storeResponses(changed, silent, uid)
+	code := ""
+	if len(failed) > 0 {
+		code = "MODIFIED " + c.modifiedSet(failed, uid)
+	}
+	c.okNoExpunge(tag, code, "STORE completed")
+	return nil
+}
+
+func storeModifiers(s *scanner) (uint64, error) {
+	if err := s.sp(); err != nil {
+		return 0, err
+	}
+	if b, _ := s.peek(); b != '(' {
+		return 0, nil
+	}
+	var since uint64
+	err := s.list(func() error {
+		a, err := s.atom()
+		if err != nil || !strings.EqualFold(a, "UNCHANGEDSINCE") {
+			return syntaxf("unknown STORE modifier")
+		}
+		if err := s.sp(); err != nil {
+			return err
+		}
+		n, err := s.number64()
+		since = uint64(n)
+		return err
+	})
+	if err == nil {
+		err = s.sp()
+	}
+	return since, err
+}
+
+func storeAction(s *scanner) (FlagOp, bool, []string, error) {
+	a, err := s.atom()
+	if err != nil {
+		return 0, false, nil, err
+	}
+	a = strings.ToUpper(a)
+	silent := strings.HasSuffix(a, ".SILENT")
+	a = strings.TrimSuffix(a, ".SILENT")
+	var op FlagOp
+	switch a {
+	case "FLAGS":
+		op = FlagsReplace
+	case "+FLAGS":
+		op = FlagsAdd
+	case "-FLAGS":
+		op = FlagsRemove
+	default:
+		return 0, false, nil, syntaxf("bad STORE item")
+	}
+	if err := s.sp(); err != nil {
+		return 0, false, nil, err
+	}
+	var flags []string
+	if b, _ := s.peek(); b == '(' {
+		flags, err = s.flagList()
+	} else {
+		for {
+			f, ferr := s.flag()
+			if ferr != nil {
+				return 0, false, nil, ferr
+			}
+			flags = append(flags, f)
+			if !s.maybeSP() {
+				break
+			}
+		}
+	}
+	return op, silent, flags, err
+}
+
+// storeResponses updates the cache and sends FETCH for changed messages.
+// With .SILENT only the MODSEQ is sent, and only under CONDSTORE.
+func (c *conn) storeResponses(changed []Meta, silent, uid bool) {
+	for _, m := range changed {
+		i := c.mbox.index(m.UID)
+		if i < 0 {
+			continue
+		}
+		c.mbox.msgs[i] = m
+		var items []string
+		if uid || c.condstore {
+			items = append(items, "UID "+strconv.FormatUint(uint64(m.UID), 10))
+		}
+		if !silent {
+			items = append(items, "FLAGS ("+strings.Join(m.Flags, " ")+")")
+		}
+		if c.condstore {
+			items = append(items, "MODSEQ ("+strconv.FormatUint(m.ModSeq, 10)+")")
+		}
+		if !silent || c.condstore {
+			c.writef("* %d FETCH (%s)\r\n", i+1, strings.Join(items, " "))
+		}
+	}
+}
+
+// modifiedSet renders the MODIFIED set: UIDs for UID STORE, else
+// sequence numbers.
+func (c *conn) modifiedSet(failed []uint32, uid bool) string {
+	if uid {
+		return formatUIDs(failed)
+	}
+	var seqs []uint32
+	for _, u := range failed {
+		if i := c.mbox.index(u); i >= 0 {
+			seqs = append(seqs, uint32(i+1))
+		}
+	}
+	return formatUIDs(seqs)
+}
+
+// cmdCopy runs COPY and MOVE (RFC 9051 §6.4.7, §6.4.8; COPYUID RFC 4315).
+func (c *conn) cmdCopy(tag string, s *scanner, uid, move bool) error {
+	if err := s.sp(); err != nil {
+		return err
+	}
+	set, err := seqArg(s)
+	if err != nil {
+		return err
+	}
+	if err := s.sp(); err != nil {
+		return err
+	}
+	dst, err := s.mailbox()
+	if err == nil {
+		err = s.crlf()
+	}
+	if err != nil {
+		return err
+	}
+	if move && c.mbox.readOnly {
+		return no("READ-ONLY", "Mailbox is read-only")
+	}
+	idx, err := c.targets(set, uid)
+	if err != nil {
+		return err
+	}
+	if len(idx) == 0 {
+		c.ok(tag, "", "Nothing to do")
+		return nil
+	}
+	validity, src, dstUIDs, err := c.user.Copy(c.ctx, c.mbox.name, dst, c.uidsOf(idx), move)
+	if errors.Is(err, ErrNoMailbox) {
+		return no("TRYCREATE", "No such mailbox")
+	}
+	if err != nil {
+		return c.mapErr(err)
+	}
+	code := "COPYUID " + strconv.FormatUint(uint64(validity), 10) + " " + formatUIDs(src) + " " + formatUIDs(dstUIDs)
+	if !move {
+		c.ok(tag, code, "COPY completed")
+		return nil
+	}
+	c.writef("* OK [%s] Moved\r\n", code)
+	c.mbox.pending = append(c.mbox.pending, src...)
+	c.ok(tag, "", "MOVE completed")
+	return nil
+}
+
+// cmdExpunge removes \Deleted messages (RFC 9051 §6.4.3).
+func (c *conn) cmdExpunge(tag string, s *scanner) error {
+	if err := s.crlf(); err != nil {
+		return err
+	}
+	return c.expunge(tag, nil)
+}
+
+// cmdUIDExpunge removes \Deleted messages of a UID set (RFC 4315 §2.1).
+func (c *conn) cmdUIDExpunge(tag string, s *scanner) error {
+	if err := s.sp(); err != nil {
+		return err
+	}
+	set, err := seqArg(s)
+	if err == nil {
+		err = s.crlf()
+	}
+	if err != nil {
+		return err
+	}
+	return c.expunge(tag, set)
+}
+
+func (c *conn) expunge(tag string, set seqSet) error {
+	if c.mbox.readOnly {
+		return no("READ-ONLY", "Mailbox is read-only")
+	}
+	c.poll(false) // act on current flags
+	var del []uint32
+	max := c.mbox.maxUID()
+	for _, m := range c.mbox.msgs {
+		if containsFold(m.Flags, `\Deleted`) && (set == nil || set.contains(m.UID, max)) {
+			del = append(del, m.UID)
+		}
+	}
+	if len(del) > 0 {
+		done, err := c.user.Expunge(c.ctx, c.mbox.name, del)
+		if err != nil {
+			return c.mapErr(err)
+		}
+		c.mbox.pending = append(c.mbox.pending, done...)
+	}
+	c.ok(tag, "", "EXPUNGE completed")
+	return nil
+}

@@ -1,0 +1,256 @@
+package imap
+
+import (
+	"strings"
+)
+
+// listOptions are LIST-EXTENDED options (RFC 5258, RFC 5819, RFC 6154).
+type listOptions struct {
+	subscribedOnly, specialOnly, recursive bool // selection
+	retSubscribed, retChildren, retSpecial bool // return
+	status                                 []string
+	lsub                                   bool
+}
+
+func (c *conn) cmdLsub(tag string, s *scanner) error {
+	return c.list(tag, s, listOptions{subscribedOnly: true, lsub: true})
+}
+
+func (c *conn) cmdList(tag string, s *scanner) error { return c.list(tag, s, listOptions{}) }
+
+// list runs LIST and LSUB (RFC 9051 §6.3.9).
+func (c *conn) list(tag string, s *scanner, o listOptions) error {
+	if err := s.sp(); err != nil {
+		return err
+	}
+	if b, _ := s.peek(); b == '(' && !o.lsub {
+		if err := parseSelectOpts(s, &o); err != nil {
+			return err
+		}
+		if err := s.sp(); err != nil {
+			return err
+		}
+	}
+	ref, err := s.astring()
+	if err != nil {
+		return err
+	}
+	if err := s.sp(); err != nil {
+		return err
+	}
+	pats, err := c.patterns(s)
+	if err != nil {
+		return err
+	}
+	if !o.lsub && s.maybeSP() {
+		if err := parseReturnOpts(s, &o); err != nil {
+			return err
+		}
+	}
+	if err := s.crlf(); err != nil {
+		return err
+	}
+	if len(pats) == 1 && pats[0] == "" && !o.lsub {
+		c.writef("* LIST (\\Noselect) \"/\" \"\"\r\n") // the hierarchy delimiter
+		c.ok(tag, "", "LIST completed")
+		return nil
+	}
+	if err := c.listMatches(ref, pats, o); err != nil {
+		return err
+	}
+	c.ok(tag, "", "LIST completed")
+	return nil
+}
+
+func parseSelectOpts(s *scanner, o *listOptions) error {
+	return s.list(func() error {
+		a, err := s.atom()
+		switch strings.ToUpper(a) {
+		case "SUBSCRIBED":
+			o.subscribedOnly, o.retSubscribed = true, true
+		case "SPECIAL-USE":
+			o.specialOnly, o.retSpecial = true, true
+		case "RECURSIVEMATCH":
+			o.recursive = true
+		case "REMOTE":
+		default:
+			if err == nil {
+				err = syntaxf("unknown LIST option %s", a)
+			}
+		}
+		return err
+	})
+}
+
+func parseReturnOpts(s *scanner, o *listOptions) error {
+	a, err := s.atom()
+	if err != nil || !strings.EqualFold(a, "RETURN") {
+		return syntaxf("expected RETURN")
+	}
+	if err := s.sp(); err != nil {
+		return err
+	}
+	return s.list(func() error {
+		a, err := s.atom()
+		if err != nil {
+			return err
+		}
+		switch strings.ToUpper(a) {
+		case "SUBSCRIBED":
+			o.retSubscribed = true
+		case "CHILDREN":
+			o.retChildren = true
+		case "SPECIAL-USE":
+			o.retSpecial = true
+		case "STATUS": // RFC 5819
+			if err := s.sp(); err != nil {
+				return err
+			}
+			o.status, err = statusList(s)
+			return err
+		default:
+			return syntaxf("unknown RETURN option %s", a)
+		}
+		return nil
+	})
+}
+
+// patterns reads one mailbox pattern or a list of them, as list-mailbox
+// (atoms may hold % and *).
+func (c *conn) patterns(s *scanner) ([]string, error) {
+	one := func() (string, error) {
+		b, err := s.peek()
+		if err != nil {
+			return "", err
+		}
+		var p string
+		if b == '"' || b == '{' {
+			p, err = s.str()
+		} else {
+			p, err = s.listAtom()
+		}
+		if err == nil && !c.utf8 {
+			if d, derr := decodeUTF7(p); derr == nil {
+				p = d
+			}
+		}
+		return p, err
+	}
+	if b, _ := s.peek(); b == '(' {
+		var pats []string
+		err := s.list(func() error {
+			p, err := one()
+			pats = append(pats, p)
+			return err
+		})
+		return pats, err
+	}
+	p, err := one()
+	return []string{p}, err
+}
+
+// listAtom reads list-char: ATOM-CHAR, "%", "*" and "]".
+func (s *scanner) listAtom() (string, error) {
+	var b strings.Builder
+	for {
+		c, err := s.peek()
+		if err != nil {
+			return "", err
+		}
+		if !(isAtomChar(c, true) || c == '%' || c == '*') {
+			break
+		}
+		_, _ = s.next()
+		b.WriteByte(c)
+	}
+	if b.Len() == 0 {
+		return "", syntaxf("expected a mailbox pattern")
+	}
+	return b.String(), nil
+}
+
+// listMatches writes a LIST (or LSUB) line for each mailbox matching.
+func (c *conn) listMatches(ref string, pats []string, o listOptions) error {
+	boxes, err := c.user.Mailboxes(c.ctx)
+	if err != nil {
+		return c.mapErr(err)
+	}
+	for _, b := range boxes {
+		if !matchAny(ref, pats, b.Name) || o.subscribedOnly && !b.Subscribed || o.specialOnly && b.SpecialUse == "" {
+			continue
+		}
+		c.writeList(b, boxes, o)
+	}
+	return nil
+}
+
+func matchAny(ref string, pats []string, name string) bool {
+	for _, p := range pats {
+		full := ref + p
+		if strings.HasPrefix(strings.ToUpper(full), "INBOX") && name == "INBOX" {
+			full = "INBOX" + full[5:]
+		}
+		if match(full, name) {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *conn) writeList(b MailboxInfo, all []MailboxInfo, o listOptions) {
+	var attrs []string
+	if hasChildren(b.Name, all) {
+		attrs = append(attrs, `\HasChildren`)
+	} else {
+		attrs = append(attrs, `\HasNoChildren`)
+	}
+	if b.SpecialUse != "" && (o.retSpecial || !o.lsub) {
+		attrs = append(attrs, b.SpecialUse)
+	}
+	if b.Subscribed && o.retSubscribed {
+		attrs = append(attrs, `\Subscribed`)
+	}
+	verb := "LIST"
+	if o.lsub {
+		verb = "LSUB"
+	}
+	c.writef("* %s (%s) \"/\" %s\r\n", verb, strings.Join(attrs, " "), c.mailboxName(b.Name))
+	if len(o.status) > 0 {
+		if st, err := c.user.Status(c.ctx, b.Name); err == nil {
+			c.writef("* STATUS %s (%s)\r\n", c.mailboxName(b.Name), formatStatus(st, o.status))
+		}
+	}
+}
+
+func hasChildren(name string, all []MailboxInfo) bool {
+	for _, b := range all {
+		if strings.HasPrefix(b.Name, name+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// match matches a LIST pattern: "*" any run, "%" any run without "/"
+// (RFC 9051 §6.3.9). Dynamic programming: no exponential backtracking.
+func match(pat, name string) bool {
+	p, n := []rune(pat), []rune(name)
+	prev := make([]bool, len(n)+1)
+	cur := make([]bool, len(n)+1)
+	prev[0] = true
+	for i := 1; i <= len(p); i++ {
+		cur[0] = prev[0] && (p[i-1] == '*' || p[i-1] == '%')
+		for j := 1; j <= len(n); j++ {
+			switch p[i-1] {
+			case '*':
+				cur[j] = prev[j] || cur[j-1]
+			case '%':
+				cur[j] = prev[j] || cur[j-1] && n[j-1] != '/'
+			default:
+				cur[j] = prev[j-1] && p[i-1] == n[j-1]
+			}
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(n)]
+}

@@ -1,0 +1,522 @@
+package imap
+
+import (
+	"bytes"
+	"mime"
+	"net/mail"
+	"strconv"
+	"strings"
+	"time"
+
+	"posthorn/internal/message"
+)
+
+// searchKey is one node of a search program (RFC 9051 §6.4.4).
+type searchKey struct {
+	op   string
+	str  string // string argument (lower-cased) or header field
+	str2 string
+	n    int64
+	date time.Time
+	set  seqSet
+	kids []*searchKey
+}
+
+// searchReturn are ESEARCH return options (RFC 4731).
+type searchReturn struct {
+	on                   bool
+	min, max, all, count bool
+}
+
+func (c *conn) cmdSearch(tag string, s *scanner, uid bool) error {
+	if err := s.sp(); err != nil {
+		return err
+	}
+	ret, keys, err := c.searchArgs(s)
+	if err != nil {
+		return err
+	}
+	if err := s.crlf(); err != nil {
+		return err
+	}
+	root := &searchKey{op: "AND", kids: keys}
+	usesModseq := root.uses("MODSEQ")
+	if usesModseq {
+		c.condstore = true
+	}
+	var hits []int
+	for i := range c.mbox.msgs {
+		ok, err := c.matches(root, i)
+		if err != nil {
+			return err
+		}
+		if ok {
+			hits = append(hits, i)
+		}
+	}
+	c.searchResponse(tag, hits, uid, ret, usesModseq)
+	c.okNoExpunge(tag, "", "SEARCH completed")
+	return nil
+}
+
+// searchArgs reads [RETURN (…) SP] [CHARSET x SP] key *(SP key). The
+// first words are read as atoms and told apart afterwards.
+func (c *conn) searchArgs(s *scanner) (searchReturn, []*searchKey, error) {
+	var ret searchReturn
+	var keys []*searchKey
+	first, second := true, true
+	for {
+		k, word, err := nextSearchKey(s)
+		if err != nil {
+			return ret, nil, err
+		}
+		switch {
+		case first && word == "RETURN":
+			if ret, err = searchReturnOpts(s); err != nil {
+				return ret, nil, err
+			}
+			first = false
+			continue
+		case (first || second) && word == "CHARSET":
+			if err := searchCharset(s); err != nil {
+				return ret, nil, err
+			}
+			first, second = false, false
+			continue
+		}
+		first, second = false, false
+		keys = append(keys, k)
+		if !s.maybeSP() {
+			return ret, keys, nil
+		}
+	}
+}
+
+// nextSearchKey parses one key; for an atom key it also returns the word
+// so that RETURN and CHARSET can be recognised.
+func nextSearchKey(s *scanner) (*searchKey, string, error) {
+	b, err := s.peek()
+	if err != nil {
+		return nil, "", err
+	}
+	if b == '(' || b >= '0' && b <= '9' || b == '*' {
+		k, err := parseSearchKey(s)
+		return k, "", err
+	}
+	a, err := s.atom()
+	if err != nil {
+		return nil, "", err
+	}
+	word := strings.ToUpper(a)
+	if word == "RETURN" || word == "CHARSET" {
+		return nil, word, nil
+	}
+	k, err := parseKeyArgs(s, word)
+	return k, word, err
+}
+
+// searchReturnOpts reads " (…) " after RETURN (RFC 4731).
+func searchReturnOpts(s *scanner) (searchReturn, error) {
+	r := searchReturn{on: true}
+	if err := s.sp(); err != nil {
+		return r, err
+	}
+	err := s.list(func() error {
+		a, err := s.atom()
+		switch strings.ToUpper(a) {
+		case "MIN":
+			r.min = true
+		case "MAX":
+			r.max = true
+		case "ALL":
+			r.all = true
+		case "COUNT":
+			r.count = true
+		default:
+			if err == nil {
+				err = syntaxf("unknown RETURN option")
+			}
+		}
+		return err
+	})
+	if err == nil && !r.min && !r.max && !r.count {
+		r.all = true // RETURN () means ALL
+	}
+	if err == nil {
+		err = s.sp()
+	}
+	return r, err
+}
+
+// searchCharset reads " charset SP"; only UTF-8 and US-ASCII are known.
+func searchCharset(s *scanner) error {
+	if err := s.sp(); err != nil {
+		return err
+	}
+	cs, err := s.astring()
+	if err != nil {
+		return err
+	}
+	if cs = strings.ToUpper(cs); cs != "UTF-8" && cs != "US-ASCII" {
+		return no("BADCHARSET (UTF-8 US-ASCII)", "Unsupported charset")
+	}
+	return s.sp()
+}
+
+// Keys without arguments, and those with one string.
+var (
+	flagKeys   = map[string]bool{"ALL": true, "ANSWERED": true, "DELETED": true, "DRAFT": true, "FLAGGED": true, "SEEN": true, "UNANSWERED": true, "UNDELETED": true, "UNDRAFT": true, "UNFLAGGED": true, "UNSEEN": true, "NEW": true, "OLD": true, "RECENT": true}
+	stringKeys = map[string]bool{"BCC": true, "CC": true, "FROM": true, "SUBJECT": true, "TO": true, "BODY": true, "TEXT": true, "KEYWORD": true, "UNKEYWORD": true}
+	dateKeys   = map[string]bool{"BEFORE": true, "ON": true, "SINCE": true, "SENTBEFORE": true, "SENTON": true, "SENTSINCE": true}
+)
+
+func parseSearchKey(s *scanner) (*searchKey, error) {
+	if b, err := s.peek(); err != nil {
+		return nil, err
+	} else if b == '(' {
+		k := &searchKey{op: "AND"}
+		err := s.list(func() error {
+			kid, err := parseSearchKey(s)
+			k.kids = append(k.kids, kid)
+			return err
+		})
+		return k, err
+	} else if b >= '0' && b <= '9' || b == '*' {
+		set, err := seqArg(s)
+		return &searchKey{op: "SEQ", set: set}, err
+	}
+	a, err := s.atom()
+	if err != nil {
+		return nil, err
+	}
+	op := strings.ToUpper(a)
+	return parseKeyArgs(s, op)
+}
+
+func parseKeyArgs(s *scanner, op string) (*searchKey, error) {
+	k := &searchKey{op: op}
+	var err error
+	switch {
+	case flagKeys[op]:
+	case stringKeys[op]:
+		err = s.sp()
+		if err == nil {
+			k.str, err = s.astring()
+		}
+	case dateKeys[op]:
+		err = s.sp()
+		if err == nil {
+			k.date, err = s.date()
+		}
+	case op == "HEADER":
+		if err = s.sp(); err == nil {
+			if k.str, err = s.astring(); err == nil {
+				if err = s.sp(); err == nil {
+					k.str2, err = s.astring()
+				}
+			}
+		}
+	case op == "LARGER" || op == "SMALLER":
+		if err = s.sp(); err == nil {
+			k.n, err = s.number64()
+		}
+	case op == "UID":
+		if err = s.sp(); err == nil {
+			k.set, err = seqArg(s)
+		}
+	case op == "NOT":
+		return unaryKey(s, k)
+	case op == "OR":
+		return binaryKey(s, k)
+	case op == "MODSEQ":
+		return modseqKey(s, k)
+	default:
+		return nil, syntaxf("unknown search key %s", op)
+	}
+	return k, err
+}
+
+func unaryKey(s *scanner, k *searchKey) (*searchKey, error) {
+	if s.depth++; s.depth > maxDepth {
+		return nil, syntaxf("search too deeply nested")
+	}
+	defer func() { s.depth-- }()
+	if err := s.sp(); err != nil {
+		return nil, err
+	}
+	kid, err := parseSearchKey(s)
+	k.kids = []*searchKey{kid}
+	return k, err
+}
+
+func binaryKey(s *scanner, k *searchKey) (*searchKey, error) {
+	if s.depth++; s.depth > maxDepth {
+		return nil, syntaxf("search too deeply nested")
+	}
+	defer func() { s.depth-- }()
+	for range 2 {
+		if err := s.sp(); err != nil {
+			return nil, err
+		}
+		kid, err := parseSearchKey(s)
+		if err != nil {
+			return nil, err
+		}
+		k.kids = append(k.kids, kid)
+	}
+	return k, nil
+}
+
+// modseqKey reads MODSEQ [entry-name entry-type] n (RFC 7162 §3.1.5).
+func modseqKey(s *scanner, k *searchKey) (*searchKey, error) {
+	if err := s.sp(); err != nil {
+		return nil, err
+	}
+	if b, _ := s.peek(); b == '"' {
+		if _, err := s.quoted(); err != nil {
+			return nil, err
+		}
+		if err := s.sp(); err != nil {
+			return nil, err
+		}
+		if _, err := s.atom(); err != nil {
+			return nil, err
+		}
+		if err := s.sp(); err != nil {
+			return nil, err
+		}
+	}
+	var err error
+	k.n, err = s.number64()
+	return k, err
+}
+
+func (k *searchKey) uses(op string) bool {
+	if k.op == op {
+		return true
+	}
+	for _, kid := range k.kids {
+		if kid.uses(op) {
+			return true
+		}
+	}
+	return false
+}
+
+// searchState carries a message's lazily loaded content.
+type searchState struct {
+	c   *conn
+	i   int
+	msg *fetchedMessage
+	err error
+}
+
+func (c *conn) matches(k *searchKey, i int) (bool, error) {
+	st := &searchState{c: c, i: i}
+	ok := st.eval(k)
+	return ok, st.err
+}
+
+func (st *searchState) eval(k *searchKey) bool {
+	m := st.c.mbox.msgs[st.i]
+	switch k.op {
+	case "AND":
+		for _, kid := range k.kids {
+			if !st.eval(kid) {
+				return false
+			}
+		}
+		return true
+	case "NOT":
+		return !st.eval(k.kids[0])
+	case "OR":
+		return st.eval(k.kids[0]) || st.eval(k.kids[1])
+	case "SEQ":
+		return k.set.contains(uint32(st.i+1), uint32(len(st.c.mbox.msgs)))
+	case "UID":
+		return k.set.contains(m.UID, st.c.mbox.maxUID())
+	case "LARGER":
+		return m.Size > k.n
+	case "SMALLER":
+		return m.Size < k.n
+	case "MODSEQ":
+		return int64(m.ModSeq) >= k.n
+	}
+	if v, ok := flagMatch(k, m); ok {
+		return v
+	}
+	if dateKeys[k.op] {
+		return st.dateMatch(k, m)
+	}
+	return st.textMatch(k)
+}
+
+// flagMatch evaluates flag keys; ok is false for other keys.
+func flagMatch(k *searchKey, m Meta) (bool, bool) {
+	has := func(f string) bool { return containsFold(m.Flags, f) }
+	switch k.op {
+	case "ALL", "OLD":
+		return true, true
+	case "NEW", "RECENT": // \Recent is not kept (RFC 9051 removed it)
+		return false, true
+	case "KEYWORD":
+		return has(k.str), true
+	case "UNKEYWORD":
+		return !has(k.str), true
+	}
+	flag := map[string]string{"ANSWERED": `\Answered`, "DELETED": `\Deleted`, "DRAFT": `\Draft`, "FLAGGED": `\Flagged`, "SEEN": `\Seen`}
+	if f, ok := flag[k.op]; ok {
+		return has(f), true
+	}
+	if f, ok := flag[strings.TrimPrefix(k.op, "UN")]; ok && strings.HasPrefix(k.op, "UN") {
+		return !has(f), true
+	}
+	return false, false
+}
+
+// dateMatch compares dates, disregarding time and time zone (RFC 9051
+// §6.4.4): INTERNALDATE for BEFORE/ON/SINCE, the Date field for SENT*.
+func (st *searchState) dateMatch(k *searchKey, m Meta) bool {
+	d := m.InternalDate
+	if strings.HasPrefix(k.op, "SENT") {
+		msg := st.load()
+		if msg == nil {
+			return false
+		}
+		t, err := mail.ParseDate(msg.root.Get("Date"))
+		if err != nil {
+			return false
+		}
+		d = t
+	}
+	day := time.Date(d.Year(), d.Month(), d.Day(), 0, 0, 0, 0, time.UTC)
+	want := time.Date(k.date.Year(), k.date.Month(), k.date.Day(), 0, 0, 0, 0, time.UTC)
+	switch strings.TrimPrefix(k.op, "SENT") {
+	case "BEFORE":
+		return day.Before(want)
+	case "ON":
+		return day.Equal(want)
+	}
+	return !day.Before(want) // SINCE
+}
+
+func (st *searchState) load() *fetchedMessage {
+	if st.msg == nil && st.err == nil {
+		st.msg, st.err = st.c.loadMessage(st.c.mbox.msgs[st.i])
+	}
+	return st.msg
+}
+
+// textMatch evaluates header, BODY and TEXT keys: case-insensitive
+// substring, on decoded header values and decoded text parts.
+func (st *searchState) textMatch(k *searchKey) bool {
+	msg := st.load()
+	if msg == nil {
+		return false
+	}
+	needle := strings.ToLower(k.str)
+	switch k.op {
+	case "HEADER":
+		return headerHas(msg.root, k.str, strings.ToLower(k.str2))
+	case "BODY":
+		return bodyHas(msg, msg.root, needle)
+	case "TEXT":
+		return headerHas(msg.root, "", needle) || bodyHas(msg, msg.root, needle)
+	}
+	return headerHas(msg.root, k.op, needle)
+}
+
+var wordDecoder = mime.WordDecoder{CharsetReader: nil}
+
+// headerHas looks for needle in field (all fields when field is "").
+func headerHas(p *message.Part, field, needle string) bool {
+	for _, f := range p.Header {
+		if field != "" && !strings.EqualFold(f.Name, field) {
+			continue
+		}
+		v := f.Value
+		if d, err := wordDecoder.DecodeHeader(v); err == nil {
+			v = d
+		}
+		if strings.Contains(strings.ToLower(v), needle) {
+			return true
+		}
+	}
+	return false
+}
+
+// bodyHas searches the text parts of p, decoded.
+func bodyHas(msg *fetchedMessage, p *message.Part, needle string) bool {
+	if len(p.Parts) > 0 {
+		for _, ch := range p.Parts {
+			if bodyHas(msg, ch, needle) {
+				return true
+			}
+		}
+		return false
+	}
+	if p.Message != nil {
+		return headerHas(p.Message, "", needle) || bodyHas(msg, p.Message, needle)
+	}
+	if p.Type != "text" && p.Type != "" {
+		return false
+	}
+	body, err := decodeBody(p, msg.slice(p.BodyStart, p.End))
+	if err != nil {
+		body = msg.slice(p.BodyStart, p.End)
+	}
+	return bytes.Contains(bytes.ToLower(body), []byte(needle))
+}
+
+// searchResponse writes SEARCH or ESEARCH (RFC 4731, and RFC 9051 §7.3.4
+// for IMAP4rev2 clients).
+func (c *conn) searchResponse(tag string, hits []int, uid bool, ret searchReturn, modseq bool) {
+	nums := make([]uint32, len(hits))
+	var highest uint64
+	for i, h := range hits {
+		nums[i] = uint32(h + 1)
+		if uid {
+			nums[i] = c.mbox.msgs[h].UID
+		}
+		highest = max(highest, c.mbox.msgs[h].ModSeq)
+	}
+	if !ret.on && !c.rev2 {
+		var b strings.Builder
+		b.WriteString("* SEARCH")
+		for _, n := range nums {
+			b.WriteString(" " + strconv.FormatUint(uint64(n), 10))
+		}
+		if modseq && len(nums) > 0 {
+			b.WriteString(" (MODSEQ " + strconv.FormatUint(highest, 10) + ")")
+		}
+		c.writef("%s\r\n", b.String())
+		return
+	}
+	if !ret.on {
+		ret.all = true
+	}
+	c.writef("* ESEARCH (TAG %s)%s\r\n", c.quote(tag), esearchData(nums, uid, ret, modseq, highest))
+}
+
+func esearchData(nums []uint32, uid bool, ret searchReturn, modseq bool, highest uint64) string {
+	var b strings.Builder
+	if uid {
+		b.WriteString(" UID")
+	}
+	if ret.min && len(nums) > 0 {
+		b.WriteString(" MIN " + strconv.FormatUint(uint64(nums[0]), 10))
+	}
+	if ret.max && len(nums) > 0 {
+		b.WriteString(" MAX " + strconv.FormatUint(uint64(nums[len(nums)-1]), 10))
+	}
+	if ret.count {
+		b.WriteString(" COUNT " + strconv.Itoa(len(nums)))
+	}
+	if ret.all && len(nums) > 0 {
+		b.WriteString(" ALL " + formatUIDs(nums))
+	}
+	if modseq && len(nums) > 0 {
+		b.WriteString(" MODSEQ " + strconv.FormatUint(highest, 10))
+	}
+	return b.String()
+}

@@ -1,0 +1,186 @@
+package imap
+
+import (
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// selected is the state of the selected mailbox: its messages in sequence
+// order with their cached meta, and what the client has been told.
+type selected struct {
+	name        string
+	readOnly    bool
+	uidValidity uint32
+	uidNext     uint32
+	modseq      uint64   // the highest MODSEQ the session has applied
+	msgs        []Meta   // sequence number = index + 1; UIDs ascending
+	pending     []uint32 // expunged UIDs not yet announced (RFC 9051 §7.5.1)
+	watch       <-chan struct{}
+	stop        func()
+}
+
+// index returns the position of uid, or -1.
+func (m *selected) index(uid uint32) int {
+	i := sort.Search(len(m.msgs), func(i int) bool { return m.msgs[i].UID >= uid })
+	if i < len(m.msgs) && m.msgs[i].UID == uid {
+		return i
+	}
+	return -1
+}
+
+func (m *selected) maxUID() uint32 {
+	if len(m.msgs) == 0 {
+		return 0
+	}
+	return m.msgs[len(m.msgs)-1].UID
+}
+
+// resolve returns the indexes of the messages a set names. For a UID set
+// "*" is the highest UID; for sequence numbers the last message.
+func (m *selected) resolve(set seqSet, uid bool) []int {
+	var out []int
+	if uid {
+		max := m.maxUID()
+		for i, msg := range m.msgs {
+			if set.contains(msg.UID, max) {
+				out = append(out, i)
+			}
+		}
+		return out
+	}
+	n := uint32(len(m.msgs))
+	for i := range m.msgs {
+		if set.contains(uint32(i+1), n) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// validSeqs checks that sequence numbers exist: a number beyond the last
+// message is a client error (RFC 9051 §9 seq-number); UID sets may name
+// anything.
+func (m *selected) validSeqs(set seqSet) bool {
+	n := uint32(len(m.msgs))
+	for _, r := range set {
+		if r.lo > n || r.hi > n {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *conn) unselect() {
+	if c.mbox != nil {
+		c.mbox.stop()
+		c.mbox = nil
+	}
+	if c.state == stateSelected {
+		c.state = stateAuth
+	}
+}
+
+// poll sends the changes of the selected mailbox since the session last
+// looked: EXPUNGE (or VANISHED with QRESYNC), flag FETCHes and EXISTS.
+// Expunges are held back when allowExpunge is false.
+func (c *conn) poll(allowExpunge bool) {
+	m := c.mbox
+	if m == nil {
+		return
+	}
+	ch, err := c.user.Changes(c.ctx, m.name, m.modseq)
+	if err != nil {
+		c.log.Warn("imap poll", "mailbox", m.name, "err", err)
+		return
+	}
+	for _, uid := range ch.Expunged {
+		if m.index(uid) >= 0 && !slices.Contains(m.pending, uid) {
+			m.pending = append(m.pending, uid)
+		}
+	}
+	if allowExpunge {
+		c.flushExpunges()
+	}
+	c.applyUpdates(ch.Updated)
+	m.modseq = max(m.modseq, ch.HighestModSeq)
+	m.uidNext = max(m.uidNext, ch.UIDNext)
+}
+
+// flushExpunges announces pending expunges and drops those messages.
+func (c *conn) flushExpunges() {
+	m := c.mbox
+	if len(m.pending) == 0 {
+		return
+	}
+	slices.Sort(m.pending)
+	if c.qresync { // RFC 7162 §3.2.10
+		c.writef("* VANISHED %s\r\n", formatUIDs(m.pending))
+	}
+	for _, uid := range m.pending {
+		i := m.index(uid)
+		if i < 0 {
+			continue
+		}
+		if !c.qresync {
+			c.writef("* %d EXPUNGE\r\n", i+1)
+		}
+		m.msgs = slices.Delete(m.msgs, i, i+1)
+	}
+	m.pending = nil
+}
+
+// applyUpdates records changed flags (telling the client) and new
+// messages (EXISTS).
+func (c *conn) applyUpdates(updated []Meta) {
+	m := c.mbox
+	grew := false
+	for _, u := range updated {
+		if i := m.index(u.UID); i >= 0 {
+			old := m.msgs[i]
+			m.msgs[i] = u
+			if old.ModSeq != u.ModSeq && !sameFlagSet(old.Flags, u.Flags) {
+				c.writef("* %d FETCH (%s)\r\n", i+1, c.flagItems(u))
+			}
+			continue
+		}
+		if u.UID > m.maxUID() {
+			m.msgs = append(m.msgs, u)
+			grew = true
+		}
+	}
+	if grew {
+		c.writef("* %d EXISTS\r\n", len(m.msgs))
+	}
+}
+
+// flagItems renders "UID n FLAGS (…)" plus MODSEQ with CONDSTORE.
+func (c *conn) flagItems(u Meta) string {
+	s := "UID " + strconv.FormatUint(uint64(u.UID), 10) + " FLAGS (" + strings.Join(u.Flags, " ") + ")"
+	if c.condstore {
+		s += " MODSEQ (" + strconv.FormatUint(u.ModSeq, 10) + ")"
+	}
+	return s
+}
+
+func sameFlagSet(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, f := range a {
+		if !containsFold(b, f) {
+			return false
+		}
+	}
+	return true
+}
+
+func containsFold(list []string, s string) bool {
+	for _, x := range list {
+		if strings.EqualFold(x, s) {
+			return true
+		}
+	}
+	return false
+}
