@@ -69,8 +69,8 @@ type Listen struct {
 	SMTP        []string `toml:"smtp" comment:"Inbound MTA (port 25): mail for our domains from other servers."`
 	Submission  []string `toml:"submission" comment:"Message submission with STARTTLS (port 587)."`
 	Submissions []string `toml:"submissions" comment:"Message submission over implicit TLS (port 465)."`
-	IMAP        []string `toml:"imap" comment:"IMAP with STARTTLS (port 143). Not available in this version yet."`
-	IMAPS       []string `toml:"imaps" comment:"IMAP over implicit TLS (port 993). Not available in this version yet."`
+	IMAP        []string `toml:"imap" comment:"IMAP with STARTTLS (port 143)."`
+	IMAPS       []string `toml:"imaps" comment:"IMAP over implicit TLS (port 993)."`
 	POP3        []string `toml:"pop3" comment:"POP3 with STLS (port 110). Not available in this version yet."`
 	POP3S       []string `toml:"pop3s" comment:"POP3 over implicit TLS (port 995). Not available in this version yet."`
 	LMTP        []string `toml:"lmtp" comment:"LMTP for a front MTA (a TCP address or a unix socket path)."`

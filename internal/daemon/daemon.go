@@ -18,6 +18,7 @@ import (
 	"posthorn/internal/config"
 	"posthorn/internal/delivery"
 	"posthorn/internal/dns"
+	"posthorn/internal/imap"
 	"posthorn/internal/outbound"
 	"posthorn/internal/pickup"
 	"posthorn/internal/queue"
@@ -30,7 +31,7 @@ import (
 
 // Implemented lists the services this version can run. A listener for any
 // other service in the config is an error, not a silent no-op.
-var Implemented = []string{"smtp", "submission", "submissions", "lmtp"}
+var Implemented = []string{"smtp", "submission", "submissions", "lmtp", "imap", "imaps"}
 
 // Wiring checks: who implements which interface.
 var (
@@ -74,6 +75,7 @@ type Daemon struct {
 	pickup *pickup.Scanner
 
 	servers   map[string]*smtp.Server // by service, "local" for the socket
+	imap      map[string]*imap.Server
 	listeners map[string][]net.Listener
 	wg        sync.WaitGroup
 	ctx       context.Context
@@ -85,7 +87,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	if err := checkServices(cfg); err != nil {
 		return nil, err
 	}
-	d := &Daemon{cfg: cfg, log: log, servers: map[string]*smtp.Server{}, listeners: map[string][]net.Listener{}}
+	d := &Daemon{cfg: cfg, log: log, servers: map[string]*smtp.Server{}, imap: map[string]*imap.Server{}, listeners: map[string][]net.Listener{}}
 	d.ctx, d.stop = context.WithCancel(context.Background())
 	if cfg.TLS.CertFile != "" {
 		c, err := certs.Load(cfg.TLS.CertFile, cfg.TLS.KeyFile)
@@ -113,7 +115,7 @@ func checkServices(cfg *config.Config) error {
 			errs = append(errs, fmt.Errorf("listen.%s: this service is not available in this version", svc))
 		}
 	}
-	for _, svc := range []string{"submission", "submissions"} {
+	for _, svc := range []string{"submission", "submissions", "imap", "imaps"} {
 		if len(cfg.Listen.Addrs(svc)) > 0 && cfg.TLS.CertFile == "" {
 			errs = append(errs, fmt.Errorf("listen.%s: needs a certificate ([tls] cert_file): passwords are never sent in the clear", svc))
 		}
@@ -164,7 +166,29 @@ func (d *Daemon) build() error {
 	if err != nil {
 		return err
 	}
-	return d.buildServers(router)
+	if err := d.buildServers(router); err != nil {
+		return err
+	}
+	return d.buildIMAP(us)
+}
+
+// buildIMAP makes the IMAP servers (STARTTLS and implicit TLS).
+func (d *Daemon) buildIMAP(us *users.Service) error {
+	for _, svc := range []string{"imap", "imaps"} {
+		if len(d.cfg.Listen.Addrs(svc)) == 0 {
+			continue
+		}
+		s, err := imap.New(imap.Options{
+			Hostname: d.cfg.Hostname, Backend: IMAPBackend(us, d.store), Logger: d.log.With("service", svc),
+			TLS: d.certs.TLSConfig(), ImplicitTLS: svc == "imaps",
+			AppendLimit: int64(d.cfg.SMTP.MaxMessageSize), MaxConnectionsPerIP: d.cfg.SMTP.MaxConnectionsPerIP,
+		})
+		if err != nil {
+			return fmt.Errorf("%s: %w", svc, err)
+		}
+		d.imap[svc] = s
+	}
+	return nil
 }
 
 func (d *Daemon) outbound() (*outbound.Sender, error) {
@@ -246,7 +270,7 @@ func (d *Daemon) Start() error {
 			d.wg.Add(1)
 			go func() {
 				defer d.wg.Done()
-				if err := d.servers[svc].Serve(l); err != nil && !errors.Is(err, net.ErrClosed) {
+				if err := d.serve(svc, l); err != nil && !errors.Is(err, net.ErrClosed) {
 					d.log.Error("listener stopped", "service", svc, "addr", l.Addr().String(), "err", err)
 				}
 			}()
@@ -256,8 +280,23 @@ func (d *Daemon) Start() error {
 	return nil
 }
 
+// serve runs one listener of a service.
+func (d *Daemon) serve(svc string, l net.Listener) error {
+	if s, ok := d.imap[svc]; ok {
+		return s.Serve(l)
+	}
+	return d.servers[svc].Serve(l)
+}
+
 func (d *Daemon) listen() error {
+	svcs := []string{}
 	for svc := range d.servers {
+		svcs = append(svcs, svc)
+	}
+	for svc := range d.imap {
+		svcs = append(svcs, svc)
+	}
+	for _, svc := range svcs {
 		if svc == "local" {
 			continue
 		}
@@ -344,6 +383,9 @@ func (d *Daemon) Panics() int64 {
 	for _, s := range d.servers {
 		n += s.Panics()
 	}
+	for _, s := range d.imap {
+		n += s.Panics()
+	}
 	return n
 }
 
@@ -355,16 +397,22 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	var errs []error
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	for _, s := range d.servers {
+	shut := func(f func(context.Context) error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := s.Shutdown(ctx); err != nil {
+			if err := f(ctx); err != nil {
 				mu.Lock()
 				errs = append(errs, err)
 				mu.Unlock()
 			}
 		}()
+	}
+	for _, s := range d.servers {
+		shut(s.Shutdown)
+	}
+	for _, s := range d.imap {
+		shut(s.Shutdown)
 	}
 	wg.Wait()
 	d.stop()
