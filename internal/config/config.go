@@ -71,8 +71,8 @@ type Listen struct {
 	Submissions []string `toml:"submissions" comment:"Message submission over implicit TLS (port 465)."`
 	IMAP        []string `toml:"imap" comment:"IMAP with STARTTLS (port 143)."`
 	IMAPS       []string `toml:"imaps" comment:"IMAP over implicit TLS (port 993)."`
-	POP3        []string `toml:"pop3" comment:"POP3 with STLS (port 110). Not available in this version yet."`
-	POP3S       []string `toml:"pop3s" comment:"POP3 over implicit TLS (port 995). Not available in this version yet."`
+	POP3        []string `toml:"pop3" comment:"POP3 with STLS (port 110)."`
+	POP3S       []string `toml:"pop3s" comment:"POP3 over implicit TLS (port 995)."`
 	LMTP        []string `toml:"lmtp" comment:"LMTP for a front MTA (a TCP address or a unix socket path)."`
 	HTTP        []string `toml:"http" comment:"HTTP: metrics and health. Not available in this version yet."`
 }

@@ -21,6 +21,7 @@ import (
 	"posthorn/internal/imap"
 	"posthorn/internal/outbound"
 	"posthorn/internal/pickup"
+	"posthorn/internal/pop3"
 	"posthorn/internal/queue"
 	"posthorn/internal/sasl"
 	"posthorn/internal/smtp"
@@ -31,7 +32,7 @@ import (
 
 // Implemented lists the services this version can run. A listener for any
 // other service in the config is an error, not a silent no-op.
-var Implemented = []string{"smtp", "submission", "submissions", "lmtp", "imap", "imaps"}
+var Implemented = []string{"smtp", "submission", "submissions", "lmtp", "imap", "imaps", "pop3", "pop3s"}
 
 // Wiring checks: who implements which interface.
 var (
@@ -76,6 +77,7 @@ type Daemon struct {
 
 	servers   map[string]*smtp.Server // by service, "local" for the socket
 	imap      map[string]*imap.Server
+	pop3      map[string]*pop3.Server
 	listeners map[string][]net.Listener
 	wg        sync.WaitGroup
 	ctx       context.Context
@@ -87,7 +89,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	if err := checkServices(cfg); err != nil {
 		return nil, err
 	}
-	d := &Daemon{cfg: cfg, log: log, servers: map[string]*smtp.Server{}, imap: map[string]*imap.Server{}, listeners: map[string][]net.Listener{}}
+	d := &Daemon{cfg: cfg, log: log, servers: map[string]*smtp.Server{}, imap: map[string]*imap.Server{}, pop3: map[string]*pop3.Server{}, listeners: map[string][]net.Listener{}}
 	d.ctx, d.stop = context.WithCancel(context.Background())
 	if cfg.TLS.CertFile != "" {
 		c, err := certs.Load(cfg.TLS.CertFile, cfg.TLS.KeyFile)
@@ -115,7 +117,7 @@ func checkServices(cfg *config.Config) error {
 			errs = append(errs, fmt.Errorf("listen.%s: this service is not available in this version", svc))
 		}
 	}
-	for _, svc := range []string{"submission", "submissions", "imap", "imaps"} {
+	for _, svc := range []string{"submission", "submissions", "imap", "imaps", "pop3", "pop3s"} {
 		if len(cfg.Listen.Addrs(svc)) > 0 && cfg.TLS.CertFile == "" {
 			errs = append(errs, fmt.Errorf("listen.%s: needs a certificate ([tls] cert_file): passwords are never sent in the clear", svc))
 		}
@@ -187,6 +189,18 @@ func (d *Daemon) buildIMAP(us *users.Service) error {
 			return fmt.Errorf("%s: %w", svc, err)
 		}
 		d.imap[svc] = s
+	}
+	pb := POP3Backend(us, d.store)
+	for _, svc := range []string{"pop3", "pop3s"} {
+		if len(d.cfg.Listen.Addrs(svc)) == 0 {
+			continue
+		}
+		s, err := pop3.New(pop3.Options{Hostname: d.cfg.Hostname, Backend: pb, Logger: d.log.With("service", svc),
+			TLS: d.certs.TLSConfig(), ImplicitTLS: svc == "pop3s", MaxConnectionsPerIP: d.cfg.SMTP.MaxConnectionsPerIP})
+		if err != nil {
+			return fmt.Errorf("%s: %w", svc, err)
+		}
+		d.pop3[svc] = s
 	}
 	return nil
 }
@@ -285,6 +299,9 @@ func (d *Daemon) serve(svc string, l net.Listener) error {
 	if s, ok := d.imap[svc]; ok {
 		return s.Serve(l)
 	}
+	if s, ok := d.pop3[svc]; ok {
+		return s.Serve(l)
+	}
 	return d.servers[svc].Serve(l)
 }
 
@@ -294,6 +311,9 @@ func (d *Daemon) listen() error {
 		svcs = append(svcs, svc)
 	}
 	for svc := range d.imap {
+		svcs = append(svcs, svc)
+	}
+	for svc := range d.pop3 {
 		svcs = append(svcs, svc)
 	}
 	for _, svc := range svcs {
@@ -386,6 +406,9 @@ func (d *Daemon) Panics() int64 {
 	for _, s := range d.imap {
 		n += s.Panics()
 	}
+	for _, s := range d.pop3 {
+		n += s.Panics()
+	}
 	return n
 }
 
@@ -412,6 +435,9 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		shut(s.Shutdown)
 	}
 	for _, s := range d.imap {
+		shut(s.Shutdown)
+	}
+	for _, s := range d.pop3 {
 		shut(s.Shutdown)
 	}
 	wg.Wait()
