@@ -58,7 +58,9 @@ var devListen = map[string]string{
 }
 
 // prodListen are the standard ports, all addresses.
-var prodListen = map[string]string{"smtp": ":25", "submission": ":587", "submissions": ":465"}
+// LMTP stays off: it is for a front MTA, configured on purpose.
+var prodListen = map[string]string{"smtp": ":25", "submission": ":587", "submissions": ":465",
+	"imap": ":143", "imaps": ":993", "pop3": ":110", "pop3s": ":995"}
 
 // initDir writes the configuration, certificate and data directory.
 func initDir(s setup) (string, error) {
@@ -79,8 +81,10 @@ func initDir(s setup) (string, error) {
 		listen = devListen
 	}
 	for _, svc := range daemon.Implemented {
-		if err := c.Listen.Set(svc, []string{listen[svc]}); err != nil {
-			return "", err
+		if addr, ok := listen[svc]; ok {
+			if err := c.Listen.Set(svc, []string{addr}); err != nil {
+				return "", err
+			}
 		}
 	}
 	if err := c.Validate(); err != nil {
