@@ -152,5 +152,14 @@ func parseMailbox(s string) (Address, bool) {
 	if i := strings.LastIndexByte(local, ':'); i >= 0 { // a source route: @a,@b:user
 		local = local[i+1:]
 	}
-	return Address{Name: name, Mailbox: unquote(local), Host: addr[at+1:]}, true
+	mailbox, host := unquote(local), strings.TrimRight(addr[at+1:], ";, \t")
+	// An empty mailbox or host would read as a group marker (RFC 9051
+	// §7.5.2), so use Dovecot's placeholders.
+	if mailbox == "" {
+		mailbox = "MISSING_MAILBOX"
+	}
+	if host == "" {
+		host = "MISSING_DOMAIN"
+	}
+	return Address{Name: name, Mailbox: mailbox, Host: host}, true
 }

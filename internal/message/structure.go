@@ -1,6 +1,7 @@
 package message
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"strings"
@@ -74,20 +75,14 @@ func (p *Part) Param(key string) string {
 	return ""
 }
 
-// ParseStructure reads a whole message and returns its MIME structure.
-// Callers bound what r may hold; Parse does the work.
+// ParseStructure reads a message once, streaming, and returns its MIME
+// structure. Memory grows with nesting depth and header size, never with
+// the size of a body (see parseStream in mime.go).
 func ParseStructure(rd io.Reader, lim Limits) (*Part, error) {
-	data, err := io.ReadAll(rd)
-	if err != nil {
-		return nil, err
-	}
-	return Parse(data, lim)
+	return parseStream(rd, lim)
 }
 
-// Parse returns the MIME structure of a message held in memory. It never
-// recurses: nested multiparts and messages live on an explicit stack, so
-// no input can exhaust the goroutine stack.
+// Parse returns the MIME structure of a message held in memory.
 func Parse(data []byte, lim Limits) (*Part, error) {
-	p := &parser{data: data, lim: lim.withDefaults()}
-	return p.parse()
+	return parseStream(bytes.NewReader(data), lim)
 }
