@@ -2,84 +2,124 @@ package pop3
 
 import (
 	"encoding/base64"
-	"errors"
+	"slices"
 	"strings"
 
 	"posthorn/internal/sasl"
 )
 
-// cmdAuth runs a SASL exchange (RFC 5034). Without arguments it lists the
-// mechanisms (RFC 5034 §4, as clients probe).
-func (c *conn) cmdAuth(args []string) {
-	if !c.tls {
-		c.fail("[AUTH] TLS required: use STLS first")
+// mechanisms are the SASL mechanisms offered, after TLS only. PLAIN sends
+// the password, which RFC 2595 §2.3 allows under TLS.
+var mechanisms = []string{sasl.Plain}
+
+// cmdAuth runs one SASL exchange (RFC 5034 §4): AUTH mech [initial-response].
+func (c *conn) cmdAuth(arg string) {
+	c.user = ""
+	args := strings.Fields(arg)
+	switch {
+	case !c.secure:
+		c.fail(errNeedTLS)
+		return
+	case len(args) == 0:
+		// Not in RFC 5034, but older clients (Outlook) probe with a bare
+		// AUTH and expect the mechanisms as a multi-line list.
+		c.multiline("mechanism list follows", mechanisms)
+		return
+	case len(args) > 2:
+		c.fail(errSyntax)
 		return
 	}
-	if len(args) == 0 {
-		c.ok("Mechanisms follow")
-		c.bw.WriteString("PLAIN\r\n.\r\n")
+	mech := strings.ToUpper(args[0])
+	if !slices.Contains(mechanisms, mech) {
+		c.fail(errMechanism)
 		return
 	}
-	if len(args) > 2 || !strings.EqualFold(args[0], sasl.Plain) {
-		c.fail("Unsupported mechanism")
-		return
-	}
-	var resp []byte
+	var resp []byte // nil: no initial response
 	if len(args) == 2 {
 		var err error
-		if resp, err = decode(args[1]); err != nil {
-			c.fail("Invalid base64")
+		if resp, err = decodeSASL(args[1]); err != nil {
+			c.fail(errBase64) // RFC 5034 §4: undecodable response
 			return
 		}
 	}
-	srv, err := c.s.opts.Backend.SASL(c.ctx, sasl.Plain, c.remote.Addr())
-	if err != nil {
-		c.authFailed(err)
-		return
-	}
-	id, err := c.exchange(srv, resp)
-	if err != nil {
-		c.authFailed(err)
-		return
-	}
-	c.open(id)
+	c.authenticate(mech, resp)
 }
 
-func decode(s string) ([]byte, error) {
+// authenticate asks the backend for the exchange and logs in on success.
+func (c *conn) authenticate(mech string, resp []byte) {
+	srv, err := c.s.opts.Backend.SASL(c.ctx, mech, c.remote.Addr())
+	if err != nil {
+		c.authFailed(mech, err)
+		return
+	}
+	id, bad, err := c.exchange(srv, resp)
+	switch {
+	case bad == errConnLost: // readFailed has ended the session
+	case bad != nil:
+		c.fail(bad)
+	case err != nil:
+		c.authFailed(mech, err)
+	default:
+		c.login(id, mech)
+	}
+}
+
+// decodeSASL decodes one response; "=" is the empty response (RFC 5034 §4).
+func decodeSASL(s string) ([]byte, error) {
 	if s == "=" {
 		return []byte{}, nil
 	}
 	return base64.StdEncoding.DecodeString(s)
 }
 
-var errCanceled = errors.New("canceled")
-
-// exchange sends "+ challenge" lines and reads responses until done.
-func (c *conn) exchange(srv sasl.Server, resp []byte) (string, error) {
+// exchange sends challenges as "+ base64" lines and reads the responses
+// until the mechanism is done. bad is a protocol failure of the client;
+// err is the mechanism's verdict.
+func (c *conn) exchange(srv sasl.Server, resp []byte) (id string, bad *failure, err error) {
 	for {
 		ch, done, err := srv.Next(resp)
 		if err != nil {
-			if errors.Is(err, sasl.ErrAuthFailed) {
-				return "", ErrAuth
-			}
-			return "", err
+			return "", nil, err
 		}
 		if done && ch == nil {
-			return srv.Identity(), nil
+			return srv.Identity(), nil, nil
 		}
-		c.bw.WriteString("+ " + base64.StdEncoding.EncodeToString(ch) + "\r\n")
-		line, err := c.readCommand()
-		if err != nil {
-			return "", err
-		}
-		if line == "*" {
-			return "", ErrAuth
-		}
-		if resp, err = decode(line); err != nil {
-			return "", ErrAuth
+		// A challenge, or additional data with success, which POP3 can
+		// only send as a challenge answered by an empty response
+		// (RFC 5034 §4).
+		_, _ = c.bw.WriteString("+ " + base64.StdEncoding.EncodeToString(ch) + "\r\n")
+		if resp, bad = c.readResponse(); bad != nil {
+			return "", bad, nil
 		}
 		if done {
-			return srv.Identity(), nil
+			if len(resp) != 0 {
+				return "", errAuthSyntax, nil
+			}
+			return srv.Identity(), nil, nil
 		}
 	}
+}
+
+// errConnLost marks an exchange ended by the connection; the client gets
+// no answer.
+var errConnLost = &failure{text: "connection lost"}
+
+// readResponse reads one client response of an exchange. A lost
+// connection ends the session.
+func (c *conn) readResponse() ([]byte, *failure) {
+	line, bad, err := c.readLine(saslLineMax)
+	switch {
+	case err != nil:
+		c.readFailed(err)
+		return nil, errConnLost
+	case bad != nil:
+		return nil, bad
+	case line == "*":
+		return nil, errAuthCanceled // RFC 5034 §4: "*" cancels
+	}
+	resp, err := decodeSASL(line)
+	if err != nil {
+		return nil, errBase64
+	}
+	return resp, nil
 }

@@ -1,19 +1,14 @@
-package pop3_test
+package pop3
 
 import (
 	"bytes"
-	"context"
-	"io"
 	"net"
-	"net/netip"
-	"strings"
+	"regexp"
 	"testing"
 	"time"
-
-	"posthorn/internal/pop3"
-	"posthorn/internal/sasl"
 )
 
+// memConn is a net.Conn whose input is fixed and whose output is kept.
 type memConn struct {
 	in  *bytes.Reader
 	out bytes.Buffer
@@ -28,47 +23,99 @@ func (m *memConn) SetDeadline(time.Time) error      { return nil }
 func (m *memConn) SetReadDeadline(time.Time) error  { return nil }
 func (m *memConn) SetWriteDeadline(time.Time) error { return nil }
 
-type memDrop struct{ msgs []string }
-
-func (d *memDrop) Messages() []pop3.Message {
-	var out []pop3.Message
-	for i, m := range d.msgs {
-		out = append(out, pop3.Message{UID: string(rune('a' + i)), Size: int64(len(m))})
-	}
-	return out
+// fuzzMessages are hard to send right: lone dots, bare LF and CR, no final
+// line end, content that looks like responses, an empty message.
+var fuzzMessages = []string{
+	"Subject: a\r\n\r\n.\r\n..\r\n.x\r\nend\r\n",
+	"H: v\n\nbare\nlf\n.",
+	"+OK fake\r\n-ERR fake\r\n\r\n.\r\n",
+	"",
+	"no header\rbare CR\r",
 }
-func (d *memDrop) Open(_ context.Context, i int) (io.ReadCloser, error) {
-	return io.NopCloser(strings.NewReader(d.msgs[i])), nil
-}
-func (d *memDrop) Commit(context.Context, []int) error { return nil }
-func (d *memDrop) Close()                              {}
 
-type noBackend struct{}
-
-func (noBackend) Login(context.Context, netip.Addr, string, string) (string, error) {
-	return "", pop3.ErrAuth
-}
-func (noBackend) SASL(context.Context, string, netip.Addr) (sasl.Server, error) {
-	return nil, pop3.ErrAuth
-}
-func (noBackend) Open(context.Context, string) (pop3.Maildrop, error) { return nil, pop3.ErrLocked }
-
-// FuzzSession runs arbitrary commands in TRANSACTION state: no panic, and
-// the output is well-formed responses and dot-stuffed data.
+// FuzzSession feeds arbitrary client input to a whole session, once over
+// plaintext with STLS offered and once as if TLS were on (so USER, PASS
+// and AUTH work; the backend takes any password). The session must end
+// when the input does, never panic, close any maildrop once, commit only
+// on QUIT, and write only well-formed responses.
 func FuzzSession(f *testing.F) {
-	for _, s := range []string{"STAT\r\nLIST\r\nUIDL 1\r\nRETR 1\r\nTOP 2 0\r\nDELE 1\r\nRSET\r\nQUIT\r\n", "TOP 1 99999999\r\nLIST 0\r\nRETR -1\r\n", "CAPA\r\nNOOP\r\nUIDL\r\nDELE 2\r\nDELE 2\r\nQUIT\r\n"} {
-		f.Add([]byte(s))
-	}
-	srv, _ := pop3.New(pop3.Options{Hostname: "mx.test", Backend: noBackend{}})
+	f.Add([]byte("USER a\r\nPASS b\r\nSTAT\r\nLIST\r\nUIDL\r\nRETR 1\r\nTOP 2 0\r\nDELE 1\r\nQUIT\r\n"))
+	f.Add([]byte("AUTH PLAIN\r\nAGEAYg==\r\nRETR 3\r\nRETR 5\r\nQUIT\r\n"))
+	f.Add([]byte("CAPA\r\nSTLS\r\nCAPA\r\n"))
 	f.Fuzz(func(t *testing.T, in []byte) {
-		drop := &memDrop{msgs: []string{"Subject: a\r\n\r\n.x\r\nbody\r\n", "H: v\r\n\r\nno newline"}}
-		mc := &memConn{in: bytes.NewReader(in)}
-		pop3.ServeOpen(srv, mc, drop)
-		if srv.Panics() != 0 {
-			t.Fatalf("panic on %q", in)
-		}
-		if !bytes.HasPrefix(mc.out.Bytes(), []byte("+OK ")) {
-			t.Fatalf("bad greeting %q", mc.out.Bytes())
+		for _, secure := range []bool{false, true} {
+			out := fuzzRun(t, in, secure)
+			checkResponses(t, out)
 		}
 	})
+}
+
+func fuzzRun(t *testing.T, in []byte, secure bool) []byte {
+	b := newBackend(fuzzMessages...)
+	b.anyPassword = true
+	opts := Options{Hostname: "pop.test", Backend: b, MaxErrors: 1000}
+	if !secure {
+		opts.TLS = testTLS()
+	}
+	s, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mc := &memConn{in: bytes.NewReader(in)}
+	c := newConn(s, mc)
+	c.secure = secure
+	c.serve()
+	if s.Panics() != 0 {
+		t.Fatalf("panic on %q", in)
+	}
+	commits, opens, closes, readers := b.state()
+	if opens != closes || readers != 0 {
+		t.Fatalf("%d maildrops opened, %d closed, %d readers open", opens, closes, readers)
+	}
+	if len(commits) > 0 && !bytes.Contains(bytes.ToUpper(in), []byte("QUIT")) {
+		t.Fatalf("commit without QUIT: %q", in)
+	}
+	return mc.out.Bytes()
+}
+
+// multiTitle matches the first line of our multi-line responses.
+var multiTitle = regexp.MustCompile(`^\+OK (\d+ octets|.* follows)$`)
+
+// checkResponses asserts the output is a sequence of responses: single
+// lines starting "+OK", "-ERR" or "+ " of at most 512 octets (RFC 2449
+// §4), and multi-line responses whose data lines are dot-stuffed and end
+// with a ".". After STLS's "+OK" the rest is TLS and is not checked.
+func checkResponses(t *testing.T, out []byte) {
+	t.Helper()
+	if len(out) == 0 {
+		t.Fatal("no greeting")
+	}
+	if !bytes.HasSuffix(out, []byte("\r\n")) {
+		t.Fatalf("output does not end with CRLF: %q", out)
+	}
+	multi := false
+	for _, l := range bytes.Split(out[:len(out)-2], []byte("\r\n")) {
+		if bytes.ContainsAny(l, "\n") || !multi && bytes.ContainsAny(l, "\r") {
+			t.Fatalf("bare line end in %q", l)
+		}
+		switch {
+		case multi && string(l) == ".":
+			multi = false
+		case multi && len(l) > 0 && l[0] == '.' && (len(l) < 2 || l[1] != '.'):
+			t.Fatalf("data line %q not dot-stuffed", l)
+		case multi:
+		case len(l)+2 > 512:
+			t.Fatalf("response of %d octets", len(l)+2)
+		case string(l) == "+OK Begin TLS negotiation":
+			return
+		case multiTitle.Match(l):
+			multi = true
+		case string(l) == "+OK", bytes.HasPrefix(l, []byte("+OK ")), bytes.HasPrefix(l, []byte("-ERR ")), bytes.HasPrefix(l, []byte("+ ")):
+		default:
+			t.Fatalf("malformed response line %q", l)
+		}
+	}
+	if multi {
+		t.Fatalf("unterminated multi-line response in %q", out)
+	}
 }

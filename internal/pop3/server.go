@@ -2,76 +2,125 @@ package pop3
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/base32"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
-// Options configure a Server.
+// Options configure a Server. Zero limits get the defaults noted.
 type Options struct {
-	Hostname            string
-	Backend             Backend
-	Logger              *slog.Logger
-	TLS                 *tls.Config
-	ImplicitTLS         bool
-	MaxConnections      int           // default 1000
-	MaxConnectionsPerIP int           // default 20
-	CommandTimeout      time.Duration // default 10 min (RFC 1939 §3)
-	MaxLineLength       int           // default 512 with CRLF (RFC 2449 §4)
-	MaxErrors           int           // default 10
+	Hostname string // in the greeting and the QUIT reply
+	Backend  Backend
+	Logger   *slog.Logger
+
+	// TLS enables STLS, or implicit TLS (port 995) with ImplicitTLS.
+	// Without TLS no client can log in: passwords need encryption.
+	TLS         *tls.Config
+	ImplicitTLS bool
+
+	MaxConnections      int           // all sessions of this server; default 1000
+	MaxConnectionsPerIP int           // per address (IPv6: per /64); default 20
+	CommandTimeout      time.Duration // waiting for one command; default 10 min
+	MaxLineLength       int           // command line with CRLF; default 512
+	MaxErrors           int           // client errors before closing; default 10
 }
 
-// Server serves POP3.
+// Defaults.
+const (
+	// RFC 1939 §3: an autologout timer must be at least 10 minutes.
+	defaultCommandTimeout = 10 * time.Minute
+	// RFC 2449 §4: commands may be 255 octets with CRLF; we allow the 512
+	// of the response limit, as clients sending long user names exceed it.
+	defaultMaxLineLength = 512
+	minLineLength        = 64              // long enough for any command but a long PASS
+	writeTimeout         = 2 * time.Minute // one buffer (8 KiB) to the client
+	handshakeTimeout     = 30 * time.Second
+)
+
+// Server accepts POP3 connections and runs one session per connection.
 type Server struct {
-	opts Options
-	log  *slog.Logger
+	opts   Options
+	log    *slog.Logger
+	limits *limiter
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
-	perIP     map[netip.Addr]int
 	closing   atomic.Bool
 	wg        sync.WaitGroup
-	panics    atomic.Int64
+
+	panics atomic.Int64
 }
 
 // New validates opts and returns a Server.
 func New(opts Options) (*Server, error) {
-	if opts.Backend == nil || opts.Hostname == "" {
-		return nil, errors.New("pop3: Backend and Hostname are required")
+	if err := validate(opts); err != nil {
+		return nil, err
 	}
-	if opts.ImplicitTLS && opts.TLS == nil {
-		return nil, errors.New("pop3: ImplicitTLS needs TLS")
+	setDefaults(&opts)
+	return &Server{
+		opts:      opts,
+		log:       opts.Logger,
+		limits:    newLimiter(opts.MaxConnections, opts.MaxConnectionsPerIP),
+		listeners: make(map[net.Listener]struct{}),
+		conns:     make(map[*conn]struct{}),
+	}, nil
+}
+
+// validate reports every problem of opts at once.
+func validate(o Options) error {
+	var errs []error
+	if o.Backend == nil {
+		errs = append(errs, errors.New("Backend is required"))
 	}
+	if o.Hostname == "" || strings.ContainsAny(o.Hostname, " \t\r\n\x00") {
+		errs = append(errs, fmt.Errorf("Hostname %q is not a host name", o.Hostname))
+	}
+	if o.ImplicitTLS && o.TLS == nil {
+		errs = append(errs, errors.New("ImplicitTLS needs TLS"))
+	}
+	if o.MaxLineLength > 0 && o.MaxLineLength < minLineLength {
+		errs = append(errs, fmt.Errorf("MaxLineLength %d is below %d", o.MaxLineLength, minLineLength))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("pop3: %w", err)
+	}
+	return nil
+}
+
+func setDefaults(o *Options) {
 	def := func(v *int, d int) {
 		if *v <= 0 {
 			*v = d
 		}
 	}
-	def(&opts.MaxConnections, 1000)
-	def(&opts.MaxConnectionsPerIP, 20)
-	def(&opts.MaxLineLength, 512)
-	def(&opts.MaxErrors, 10)
-	if opts.CommandTimeout <= 0 {
-		opts.CommandTimeout = 10 * time.Minute
+	def(&o.MaxConnections, 1000)
+	def(&o.MaxConnectionsPerIP, 20)
+	def(&o.MaxLineLength, defaultMaxLineLength)
+	def(&o.MaxErrors, 10)
+	if o.CommandTimeout <= 0 {
+		o.CommandTimeout = defaultCommandTimeout
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Server{opts: opts, log: opts.Logger, listeners: map[net.Listener]struct{}{},
-		conns: map[*conn]struct{}{}, perIP: map[netip.Addr]int{}}, nil
 }
 
-// Panics counts recovered session panics.
+// Panics returns how many sessions have panicked. Tests fail when it is
+// not zero.
 func (s *Server) Panics() int64 { return s.panics.Load() }
 
-// Serve accepts connections on l until Shutdown.
+// Serve accepts connections on l until Shutdown. It always returns a
+// non-nil error; after Shutdown that error is net.ErrClosed.
 func (s *Server) Serve(l net.Listener) error {
 	s.mu.Lock()
 	if s.closing.Load() {
@@ -80,7 +129,8 @@ func (s *Server) Serve(l net.Listener) error {
 	}
 	s.listeners[l] = struct{}{}
 	s.mu.Unlock()
-	defer func() { s.mu.Lock(); delete(s.listeners, l); s.mu.Unlock() }()
+	defer s.untrack(l)
+
 	var delay time.Duration
 	for {
 		nc, err := l.Accept()
@@ -91,68 +141,83 @@ func (s *Server) Serve(l net.Listener) error {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
 				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.log.Warn("pop3 accept", "err", err, "retry", delay)
 				time.Sleep(delay)
 				continue
 			}
-			return err
+			return fmt.Errorf("pop3 accept: %w", err)
 		}
 		delay = 0
 		s.accept(nc)
 	}
 }
 
-func (s *Server) accept(nc net.Conn) {
-	ip := remoteAddr(nc).Addr().Unmap()
+func (s *Server) untrack(l net.Listener) {
 	s.mu.Lock()
-	refuse := ""
-	switch {
-	case s.closing.Load():
-		refuse = "-ERR [SYS/TEMP] Server shutting down\r\n"
-	case len(s.conns) >= s.opts.MaxConnections:
-		refuse = "-ERR [SYS/TEMP] Too many connections\r\n"
-	case s.perIP[ip] >= s.opts.MaxConnectionsPerIP:
-		refuse = "-ERR [SYS/TEMP] Too many connections from your address\r\n"
-	}
-	if refuse != "" {
-		s.mu.Unlock()
-		go func() {
-			_ = nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
-			_, _ = nc.Write([]byte(refuse))
-			nc.Close()
-		}()
+	delete(s.listeners, l)
+	s.mu.Unlock()
+}
+
+// accept admits or refuses a new connection and starts its goroutine.
+func (s *Server) accept(nc net.Conn) {
+	remote := addrPort(nc.RemoteAddr())
+	release, refusal := s.limits.admit(remote.Addr())
+	if refusal != nil {
+		s.log.Warn("pop3 connection refused", "remote", remote.String(), "err", refusal.text)
+		go s.refuse(nc, refusal)
 		return
 	}
 	c := newConn(s, nc)
+	s.mu.Lock()
+	if s.closing.Load() {
+		s.mu.Unlock()
+		release()
+		go s.refuse(nc, errShutdown)
+		return
+	}
 	s.conns[c] = struct{}{}
-	s.perIP[ip]++
 	s.wg.Add(1)
 	s.mu.Unlock()
 	go func() {
 		defer s.wg.Done()
-		defer func() {
-			s.mu.Lock()
-			delete(s.conns, c)
-			if s.perIP[ip]--; s.perIP[ip] <= 0 {
-				delete(s.perIP, ip)
-			}
-			s.mu.Unlock()
-		}()
+		defer release()
+		defer s.forget(c)
 		c.serve()
 	}()
 }
 
-// Shutdown stops accepting; sessions waiting for a command end (without
-// committing deletions: only their own QUIT does that).
+func (s *Server) forget(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// refuse sends one -ERR and closes, reading nothing. An implicit-TLS
+// client would take plaintext for a broken record, so it only sees the
+// close.
+func (s *Server) refuse(nc net.Conn, f *failure) {
+	if !s.opts.ImplicitTLS {
+		_ = nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		_, _ = nc.Write([]byte(f.line()))
+	}
+	_ = nc.Close()
+}
+
+// Shutdown stops accepting and ends the sessions that wait for a command
+// with "-ERR [SYS/TEMP]"; the others end after their current command.
+// No deletion is committed but by a session's own QUIT. When ctx ends
+// first, the remaining connections are closed under their feet.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing.Store(true)
 	for l := range s.listeners {
-		l.Close()
+		_ = l.Close()
 	}
 	for c := range s.conns {
-		c.interrupt()
+		c.interruptIdle()
 	}
 	s.mu.Unlock()
+
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {
@@ -169,10 +234,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return fmt.Errorf("pop3 shutdown: %w", ctx.Err())
 }
 
-func remoteAddr(nc net.Conn) netip.AddrPort {
-	if ta, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
+func addrPort(a net.Addr) netip.AddrPort {
+	if ta, ok := a.(*net.TCPAddr); ok {
 		return ta.AddrPort()
 	}
-	ap, _ := netip.ParseAddrPort(nc.RemoteAddr().String())
+	ap, _ := netip.ParseAddrPort(a.String())
 	return ap
+}
+
+// newID returns a short random connection id for the logs.
+func newID() string {
+	var b [10]byte
+	_, _ = rand.Read(b[:])
+	return base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:])
 }
