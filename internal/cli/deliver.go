@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"posthorn/internal/delivery"
 	"posthorn/internal/message"
 	"posthorn/internal/queue"
 	"posthorn/internal/store"
@@ -56,7 +57,8 @@ func (a *app) deliver(to, from, folder string) error {
 		to += "@" + cfg.Hostname
 	}
 	err = a.withUsers(func(ctx context.Context, st storeT, us *usersT) error {
-		return deliverTo(ctx, st, us, to, from, folder, msg, cfg.SMTP.MaxReceived)
+		f := &delivery.Filter{Sieve: st, Mail: st, Queue: storeQueue{st}, Hostname: cfg.Hostname, Logger: newLogger(cfg, a.stderr)}
+		return deliverTo(ctx, st, us, f, to, from, folder, msg, cfg.SMTP.MaxReceived)
 	})
 	var ee *exitError
 	if err != nil && !errors.As(err, &ee) {
@@ -81,7 +83,7 @@ func stripFromLine(msg []byte) ([]byte, string) {
 
 // deliverTo resolves the address and delivers a copy to each account,
 // queueing addresses elsewhere (forwarding aliases) for the daemon.
-func deliverTo(ctx context.Context, st store.Store, us *users.Service, to, from, folder string, msg []byte, maxHops int) error {
+func deliverTo(ctx context.Context, st store.Store, us *users.Service, f *delivery.Filter, to, from, folder string, msg []byte, maxHops int) error {
 	local, domain := users.Split(to)
 	res, err := us.Resolve(ctx, local, domain)
 	switch {
@@ -101,7 +103,7 @@ func deliverTo(ctx context.Context, st store.Store, us *users.Service, to, from,
 		if slices.Contains(info.DeliveredTo, acct) {
 			return exitf(exDataErr, "mail forwarding loop for %s", acct)
 		}
-		if err := deliverCopy(ctx, st, acct, from, folder, msg); err != nil {
+		if err := deliverCopy(ctx, st, f, to, acct, from, folder, msg); err != nil {
 			return &exitError{exTempFail, err}
 		}
 	}
@@ -119,8 +121,9 @@ func scanHeader(msg []byte) (message.HeaderInfo, error) {
 	return f.Info, f.Close()
 }
 
-// deliverCopy writes one account's copy, into folder when it exists.
-func deliverCopy(ctx context.Context, st store.Store, acct, from, folder string, msg []byte) error {
+// deliverCopy writes one account's copy through its Sieve script; keep
+// goes into folder when it exists.
+func deliverCopy(ctx context.Context, st store.Store, f *delivery.Filter, rcpt, acct, from, folder string, msg []byte) error {
 	if folder != "" && !strings.EqualFold(folder, "INBOX") {
 		if _, err := st.MailboxStatus(ctx, acct, folder); err != nil {
 			folder = "INBOX"
@@ -128,7 +131,27 @@ func deliverCopy(ctx context.Context, st store.Store, acct, from, folder string,
 	}
 	hdr := fmt.Sprintf("Return-Path: <%s>\r\nDelivered-To: %s\r\n", from, acct)
 	d := store.Delivery{Account: acct, Mailbox: folder, Date: time.Now(), Header: []byte(hdr), Body: bytes.NewReader(msg), BodySize: int64(len(msg))}
-	return st.Deliver(ctx, []store.Delivery{d})[0]
+	for _, err := range st.Deliver(ctx, f.Apply(ctx, delivery.Local{Delivery: d, Rcpt: rcpt, From: from})) {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// storeQueue queues straight into the store, for the daemon's runner to
+// send when it next looks (`deliver` runs without the daemon's queue).
+type storeQueue struct{ st store.Store }
+
+func (q storeQueue) Enqueue(ctx context.Context, m store.QueuedMessage, body io.Reader) (string, error) {
+	if m.ID == "" {
+		m.ID = queue.NewID()
+	}
+	now := time.Now()
+	for i := range m.Rcpts {
+		m.Rcpts[i].State, m.Rcpts[i].NextAttempt = store.RcptQueued, now
+	}
+	return m.ID, q.st.Enqueue(ctx, m, body)
 }
 
 // queueForward leaves copies for remote alias targets in the queue, which

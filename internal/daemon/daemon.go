@@ -230,6 +230,7 @@ func (d *Daemon) router(us *users.Service) (*delivery.Router, error) {
 		MaxHeaders:     c.MaxHeaders,
 		MaxReceived:    c.MaxReceived,
 		MinFreeBytes:   uint64(c.MaxMessageSize) * 2,
+		Filter:         &delivery.Filter{Sieve: d.store, Mail: d.store, Hostname: d.cfg.Hostname, Logger: d.log},
 		Logger:         d.log,
 	})
 }

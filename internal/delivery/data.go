@@ -175,19 +175,25 @@ func (s *session) addedFields(id string, info message.HeaderInfo) []byte {
 func (s *session) dispatch(ctx context.Context, log *slog.Logger, id string, added []byte, body *os.File, size int64) []error {
 	now := s.r.opts.Now()
 	locals, from := s.localCopies(id, added, body, size, now)
+	locals, from = s.filter(ctx, locals, from)
 	errs := s.r.opts.Store.Deliver(ctx, locals)
 	var queued []store.QueuedRcpt
 	var queuedFrom []int // recipient index of each queued address
 	var delivered []store.QueuedRcpt
+	failed := map[string]bool{} // accounts with a copy that failed
 	for i, err := range errs {
 		rc := s.rcpts[from[i]]
+		acct := locals[i].Account
 		if err != nil {
-			log.Error("local delivery failed, queueing it", "rcpt", rc.addr.String(), "account", locals[i].Account, "err", err)
-			queued, queuedFrom = append(queued, queuedRcpt(locals[i].Account, rc.opts)), append(queuedFrom, from[i])
+			log.Error("local delivery failed, queueing it", "rcpt", rc.addr.String(), "account", acct, "mailbox", locals[i].Mailbox, "err", err)
+			if !failed[acct] {
+				failed[acct] = true
+				queued, queuedFrom = append(queued, queuedRcpt(acct, rc.opts)), append(queuedFrom, from[i])
+			}
 			continue
 		}
-		log.Info("delivered", "rcpt", rc.addr.String(), "account", locals[i].Account, "mailbox", "INBOX")
-		if slices.Contains(rc.opts.Notify, "SUCCESS") {
+		log.Info("delivered", "rcpt", rc.addr.String(), "account", acct, "mailbox", locals[i].Mailbox)
+		if slices.Contains(rc.opts.Notify, "SUCCESS") && !slices.ContainsFunc(delivered, func(q store.QueuedRcpt) bool { return q.Addr == rc.addr.String() }) {
 			delivered = append(delivered, queuedRcpt(rc.addr.String(), rc.opts))
 		}
 	}
@@ -230,6 +236,27 @@ func (s *session) localCopies(id string, added []byte, body *os.File, size int64
 		}
 	}
 	return ds, from
+}
+
+// filter applies the Sieve scripts: each local copy becomes zero or more
+// deliveries, with from kept in step.
+func (s *session) filter(ctx context.Context, locals []store.Delivery, from []int) ([]store.Delivery, []int) {
+	if s.r.opts.Filter == nil {
+		return locals, from
+	}
+	var ds []store.Delivery
+	var idx []int
+	for i, d := range locals {
+		rc := s.rcpts[from[i]]
+		l := Local{Delivery: d, Rcpt: rc.addr.String(), From: s.from.Addr.String(), AuthUser: s.conn.Auth}
+		if s.from.Null {
+			l.From = ""
+		}
+		for _, out := range s.r.opts.Filter.Apply(ctx, l) {
+			ds, idx = append(ds, out), append(idx, from[i])
+		}
+	}
+	return ds, idx
 }
 
 // enqueue stores one queue message for rcpts: our Received field, the

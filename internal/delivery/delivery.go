@@ -40,6 +40,8 @@ type Options struct {
 	// Queue, if set, makes relaying (submission, forwarding aliases) and
 	// retried local delivery possible. Without it they get 451.
 	Queue Queue
+	// Filter, if set, applies users' Sieve scripts to local deliveries.
+	Filter *Filter
 	// TempDir holds a message while it arrives, before it is delivered.
 	TempDir string
 	// Limits on the header section (see config.SMTP).
@@ -116,7 +118,12 @@ func modeOf(service string) mode {
 // SetQueue sets the queue after New: the queue and the router refer to
 // each other (the router queues mail, the queue injects DSNs through the
 // router). Call it before the router serves any session.
-func (r *Router) SetQueue(q Queue) { r.opts.Queue = q }
+func (r *Router) SetQueue(q Queue) {
+	r.opts.Queue = q
+	if r.opts.Filter != nil {
+		r.opts.Filter.Queue = q
+	}
+}
 
 // NewSession implements smtp.Backend.
 func (r *Router) NewSession(ctx context.Context, c *smtp.ConnInfo) (smtp.Session, error) {

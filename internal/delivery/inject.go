@@ -45,7 +45,7 @@ func (r *Router) Inject(ctx context.Context, from string, to []string, msg []byt
 			remote = append(remote, store.QueuedRcpt{Addr: a})
 		}
 		for _, acct := range res.Accounts {
-			if err := r.deliverLocal(ctx, id, from, acct, bytes.NewReader(msg), int64(len(msg))); err != nil {
+			if err := r.deliverLocal(ctx, id, from, addr, acct, bytes.NewReader(msg), int64(len(msg))); err != nil {
 				remote = append(remote, store.QueuedRcpt{Addr: acct}) // retry through the queue
 			}
 		}
@@ -63,18 +63,23 @@ func (r *Router) Inject(ctx context.Context, from string, to []string, msg []byt
 }
 
 // deliverLocal writes one copy of an already complete message (it has its
-// Received fields) into an account's INBOX, adding Return-Path and
-// Delivered-To.
-func (r *Router) deliverLocal(ctx context.Context, id, from, acct string, body io.ReaderAt, size int64) error {
+// Received fields) for an account, adding Return-Path and Delivered-To,
+// through the account's Sieve script. rcpt is the address as addressed.
+func (r *Router) deliverLocal(ctx context.Context, id, from, rcpt, acct string, body io.ReaderAt, size int64) error {
 	var h bytes.Buffer
 	h.WriteString("Return-Path: <" + from + ">\r\nDelivered-To: " + acct + "\r\n")
 	d := store.Delivery{Account: acct, Mailbox: "INBOX", Date: r.opts.Now(), Header: h.Bytes(), Body: body, BodySize: size}
-	err := r.opts.Store.Deliver(ctx, []store.Delivery{d})[0]
-	if err != nil {
-		r.log.Error("local delivery failed", "msgid", id, "account", acct, "err", err)
-		return err
+	ds := []store.Delivery{d}
+	if r.opts.Filter != nil {
+		ds = r.opts.Filter.Apply(ctx, Local{Delivery: d, Rcpt: rcpt, From: from})
 	}
-	r.log.Info("delivered", "msgid", id, "from", from, "account", acct, "mailbox", "INBOX")
+	for i, err := range r.opts.Store.Deliver(ctx, ds) {
+		if err != nil {
+			r.log.Error("local delivery failed", "msgid", id, "account", acct, "mailbox", ds[i].Mailbox, "err", err)
+			return err
+		}
+		r.log.Info("delivered", "msgid", id, "from", from, "account", acct, "mailbox", ds[i].Mailbox)
+	}
 	return nil
 }
 
@@ -146,7 +151,7 @@ func (r *Router) deliverOne(ctx context.Context, env queue.Envelope, addr string
 		return queue.Result{Code: 451, Enhanced: "4.3.0", Text: "directory lookup failed"}
 	}
 	for _, acct := range res.Accounts {
-		if err := r.deliverLocal(ctx, env.ID, env.From, acct, body, size); err != nil {
+		if err := r.deliverLocal(ctx, env.ID, env.From, addr, acct, body, size); err != nil {
 			if errors.Is(err, store.ErrFull) || isNoSpace(err) {
 				return queue.Result{Code: 452, Enhanced: "4.3.1", Text: "insufficient storage"}
 			}

@@ -30,6 +30,8 @@ var (
 	ErrBadName = errors.New("store: invalid mailbox name")
 	// ErrCorrupt means stored data is damaged beyond use.
 	ErrCorrupt = errors.New("store: damaged data")
+	// ErrActive: the Sieve script is the active one and cannot be deleted.
+	ErrActive = errors.New("store: script is active")
 )
 
 // Store is a complete backend: the account directory and the mailboxes.
@@ -38,6 +40,7 @@ type Store interface {
 	Mail
 	Access
 	Queue
+	Sieve
 	Close() error
 }
 
@@ -104,4 +107,39 @@ var DefaultMailboxes = []struct{ Name, SpecialUse string }{
 	{"Trash", `\Trash`},
 	{"Junk", `\Junk`},
 	{"Archive", `\Archive`},
+}
+
+// Sieve keeps each account's Sieve scripts, named, at most one active
+// (the RFC 5804 model), and the record of vacation replies sent.
+type Sieve interface {
+	// SieveScripts lists an account's scripts by name.
+	SieveScripts(ctx context.Context, account string) ([]SieveScript, error)
+	// SieveScript returns a script's text, or ErrNotFound.
+	SieveScript(ctx context.Context, account, name string) (string, error)
+	// PutSieveScript creates or replaces a script. An active script stays
+	// active with its new text.
+	PutSieveScript(ctx context.Context, account, name, content string) error
+	// ActivateSieveScript makes name the active script, or deactivates
+	// every script when name is "". ErrNotFound when there is no such script.
+	ActivateSieveScript(ctx context.Context, account, name string) error
+	// DeleteSieveScript removes a script: ErrActive when it is active,
+	// ErrNotFound when missing.
+	DeleteSieveScript(ctx context.Context, account, name string) error
+	// RenameSieveScript renames: ErrNotFound, or ErrExists for newName.
+	RenameSieveScript(ctx context.Context, account, oldName, newName string) error
+	// ActiveSieveScript returns the active script and its text, or
+	// ErrNotFound when none is active.
+	ActiveSieveScript(ctx context.Context, account string) (SieveScript, string, error)
+	// VacationDue reports whether a vacation reply keyed key is due to
+	// sender: false when one was recorded less than period ago. When it
+	// returns true it has durably recorded the reply as sent at now.
+	VacationDue(ctx context.Context, account, key, sender string, period time.Duration, now time.Time) (bool, error)
+}
+
+// SieveScript describes one stored script.
+type SieveScript struct {
+	Name     string
+	Active   bool
+	Size     int64
+	Modified time.Time
 }

@@ -106,6 +106,23 @@ var migrations = []string{
 
 	// 3: per-account quota in bytes, 0 for none.
 	`ALTER TABLE accounts ADD COLUMN quota INTEGER NOT NULL DEFAULT 0;`,
+
+	// 4: Sieve scripts and the vacation reply record.
+	`CREATE TABLE sieve_scripts (
+		account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+		name       TEXT NOT NULL,
+		content    TEXT NOT NULL,
+		active     INTEGER NOT NULL DEFAULT 0,
+		modified   INTEGER NOT NULL,
+		PRIMARY KEY (account_id, name)
+	);
+	CREATE TABLE vacation_sent (
+		account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+		key        TEXT NOT NULL,
+		sender     TEXT NOT NULL,
+		sent       INTEGER NOT NULL,
+		PRIMARY KEY (account_id, key, sender)
+	);`,
 }
 
 // migrate brings the schema up to date in one transaction.
