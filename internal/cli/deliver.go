@@ -12,10 +12,12 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"posthorn/internal/daemon"
 	"posthorn/internal/delivery"
 	"posthorn/internal/message"
 	"posthorn/internal/queue"
 	"posthorn/internal/store"
+	"posthorn/internal/unixmail"
 	"posthorn/internal/users"
 )
 
@@ -57,7 +59,15 @@ func (a *app) deliver(to, from, folder string) error {
 		to += "@" + cfg.Hostname
 	}
 	err = a.withUsers(func(ctx context.Context, st storeT, us *usersT) error {
-		f := &delivery.Filter{Sieve: st, Mail: st, Queue: storeQueue{st}, Hostname: cfg.Hostname, Logger: newLogger(cfg, a.stderr)}
+		log := newLogger(cfg, a.stderr)
+		unix, err := daemon.NewUnix(cfg, log)
+		if err != nil {
+			return &exitError{exTempFail, err}
+		}
+		if local, domain := users.Split(to); unix.HasDomain(domain) {
+			return deliverUnix(ctx, st, unix, local, to, from, msg)
+		}
+		f := &delivery.Filter{Sieve: st, Mail: st, Queue: storeQueue{st}, Hostname: cfg.Hostname, Logger: log}
 		return deliverTo(ctx, st, us, f, to, from, folder, msg, cfg.SMTP.MaxReceived)
 	})
 	var ee *exitError
@@ -152,6 +162,37 @@ func (q storeQueue) Enqueue(ctx context.Context, m store.QueuedMessage, body io.
 		m.Rcpts[i].State, m.Rcpts[i].NextAttempt = store.RcptQueued, now
 	}
 	return m.ID, q.st.Enqueue(ctx, m, body)
+}
+
+// deliverUnix delivers to a host account of a [unix] domain: its mbox or
+// Maildir, or where /etc/aliases and ~/.forward send it.
+func deliverUnix(ctx context.Context, st store.Store, unix *unixmail.System, local, to, from string, msg []byte) error {
+	targets, err := unix.Resolve(local)
+	switch {
+	case errors.Is(err, unixmail.ErrNoSuchUser):
+		return exitf(exNoUser, "%s: no such user here", to)
+	case err != nil:
+		return &exitError{exTempFail, err}
+	}
+	var remote []string
+	hdr := fmt.Sprintf("Return-Path: <%s>\r\nDelivered-To: %s\r\n", from, to)
+	for _, t := range targets {
+		if t.Kind == unixmail.Address {
+			remote = append(remote, t.Addr)
+			continue
+		}
+		if err := unix.Deliver(ctx, t, from, io.MultiReader(strings.NewReader(hdr), bytes.NewReader(msg))); err != nil {
+			var p unixmail.Permanent
+			if errors.As(err, &p) {
+				return exitf(exUnavailable, "%s: %v", t, err)
+			}
+			return &exitError{exTempFail, fmt.Errorf("%s: %w", t, err)}
+		}
+	}
+	if len(remote) > 0 {
+		return queueForward(ctx, st, from, remote, msg)
+	}
+	return nil
 }
 
 // queueForward leaves copies for remote alias targets in the queue, which

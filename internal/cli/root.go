@@ -16,6 +16,7 @@ import (
 
 	"posthorn/internal/config"
 	"posthorn/internal/daemon"
+	"posthorn/internal/unixmail"
 	"posthorn/internal/store"
 	"posthorn/internal/users"
 )
@@ -115,10 +116,26 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 func (a *app) newaliasesCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "newaliases",
-		Short: "Rebuild the alias database (nothing to do: aliases live in the store)",
-		Args:  cobra.ArbitraryArgs,
+		Short: "Check the alias files of [unix] and report how many aliases they hold",
+		Long: `newaliases reads the alias files named in [unix] aliases (/etc/aliases
+format) and reports errors with their file and line, as the classic command
+does. There is no database to rebuild: the daemon reads a file again as soon
+as it changes. Aliases of virtual domains live in the store (posthorn alias).`,
+		Args: cobra.ArbitraryArgs,
 		RunE: func(*cobra.Command, []string) error {
-			fmt.Fprintln(a.stdout, "posthorn keeps aliases in its store; they apply at once (see: posthorn alias list). Nothing to rebuild.")
+			cfg, err := a.loadConfig()
+			if err != nil {
+				return err
+			}
+			if len(cfg.Unix.Domains) == 0 {
+				fmt.Fprintln(a.stdout, "no [unix] domains: aliases live in the store and apply at once (posthorn alias list)")
+				return nil
+			}
+			table, err := unixmail.LoadAliases(cfg.Unix.Aliases)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "%d aliases in %s\n", len(table), strings.Join(cfg.Unix.Aliases, ", "))
 			return nil
 		},
 	}

@@ -24,11 +24,12 @@ import (
 
 // Exit codes of sendmail(8), from sysexits.h.
 const (
-	exUsage    = 64
-	exDataErr  = 65
-	exNoUser   = 67
-	exSoftware = 70
-	exTempFail = 75
+	exUsage       = 64
+	exDataErr     = 65
+	exNoUser      = 67
+	exUnavailable = 69
+	exSoftware    = 70
+	exTempFail    = 75
 )
 
 // exitError carries a sysexits code out of a command.

@@ -32,6 +32,22 @@ type Config struct {
 	Outbound Outbound `toml:"outbound"`
 	DNS      DNS      `toml:"dns"`
 	Store    Store    `toml:"store"`
+	Unix     Unix     `toml:"unix" comment:"Classic Unix mail: domains whose users are this host's accounts (/etc/passwd), with /var/mail or ~/Maildir, /etc/aliases and ~/.forward. Off unless domains is set."`
+}
+
+// Unix configures classic Unix mail for the host's own accounts.
+type Unix struct {
+	Domains     []string `toml:"domains" comment:"Domains whose local parts are login names of this host (often just the hostname). Empty: off."`
+	PasswdFile  string   `toml:"passwd_file" comment:"The account database (name:x:uid:gid:gecos:home:shell lines)."`
+	Mailbox     string   `toml:"mailbox" comment:"Where a user's mail goes: mbox (spool_dir/USER, mboxrd, dotlock + fcntl locks) or maildir (~USER/maildir_name)."`
+	SpoolDir    string   `toml:"spool_dir" comment:"Directory of mbox spool files, for mailbox = \"mbox\"."`
+	MaildirName string   `toml:"maildir_name" comment:"Maildir under each home directory, for mailbox = \"maildir\"."`
+	Aliases     []string `toml:"aliases" comment:"Alias files in /etc/aliases format (name: target, ...; :include:FILE). Read again when they change; posthorn newaliases checks them."`
+	Forward     bool     `toml:"forward" comment:"Honour ~/.forward files (owned by the user, not writable by others)."`
+	AllowPipes  bool     `toml:"allow_pipes" comment:"Allow \"|command\" targets in alias files and .forward. Alias pipes run as nobody, .forward pipes as the user."`
+	AllowFiles  bool     `toml:"allow_files" comment:"Allow /path/file targets (an mbox appended to) in alias files and .forward."`
+	Root        string   `toml:"root" comment:"Where mail for root goes when no alias says: a login name or an address. Empty: root's own mailbox."`
+	PipeTimeout Duration `toml:"pipe_timeout" comment:"Longest run of one pipe command."`
 }
 
 // Auth limits password guessing on every listener that authenticates.
@@ -102,6 +118,7 @@ type SMTP struct {
 // Delivery holds the policy for mail to our own users.
 type Delivery struct {
 	SubaddressSeparator string `toml:"subaddress_separator" comment:"Characters that start a sub-address: user+tag@domain reaches user@domain. Empty turns sub-addressing off."`
+	Postmaster          string `toml:"postmaster" comment:"Address that receives mail for root, postmaster, abuse and hostmaster (at any of our domains and at hostname) when no alias or account has that name. Empty: the oldest account."`
 }
 
 // DNS names the resolvers used for MX and other lookups.
@@ -153,5 +170,7 @@ func Default() Config {
 		Outbound: Outbound{Port: 25, ConnectTimeout: Duration(30 * time.Second)},
 		DNS:      DNS{Timeout: Duration(5 * time.Second)},
 		Store:    Store{Backend: "local"},
+		Unix: Unix{PasswdFile: "/etc/passwd", Mailbox: "mbox", SpoolDir: "/var/mail", MaildirName: "Maildir",
+			Aliases: []string{"/etc/aliases"}, Forward: true, PipeTimeout: Duration(5 * time.Minute)},
 	}
 }

@@ -172,6 +172,10 @@ func (c *Config) resolvePaths(dir string) error {
 	c.DataDir = abs(c.DataDir)
 	c.TLS.CertFile = abs(c.TLS.CertFile)
 	c.TLS.KeyFile = abs(c.TLS.KeyFile)
+	c.Unix.PasswdFile, c.Unix.SpoolDir = abs(c.Unix.PasswdFile), abs(c.Unix.SpoolDir)
+	for i, a := range c.Unix.Aliases {
+		c.Unix.Aliases[i] = abs(a)
+	}
 	for i, a := range c.Listen.LMTP {
 		if isSocketPath(a) {
 			c.Listen.LMTP[i] = abs(a)

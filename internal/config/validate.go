@@ -34,6 +34,7 @@ func (c *Config) Validate() error {
 	c.Outbound.check(&p)
 	c.DNS.check(&p)
 	c.Store.check(&p)
+	c.Unix.check(&p)
 	return errors.Join(p...)
 }
 
@@ -320,4 +321,29 @@ func (o Outbound) check(p *problems) {
 		}
 	}
 	positive(p, "outbound.connect_timeout", o.ConnectTimeout)
+}
+
+// check validates the classic Unix mail settings, normalising domains.
+func (u *Unix) check(p *problems) {
+	for i, d := range u.Domains {
+		if err := checkHostname(d); err != nil {
+			p.add(fmt.Sprintf("unix.domains[%d]", i), err)
+		}
+		u.Domains[i] = strings.ToLower(strings.TrimSuffix(d, "."))
+	}
+	if u.Mailbox != "mbox" && u.Mailbox != "maildir" {
+		p.addf("unix.mailbox", "must be mbox or maildir, got %q", u.Mailbox)
+	}
+	if u.MaildirName == "" || strings.Contains(u.MaildirName, "..") || filepath.IsAbs(u.MaildirName) {
+		p.addf("unix.maildir_name", "must be a relative path inside the home directory, got %q", u.MaildirName)
+	}
+	if len(u.Domains) > 0 && (u.PasswdFile == "" || u.SpoolDir == "") {
+		p.addf("unix", "passwd_file and spool_dir are required when domains is set")
+	}
+	if u.PipeTimeout.D() <= 0 {
+		p.addf("unix.pipe_timeout", "must be positive")
+	}
+	if len(u.Domains) == 0 {
+		u.Domains = nil
+	}
 }

@@ -27,6 +27,7 @@ import (
 	"posthorn/internal/smtp"
 	"posthorn/internal/store"
 	"posthorn/internal/store/local"
+	"posthorn/internal/unixmail"
 	"posthorn/internal/users"
 )
 
@@ -62,7 +63,20 @@ func OpenStore(cfg *config.Config, log *slog.Logger) (store.Store, error) {
 
 // NewUsers returns the account service over st with the config's rules.
 func NewUsers(cfg *config.Config, st store.Store, g *users.Guard, log *slog.Logger) (*users.Service, error) {
-	return users.New(users.Options{Directory: st, SubaddressSeparator: cfg.Delivery.SubaddressSeparator, Guard: g, Logger: log})
+	return users.New(users.Options{Directory: st, SubaddressSeparator: cfg.Delivery.SubaddressSeparator, Guard: g, Logger: log,
+		Hostname: cfg.Hostname, Postmaster: cfg.Delivery.Postmaster})
+}
+
+// NewUnix returns the classic Unix mail system the config asks for, or nil
+// when [unix] domains is empty.
+func NewUnix(cfg *config.Config, log *slog.Logger) (*unixmail.System, error) {
+	u := cfg.Unix
+	if len(u.Domains) == 0 {
+		return nil, nil
+	}
+	return unixmail.New(unixmail.Options{Domains: u.Domains, PasswdFile: u.PasswdFile, Mailbox: u.Mailbox,
+		SpoolDir: u.SpoolDir, MaildirName: u.MaildirName, Aliases: u.Aliases, Forward: u.Forward,
+		AllowPipes: u.AllowPipes, AllowFiles: u.AllowFiles, Root: u.Root, PipeTimeout: u.PipeTimeout.D(), Logger: log})
 }
 
 // Daemon is a running posthorn.
@@ -221,7 +235,12 @@ func (d *Daemon) outbound() (*outbound.Sender, error) {
 
 func (d *Daemon) router(us *users.Service) (*delivery.Router, error) {
 	c := d.cfg.SMTP
+	unix, err := NewUnix(d.cfg, d.log)
+	if err != nil {
+		return nil, err
+	}
 	return delivery.New(delivery.Options{
+		Unix:           unix,
 		Hostname:       d.cfg.Hostname,
 		Users:          us,
 		Store:          d.store,

@@ -198,6 +198,18 @@ func (s *session) dispatch(ctx context.Context, log *slog.Logger, id string, add
 		}
 	}
 	for i, rc := range s.rcpts {
+		if len(rc.unix) == 0 {
+			continue
+		}
+		content := func() io.Reader {
+			hdr := message.TraceFields(s.trace(id, rc.addr.String(), rc.addr.String(), now))
+			return io.MultiReader(bytes.NewReader(hdr), bytes.NewReader(added), io.NewSectionReader(body, 0, size))
+		}
+		if err := s.r.deliverUnix(ctx, log.With("rcpt", rc.addr.String()), rc.unix, s.from.Addr.String(), content); err != nil {
+			queued, queuedFrom = append(queued, queuedRcpt(rc.addr.String(), rc.opts)), append(queuedFrom, i)
+		}
+	}
+	for i, rc := range s.rcpts {
 		for _, addr := range rc.remote {
 			queued, queuedFrom = append(queued, queuedRcpt(addr, rc.opts)), append(queuedFrom, i)
 		}

@@ -22,6 +22,7 @@ import (
 
 	"posthorn/internal/smtp"
 	"posthorn/internal/store"
+	"posthorn/internal/unixmail"
 	"posthorn/internal/users"
 )
 
@@ -40,6 +41,9 @@ type Options struct {
 	// Queue, if set, makes relaying (submission, forwarding aliases) and
 	// retried local delivery possible. Without it they get 451.
 	Queue Queue
+	// Unix, if set, serves the classic Unix mail domains (host accounts,
+	// /var/mail, /etc/aliases, .forward).
+	Unix *unixmail.System
 	// Filter, if set, applies users' Sieve scripts to local deliveries.
 	Filter *Filter
 	// TempDir holds a message while it arrives, before it is delivered.

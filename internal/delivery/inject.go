@@ -29,7 +29,11 @@ func (r *Router) Inject(ctx context.Context, from string, to []string, msg []byt
 	id := newID()
 	for _, addr := range to {
 		local, domain := users.Split(addr)
-		res, err := r.opts.Users.Resolve(ctx, local, domain)
+		targets, unixRemote, isUnix, err := r.unixResolve(local, domain)
+		res := users.Resolution{Remote: unixRemote}
+		if !isUnix {
+			res, err = r.opts.Users.Resolve(ctx, local, domain)
+		}
 		switch {
 		case errors.Is(err, users.ErrNotLocal):
 			remote = append(remote, store.QueuedRcpt{Addr: addr})
@@ -43,6 +47,14 @@ func (r *Router) Inject(ctx context.Context, from string, to []string, msg []byt
 		}
 		for _, a := range res.Remote {
 			remote = append(remote, store.QueuedRcpt{Addr: a})
+		}
+		if len(targets) > 0 {
+			content := func() io.Reader {
+				return io.MultiReader(strings.NewReader("Delivered-To: "+addr+"\r\n"), bytes.NewReader(msg))
+			}
+			if err := r.deliverUnix(ctx, r.log.With("msgid", id, "rcpt", addr), targets, from, content); err != nil {
+				remote = append(remote, store.QueuedRcpt{Addr: addr}) // retry through the queue
+			}
 		}
 		for _, acct := range res.Accounts {
 			if err := r.deliverLocal(ctx, id, from, addr, acct, bytes.NewReader(msg), int64(len(msg))); err != nil {
@@ -143,12 +155,25 @@ func (r *Router) deliverQueued(ctx context.Context, env queue.Envelope, body io.
 
 func (r *Router) deliverOne(ctx context.Context, env queue.Envelope, addr string, body io.ReaderAt, size int64) queue.Result {
 	local, domain := users.Split(addr)
-	res, err := r.opts.Users.Resolve(ctx, local, domain)
+	targets, remote, isUnix, err := r.unixResolve(local, domain)
+	res := users.Resolution{Remote: remote}
+	if !isUnix {
+		res, err = r.opts.Users.Resolve(ctx, local, domain)
+	}
 	switch {
 	case errors.Is(err, users.ErrNoSuchUser), errors.Is(err, users.ErrNotLocal):
 		return queue.Result{Code: 550, Enhanced: "5.1.1", Text: "no such user here"}
 	case err != nil:
 		return queue.Result{Code: 451, Enhanced: "4.3.0", Text: "directory lookup failed"}
+	}
+	if len(targets) > 0 {
+		content := func() io.Reader {
+			h := "Return-Path: <" + env.From + ">\r\nDelivered-To: " + addr + "\r\n"
+			return io.MultiReader(strings.NewReader(h), io.NewSectionReader(body, 0, size))
+		}
+		if err := r.deliverUnix(ctx, r.log.With("msgid", env.ID, "rcpt", addr), targets, env.From, content); err != nil {
+			return unixResult(err)
+		}
 	}
 	for _, acct := range res.Accounts {
 		if err := r.deliverLocal(ctx, env.ID, env.From, addr, acct, body, size); err != nil {

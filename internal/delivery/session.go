@@ -10,6 +10,7 @@ import (
 
 	"posthorn/internal/sasl"
 	"posthorn/internal/smtp"
+	"posthorn/internal/unixmail"
 	"posthorn/internal/users"
 )
 
@@ -31,6 +32,7 @@ type recipient struct {
 	opts     smtp.RcptOptions
 	accounts []string // local accounts
 	remote   []string // addresses in other domains (relay, forwarding)
+	unix     []unixmail.Target
 }
 
 var _ smtp.AuthSession = (*session)(nil)
@@ -117,7 +119,11 @@ func (s *session) Rcpt(ctx context.Context, to smtp.Path, opts smtp.RcptOptions)
 	if a.IsLiteral() {
 		return errRelayDenied
 	}
-	res, err := s.r.opts.Users.Resolve(ctx, a.Local, a.ASCIIDomain())
+	targets, remote, isUnix, err := s.r.unixResolve(a.Local, a.ASCIIDomain())
+	res := users.Resolution{Remote: remote}
+	if !isUnix {
+		res, err = s.r.opts.Users.Resolve(ctx, a.Local, a.ASCIIDomain())
+	}
 	switch {
 	case errors.Is(err, users.ErrNotLocal) && s.mode != modeMTA:
 		res = users.Resolution{Remote: []string{a.String()}}
@@ -136,7 +142,7 @@ func (s *session) Rcpt(ctx context.Context, to smtp.Path, opts smtp.RcptOptions)
 		s.log.Error("relaying needs the outbound queue", "rcpt", a.String())
 		return errNoForward
 	}
-	s.rcpts = append(s.rcpts, recipient{addr: a, opts: opts, accounts: res.Accounts, remote: res.Remote})
+	s.rcpts = append(s.rcpts, recipient{addr: a, opts: opts, accounts: res.Accounts, remote: res.Remote, unix: targets})
 	return nil
 }
 

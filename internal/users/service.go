@@ -34,10 +34,22 @@ type Options struct {
 	// Service of a process. Nil gets a Guard with default limits.
 	Guard  *Guard
 	Logger *slog.Logger
+	// Hostname is the server's own name: root@hostname, postmaster@hostname
+	// and the other administrative names reach Postmaster even though
+	// hostname is not one of our domains (sendmail appends it to bare
+	// names: cron mail goes there).
+	Hostname string
+	// Postmaster receives mail for the administrative names (root,
+	// postmaster, abuse, hostmaster, mailer-daemon) in our domains when no
+	// alias or account has them. Empty: the oldest enabled account, so
+	// that such mail always reaches someone (RFC 5321 §4.5.1).
+	Postmaster string
 }
 
 // Service applies the address and account rules on a Directory.
 type Service struct {
+	hostname, postmaster string
+
 	dir   Directory
 	sep   string
 	log   *slog.Logger
@@ -61,7 +73,7 @@ func New(opts Options) (*Service, error) {
 	if g == nil {
 		g = NewGuard(GuardOptions{})
 	}
-	return &Service{dir: opts.Directory, sep: opts.SubaddressSeparator, log: log, guard: g,
+	return &Service{hostname: strings.ToLower(opts.Hostname), postmaster: opts.Postmaster, dir: opts.Directory, sep: opts.SubaddressSeparator, log: log, guard: g,
 		slots: make(chan struct{}, verifySlots)}, nil
 }
 
@@ -132,9 +144,13 @@ func (s *Service) Resolve(ctx context.Context, local, domain string) (Resolution
 	if err != nil {
 		return Resolution{}, ErrNoSuchUser
 	}
-	if ok, err := s.dir.HasDomain(ctx, DomainOf(addr)); err != nil {
+	local, domain = Split(addr)
+	if ok, err := s.dir.HasDomain(ctx, domain); err != nil {
 		return Resolution{}, err
 	} else if !ok {
+		if domain == s.hostname && IsAdminName(local) {
+			return s.admin(ctx)
+		}
 		return Resolution{}, ErrNotLocal
 	}
 	r := resolver{s: s, seen: make(map[string]bool)}
@@ -142,10 +158,60 @@ func (s *Service) Resolve(ctx context.Context, local, domain string) (Resolution
 	switch {
 	case err != nil:
 		return Resolution{}, err
+	case (!found || len(r.res.Accounts)+len(r.res.Remote) == 0) && IsAdminName(local):
+		return s.admin(ctx)
 	case !found || len(r.res.Accounts)+len(r.res.Remote) == 0:
 		return Resolution{}, ErrNoSuchUser
 	}
 	return r.res, nil
+}
+
+// adminNames must always reach someone (RFC 5321 §4.5.1, RFC 2142).
+var adminNames = []string{"root", "postmaster", "abuse", "hostmaster", "mailer-daemon"}
+
+// IsAdminName tells whether a local part is an administrative name.
+func IsAdminName(local string) bool {
+	for _, n := range adminNames {
+		if strings.EqualFold(local, n) {
+			return true
+		}
+	}
+	return false
+}
+
+// admin resolves the administrative names: Postmaster, or else the oldest
+// enabled account.
+func (s *Service) admin(ctx context.Context) (Resolution, error) {
+	if s.postmaster != "" {
+		local, domain := Split(s.postmaster)
+		if IsAdminName(local) {
+			// Resolve it without coming back here.
+			r := resolver{s: s, seen: make(map[string]bool)}
+			if found, err := r.expand(ctx, s.postmaster, 0); err != nil || !found || len(r.res.Accounts)+len(r.res.Remote) == 0 {
+				return Resolution{}, ErrNoSuchUser
+			}
+			return r.res, nil
+		}
+		res, err := s.Resolve(ctx, local, domain)
+		if errors.Is(err, ErrNotLocal) {
+			return Resolution{Remote: []string{s.postmaster}}, nil
+		}
+		return res, err
+	}
+	all, err := s.dir.Accounts(ctx, "")
+	if err != nil {
+		return Resolution{}, err
+	}
+	var oldest *Account
+	for i, a := range all {
+		if !a.Disabled && (oldest == nil || a.Created.Before(oldest.Created)) {
+			oldest = &all[i]
+		}
+	}
+	if oldest == nil {
+		return Resolution{}, ErrNoSuchUser
+	}
+	return Resolution{Accounts: []string{oldest.Address}}, nil
 }
 
 // DomainOf returns the domain of a canonical address.

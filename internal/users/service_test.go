@@ -498,3 +498,33 @@ func TestAuthenticate(t *testing.T) {
 		})
 	}
 }
+
+// TestAdminNamesAlwaysResolve: root, postmaster and the other RFC 2142
+// names reach someone even with no alias for them, in our domains and at
+// the server's own hostname; other names at the hostname are not ours.
+func TestAdminNamesAlwaysResolve(t *testing.T) {
+	ctx := context.Background()
+	d := resolveDir()
+	s, err := New(Options{Directory: d, Hostname: "mx.example.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The oldest enabled account gets them by default.
+	for _, addr := range [][2]string{{"root", "mx.example.test"}, {"Postmaster", "example.test"}, {"abuse", "catchall.test"}} {
+		res, err := s.Resolve(ctx, addr[0], addr[1])
+		if err != nil || len(res.Accounts) != 1 {
+			t.Errorf("%s@%s: %+v %v", addr[0], addr[1], res, err)
+		}
+	}
+	if _, err := s.Resolve(ctx, "me", "mx.example.test"); !errors.Is(err, ErrNotLocal) {
+		t.Errorf("me@hostname: %v, want ErrNotLocal", err)
+	}
+	s, _ = New(Options{Directory: d, Hostname: "mx.example.test", Postmaster: "boss@example.test"})
+	if res, err := s.Resolve(ctx, "root", "mx.example.test"); err != nil || !slices.Equal(res.Accounts, []string{"boss@example.test"}) {
+		t.Errorf("root with Postmaster set: %+v %v", res, err)
+	}
+	s, _ = New(Options{Directory: d, Hostname: "mx.example.test", Postmaster: "admin@remote.test"})
+	if res, err := s.Resolve(ctx, "postmaster", "example.test"); err != nil || !slices.Equal(res.Remote, []string{"admin@remote.test"}) {
+		t.Errorf("remote Postmaster: %+v %v", res, err)
+	}
+}

@@ -1,0 +1,65 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+
+	"posthorn/internal/queue"
+	"posthorn/internal/unixmail"
+	"posthorn/internal/users"
+)
+
+// unixResolve expands an address of a classic Unix mail domain into its
+// mailbox, pipe and file targets and its addresses elsewhere. ok is false
+// when the domain is not a Unix one. Errors are those of users.Resolve.
+func (r *Router) unixResolve(local, domain string) (targets []unixmail.Target, remote []string, ok bool, err error) {
+	if !r.opts.Unix.HasDomain(strings.TrimSuffix(domain, ".")) {
+		return nil, nil, false, nil
+	}
+	ts, err := r.opts.Unix.Resolve(local)
+	switch {
+	case errors.Is(err, unixmail.ErrNoSuchUser):
+		return nil, nil, true, users.ErrNoSuchUser
+	case errors.Is(err, unixmail.ErrLoop):
+		return nil, nil, true, users.ErrAliasLoop
+	case err != nil:
+		return nil, nil, true, err
+	}
+	for _, t := range ts {
+		if t.Kind == unixmail.Address {
+			remote = append(remote, t.Addr)
+		} else {
+			targets = append(targets, t)
+		}
+	}
+	return targets, remote, true, nil
+}
+
+// deliverUnix writes a message to each target; content returns a fresh
+// reader of the whole message (trace fields included) each time. It stops
+// at the first failure, which may wrap unixmail.Permanent.
+func (r *Router) deliverUnix(ctx context.Context, log *slog.Logger, targets []unixmail.Target, from string, content func() io.Reader) error {
+	for _, t := range targets {
+		if err := r.opts.Unix.Deliver(ctx, t, from, content()); err != nil {
+			log.Error("unix delivery failed", "target", t.String(), "err", err)
+			return err
+		}
+		log.Info("delivered", "target", t.String())
+	}
+	return nil
+}
+
+// unixResult turns a Unix delivery error into a queue result.
+func unixResult(err error) queue.Result {
+	var p unixmail.Permanent
+	if errors.As(err, &p) {
+		return queue.Result{Code: 550, Enhanced: "5.3.0", Text: "local delivery failed: " + oneLine(p.Error())}
+	}
+	if isNoSpace(err) {
+		return queue.Result{Code: 452, Enhanced: "4.3.1", Text: "insufficient storage"}
+	}
+	return queue.Result{Code: 451, Enhanced: "4.3.0", Text: "local delivery failed"}
+}

@@ -1,0 +1,203 @@
+package unixmail
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"syscall"
+	"time"
+)
+
+// Lock timing, close to what mail(1), mutt and Dovecot expect.
+const (
+	lockWait  = 30 * time.Second // give up (a temporary failure) after this
+	lockStale = 5 * time.Minute  // a dot-lock older than this is stale
+)
+
+var errLocked = errors.New("mbox is locked by another program")
+
+// appendMbox appends one message to an mbox file in mboxrd form (a
+// "From " line, ">" added to every line that starts with >*"From ", a
+// blank line after), under a dot-lock (FILE.lock) and an fcntl write lock,
+// the pair mutt, mail(1) and Dovecot use. The file is created 0600 for
+// owner. On any error the file is cut back to its old size: a half
+// message never stays. It returns when the data is on stable storage.
+func appendMbox(path string, owner User, chown bool, from string, when time.Time, msg io.Reader) error {
+	unlock, err := dotLock(path)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	f, err := openSpool(path, owner, chown)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := fcntlLock(f); err != nil {
+		return err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	start := fi.Size()
+	if err := writeMboxMessage(f, start, from, when, msg); err != nil {
+		if terr := f.Truncate(start); terr != nil {
+			return fmt.Errorf("%w (and truncating back failed: %v)", err, terr)
+		}
+		return err
+	}
+	return f.Sync()
+}
+
+// openSpool opens (or creates) a spool file for appending, refusing
+// anything but a plain file owned by owner with one link: the classic
+// spool attacks (a symlink or hard link to /etc/passwd) write nowhere.
+func openSpool(path string, owner User, chown bool) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+		f.Close()
+		return nil, err
+	}
+	switch {
+	case st.Mode&syscall.S_IFMT != syscall.S_IFREG:
+		f.Close()
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	case st.Nlink != 1:
+		f.Close()
+		return nil, fmt.Errorf("%s has %d links: refused", path, st.Nlink)
+	}
+	if chown && int(st.Uid) != owner.UID {
+		if st.Size != 0 {
+			f.Close()
+			return nil, fmt.Errorf("%s is owned by uid %d, not %s: refused", path, st.Uid, owner.Name)
+		}
+		if err := f.Chown(owner.UID, owner.GID); err != nil { // we just made it
+			f.Close()
+			return nil, err
+		}
+	}
+	return f, nil
+}
+
+// writeMboxMessage writes at offset start: a separating newline when the
+// file does not end with a blank line, the From line, the escaped message
+// with LF line ends, and a blank line.
+func writeMboxMessage(f *os.File, start int64, from string, when time.Time, msg io.Reader) error {
+	w := bufio.NewWriterSize(io.NewOffsetWriter(f, start), 64<<10)
+	if start > 0 {
+		tail := make([]byte, 2)
+		n, _ := f.ReadAt(tail[:min(2, start)], max(0, start-2))
+		switch {
+		case n == 0 || tail[n-1] != '\n':
+			w.WriteString("\n\n")
+		case n == 2 && tail[0] != '\n':
+			w.WriteString("\n")
+		}
+	}
+	if from == "" {
+		from = "MAILER-DAEMON"
+	}
+	fmt.Fprintf(w, "From %s %s\n", from, when.Format("Mon Jan _2 15:04:05 2006"))
+	if err := escapeMboxrd(w, msg); err != nil {
+		return err
+	}
+	return w.Flush()
+}
+
+var fromLine = regexp.MustCompile(`^>*From `)
+
+// escapeMboxrd copies msg with LF line ends, adding ">" to lines that
+// start with >*"From ", and ends with one blank line.
+func escapeMboxrd(w *bufio.Writer, msg io.Reader) error {
+	r := bufio.NewReaderSize(msg, 64<<10)
+	last := byte('\n')
+	atStart := true
+	for {
+		line, err := r.ReadSlice('\n')
+		if len(line) > 0 {
+			if atStart && fromLine.Match(line) {
+				w.WriteByte('>')
+			}
+			atStart = line[len(line)-1] == '\n'
+			if atStart {
+				line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))
+				w.Write(line)
+				w.WriteByte('\n')
+				last = '\n'
+			} else {
+				w.Write(line)
+				last = line[len(line)-1]
+			}
+		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if last != '\n' {
+		w.WriteByte('\n')
+	}
+	_, err := w.WriteString("\n")
+	return err
+}
+
+// dotLock takes PATH.lock the way lockfile(1) does: an exclusive create,
+// retried until lockWait, breaking a lock older than lockStale.
+func dotLock(path string) (func(), error) {
+	lock := path + ".lock"
+	deadline := time.Now().Add(lockWait)
+	for {
+		f, err := os.OpenFile(lock, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+		if err == nil {
+			fmt.Fprintf(f, "%d\n", os.Getpid())
+			f.Close()
+			return func() { os.Remove(lock) }, nil
+		}
+		if !os.IsExist(err) {
+			return nil, fmt.Errorf("dot-lock %s: %w", filepath.Base(lock), err)
+		}
+		if fi, err := os.Lstat(lock); err == nil && time.Since(fi.ModTime()) > lockStale {
+			os.Remove(lock)
+			continue
+		}
+		if time.Now().After(deadline) {
+			return nil, errLocked
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// fcntlLock takes a POSIX write lock on the whole file, retried until
+// lockWait. It is released when the file is closed.
+func fcntlLock(f *os.File) error {
+	lk := syscall.Flock_t{Type: syscall.F_WRLCK, Whence: io.SeekStart}
+	deadline := time.Now().Add(lockWait)
+	for {
+		err := syscall.FcntlFlock(f.Fd(), syscall.F_SETLK, &lk)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, syscall.EAGAIN) && !errors.Is(err, syscall.EACCES) {
+			return fmt.Errorf("fcntl lock: %w", err)
+		}
+		if time.Now().After(deadline) {
+			return errLocked
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}

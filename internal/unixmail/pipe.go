@@ -1,0 +1,60 @@
+package unixmail
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+	"syscall"
+)
+
+// exTempFail is sysexits(3) EX_TEMPFAIL: the program asks to be retried.
+const exTempFail = 75
+
+// runPipe runs a pipe target's command with /bin/sh as its user, in its
+// home directory, with the message on standard input and a small, fixed
+// environment (no variable of ours leaks to it). Exit 0 is delivered,
+// EX_TEMPFAIL and a timeout are temporary, anything else is permanent.
+func (s *System) runPipe(ctx context.Context, t Target, from string, msg io.Reader) error {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.PipeTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", t.Command)
+	cmd.Dir = t.User.Home
+	cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + t.User.Home, "USER=" + t.User.Name,
+		"LOGNAME=" + t.User.Name, "SHELL=/bin/sh", "SENDER=" + from}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if s.chown {
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(t.User.UID), Gid: uint32(t.User.GID), Groups: []uint32{}}
+	}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	var stdin bytes.Buffer
+	if _, err := copyLF(&stdin, msg); err != nil {
+		return err
+	}
+	cmd.Stdin = &stdin
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return fmt.Errorf("pipe %q timed out after %v", t.Command, s.opts.PipeTimeout)
+	case errors.As(err, &ee) && ee.ExitCode() == exTempFail:
+		return fmt.Errorf("pipe %q: temporary failure (exit 75): %s", t.Command, firstLine(out.Bytes()))
+	case errors.As(err, &ee):
+		return Permanent{fmt.Errorf("pipe %q failed (exit %d): %s", t.Command, ee.ExitCode(), firstLine(out.Bytes()))}
+	}
+	return err
+}
+
+func firstLine(b []byte) string {
+	line, _, _ := bytes.Cut(bytes.TrimSpace(b), []byte("\n"))
+	if len(line) > 200 {
+		line = line[:200]
+	}
+	return string(line)
+}

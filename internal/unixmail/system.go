@@ -1,0 +1,378 @@
+// Package unixmail is classic Unix mail for the host's own accounts: a
+// local part is a login name from the passwd file, mail goes to
+// /var/mail/USER (mbox) or ~USER/Maildir, and /etc/aliases and ~/.forward
+// can send it elsewhere, to programs or to files when the operator allows.
+//
+// It owns files outside posthorn's data directory, so it is strict about
+// them: spool files must be plain files with one link owned by their user,
+// Maildirs in home directories are written through an os.Root (no symlink
+// leads out), .forward and :include: files are ignored when others could
+// have written them, and pipes and file targets are off unless enabled.
+//
+// Files: system.go resolves addresses, mbox.go and maildir.go write,
+// pipe.go runs programs, aliases.go and passwd.go read the tables.
+package unixmail
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Options configure a System.
+type Options struct {
+	Domains     []string // lower-case domains whose users are host accounts
+	PasswdFile  string
+	Mailbox     string // "mbox" or "maildir"
+	SpoolDir    string
+	MaildirName string
+	Aliases     []string
+	Forward     bool
+	AllowPipes  bool
+	AllowFiles  bool
+	Root        string // where root's mail goes when no alias says; "" = root's mailbox
+	PipeTimeout time.Duration
+	// Nobody runs pipes and file writes from alias files; default uid/gid
+	// 65534.
+	Nobody User
+	Logger *slog.Logger
+}
+
+// System resolves and delivers for the host's accounts.
+type System struct {
+	opts    Options
+	passwd  *passwd
+	aliases *aliasFiles
+	log     *slog.Logger
+	chown   bool // running as root: files are given to their users
+}
+
+// Errors.
+var (
+	ErrNoSuchUser = errors.New("unixmail: no such user")
+	ErrLoop       = errors.New("unixmail: alias or forward expansion too deep or too wide")
+)
+
+// Limits of expansion.
+const (
+	maxDepth   = 10
+	maxTargets = 1000
+)
+
+// New returns a System.
+func New(opts Options) (*System, error) {
+	if opts.PasswdFile == "" || opts.SpoolDir == "" {
+		return nil, errors.New("unixmail: PasswdFile and SpoolDir are required")
+	}
+	if opts.Mailbox != "mbox" && opts.Mailbox != "maildir" {
+		return nil, fmt.Errorf("unixmail: mailbox %q: want mbox or maildir", opts.Mailbox)
+	}
+	if opts.MaildirName == "" {
+		opts.MaildirName = "Maildir"
+	}
+	if opts.PipeTimeout <= 0 {
+		opts.PipeTimeout = 5 * time.Minute
+	}
+	if opts.Nobody.Name == "" {
+		opts.Nobody = User{Name: "nobody", UID: 65534, GID: 65534, Home: "/"}
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &System{opts: opts, passwd: &passwd{path: opts.PasswdFile}, aliases: &aliasFiles{paths: opts.Aliases},
+		log: log, chown: os.Geteuid() == 0}, nil
+}
+
+// HasDomain tells whether domain (lower-case) is one of ours.
+func (s *System) HasDomain(domain string) bool {
+	return s != nil && slices.Contains(s.opts.Domains, strings.ToLower(domain))
+}
+
+// Kind is what a Target does with a message.
+type Kind int
+
+// Kinds of target.
+const (
+	Mailbox Kind = iota // the user's mbox or Maildir
+	Pipe                // a command reading the message on its input
+	File                // an mbox file appended to
+	Address             // an address in another domain, for the queue
+)
+
+// Target is one destination of a resolved address.
+type Target struct {
+	Kind    Kind
+	User    User   // the mailbox owner; for Pipe and File, whom they run as
+	Command string // Pipe
+	Path    string // File
+	Addr    string // Address
+}
+
+func (t Target) String() string {
+	switch t.Kind {
+	case Pipe:
+		return "|" + t.Command + " (as " + t.User.Name + ")"
+	case File:
+		return t.Path + " (as " + t.User.Name + ")"
+	case Address:
+		return t.Addr
+	}
+	return "mailbox of " + t.User.Name
+}
+
+// adminNames reach root when nothing else claims them (RFC 5321 §4.5.1,
+// RFC 2142).
+var adminNames = []string{"postmaster", "abuse", "hostmaster", "mailer-daemon"}
+
+// Resolve expands a local part of one of our domains. ErrNoSuchUser means
+// nothing matched.
+func (s *System) Resolve(local string) ([]Target, error) {
+	r := &expansion{s: s, seen: map[string]bool{}}
+	if err := r.name(strings.ToLower(local), 0); err != nil {
+		return nil, err
+	}
+	if len(r.out) == 0 {
+		return nil, ErrNoSuchUser
+	}
+	return r.out, nil
+}
+
+type expansion struct {
+	s    *System
+	seen map[string]bool
+	out  []Target
+}
+
+func (r *expansion) add(t Target) error {
+	for _, o := range r.out {
+		if o == t {
+			return nil
+		}
+	}
+	if len(r.out) >= maxTargets {
+		return ErrLoop
+	}
+	r.out = append(r.out, t)
+	return nil
+}
+
+// name expands a local part: alias, then account (with .forward), then
+// sub-address, then the administrative defaults.
+func (r *expansion) name(name string, depth int) error {
+	if depth > maxDepth {
+		return ErrLoop
+	}
+	if r.seen[name] {
+		return nil
+	}
+	r.seen[name] = true
+	ts, ok, err := r.s.aliases.lookup(name)
+	if err != nil {
+		return err
+	}
+	if ok {
+		return r.targets(ts, name, r.s.opts.Nobody, depth, false)
+	}
+	u, ok, err := r.s.passwd.lookup(name)
+	if err != nil {
+		return err
+	}
+	if ok {
+		return r.account(u, depth)
+	}
+	if base, _, cut := strings.Cut(name, "+"); cut && base != "" {
+		return r.name(base, depth+1)
+	}
+	switch {
+	case name == "root" && r.s.opts.Root != "":
+		return r.target(r.s.opts.Root, name, r.s.opts.Nobody, depth+1, false)
+	case slices.Contains(adminNames, name):
+		return r.name("root", depth+1)
+	}
+	return nil
+}
+
+// account delivers to a user, through ~/.forward when there is one.
+func (r *expansion) account(u User, depth int) error {
+	if u.Name == "root" && r.s.opts.Root != "" && !r.seen["\\root"] {
+		r.seen["\\root"] = true
+		return r.target(r.s.opts.Root, "root", r.s.opts.Nobody, depth+1, false)
+	}
+	if r.s.opts.Forward {
+		if ts, ok := r.s.forward(u); ok {
+			return r.targets(ts, u.Name, u, depth, true)
+		}
+	}
+	return r.add(Target{Kind: Mailbox, User: u})
+}
+
+func (r *expansion) targets(ts []string, self string, as User, depth int, fromForward bool) error {
+	for _, t := range ts {
+		if err := r.target(t, self, as, depth+1, fromForward); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// target expands one entry of an alias list or .forward file. self is the
+// name being expanded: "self" or "\self" in its own list means its mailbox.
+func (r *expansion) target(t, self string, as User, depth int, fromForward bool) error {
+	switch {
+	case strings.HasPrefix(t, "|"):
+		if !r.s.opts.AllowPipes {
+			r.s.log.Warn("unix mail: pipe target ignored (allow_pipes is off)", "name", self)
+			return nil
+		}
+		return r.add(Target{Kind: Pipe, User: as, Command: strings.TrimSpace(t[1:])})
+	case strings.HasPrefix(t, ":include:"):
+		return r.include(strings.TrimSpace(strings.TrimPrefix(t, ":include:")), self, depth, fromForward)
+	case strings.HasPrefix(t, "/"):
+		if !r.s.opts.AllowFiles {
+			r.s.log.Warn("unix mail: file target ignored (allow_files is off)", "name", self)
+			return nil
+		}
+		p := filepath.Clean(t)
+		if fromForward && !strings.HasPrefix(p, filepath.Clean(as.Home)+"/") {
+			r.s.log.Warn("unix mail: .forward file target outside the home directory ignored", "user", as.Name, "path", p)
+			return nil
+		}
+		return r.add(Target{Kind: File, User: as, Path: p})
+	case strings.HasPrefix(t, "\\"):
+		return r.mailboxOf(strings.ToLower(t[1:]))
+	}
+	local, domain, hasAt := strings.Cut(t, "@")
+	if hasAt && !r.s.HasDomain(domain) {
+		return r.add(Target{Kind: Address, Addr: t})
+	}
+	local = strings.ToLower(local)
+	if local == self {
+		return r.mailboxOf(local) // "user: user, other" keeps a copy
+	}
+	return r.name(local, depth)
+}
+
+// mailboxOf is the mailbox of a login name, without aliases or .forward.
+func (r *expansion) mailboxOf(name string) error {
+	u, ok, err := r.s.passwd.lookup(name)
+	if err != nil || !ok {
+		return err
+	}
+	return r.add(Target{Kind: Mailbox, User: u})
+}
+
+// include reads a :include: file. Only alias files may include
+// (sendmail allows it in .forward too, which hands users a way to read
+// other files as root; we do not).
+func (r *expansion) include(path, self string, depth int, fromForward bool) error {
+	if fromForward {
+		r.s.log.Warn("unix mail: :include: in .forward ignored", "name", self)
+		return nil
+	}
+	f, err := openTrusted(path, 0)
+	if err != nil {
+		r.s.log.Warn("unix mail: include file ignored", "path", path, "err", err)
+		return nil
+	}
+	defer f.Close()
+	ts, err := ParseTargetFile(f)
+	if err != nil {
+		r.s.log.Warn("unix mail: include file unreadable", "path", path, "err", err)
+		return nil
+	}
+	return r.targets(ts, self, r.s.opts.Nobody, depth, false)
+}
+
+// forward reads ~user/.forward, when it may be trusted: a regular file
+// owned by the user or root and writable by nobody else.
+func (s *System) forward(u User) ([]string, bool) {
+	root, err := os.OpenRoot(u.Home)
+	if err != nil {
+		return nil, false
+	}
+	defer root.Close()
+	f, err := root.OpenFile(".forward", os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, false
+	}
+	defer f.Close()
+	if err := trusted(f, u.UID); err != nil {
+		s.log.Warn("unix mail: .forward ignored", "user", u.Name, "err", err)
+		return nil, false
+	}
+	ts, err := ParseTargetFile(f)
+	if err != nil || len(ts) == 0 {
+		if err != nil {
+			s.log.Warn("unix mail: .forward unreadable", "user", u.Name, "err", err)
+		}
+		return nil, false
+	}
+	return ts, true
+}
+
+// openTrusted opens a file that root or owner owns and nobody else can
+// write.
+func openTrusted(path string, owner int) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, err
+	}
+	if err := trusted(f, owner); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+func trusted(f *os.File, owner int) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	switch {
+	case !fi.Mode().IsRegular():
+		return errors.New("not a regular file")
+	case fi.Mode().Perm()&0o022 != 0:
+		return errors.New("writable by group or others")
+	case ok && int(st.Uid) != owner && st.Uid != 0:
+		return fmt.Errorf("owned by uid %d", st.Uid)
+	}
+	return nil
+}
+
+// Deliver writes msg (CRLF, complete with its trace fields) to one
+// target. from is the envelope sender ("" for the null sender). Errors
+// wrapping Permanent must not be retried.
+func (s *System) Deliver(ctx context.Context, t Target, from string, msg io.Reader) error {
+	if !s.chown && t.Kind != Address && t.User.UID != os.Geteuid() {
+		return fmt.Errorf("unix mail for %s (uid %d) needs posthorn to run as root", t.User.Name, t.User.UID)
+	}
+	switch t.Kind {
+	case Mailbox:
+		if s.opts.Mailbox == "maildir" {
+			return deliverHomeMaildir(t.User, s.opts.MaildirName, s.chown, msg)
+		}
+		return appendMbox(filepath.Join(s.opts.SpoolDir, t.User.Name), t.User, s.chown, from, time.Now(), msg)
+	case File:
+		return appendMbox(t.Path, t.User, s.chown, from, time.Now(), msg)
+	case Pipe:
+		return s.runPipe(ctx, t, from, msg)
+	}
+	return fmt.Errorf("unixmail: cannot deliver to %s here", t)
+}
+
+// Permanent marks an error that retrying cannot fix.
+type Permanent struct{ Err error }
+
+func (p Permanent) Error() string { return p.Err.Error() }
+func (p Permanent) Unwrap() error { return p.Err }
