@@ -16,8 +16,8 @@ import (
 
 	"posthorn/internal/config"
 	"posthorn/internal/daemon"
-	"posthorn/internal/unixmail"
 	"posthorn/internal/store"
+	"posthorn/internal/unixmail"
 	"posthorn/internal/users"
 )
 
