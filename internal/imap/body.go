@@ -15,12 +15,28 @@ import (
 // fetchedMessage is a message loaded for FETCH or SEARCH: its octets and
 // MIME structure.
 type fetchedMessage struct {
-	data []byte
-	root *message.Part
+	data    []byte
+	root    *message.Part
+	release func() // gives its memory back to the server's budget
 }
 
-// loadMessage reads a message and parses its structure.
+// loadMessage reads a message and parses its structure, within the
+// server's content memory budget; the caller calls release when done.
 func (c *conn) loadMessage(m Meta) (*fetchedMessage, error) {
+	release, err := c.s.content.acquire(c.ctx, 3*m.Size)
+	if err != nil {
+		return nil, err
+	}
+	msg, err := c.readMessage(m)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	msg.release = release
+	return msg, nil
+}
+
+func (c *conn) readMessage(m Meta) (*fetchedMessage, error) {
 	content, err := c.user.Open(c.ctx, c.mbox.name, m.UID)
 	if err != nil {
 		return nil, c.mapErr(err)

@@ -332,6 +332,7 @@ func (c *conn) fetchOne(i int, items []fetchItem) error {
 			if msg, err = c.loadMessage(m); err != nil {
 				return err
 			}
+			defer msg.release()
 		}
 		v, err := c.fetchValue(it, m, msg)
 		if err != nil {

@@ -314,6 +314,9 @@ type searchState struct {
 func (c *conn) matches(k *searchKey, i int) (bool, error) {
 	st := &searchState{c: c, i: i}
 	ok := st.eval(k)
+	if st.msg != nil {
+		st.msg.release()
+	}
 	return ok, st.err
 }
 

@@ -28,6 +28,10 @@ type Options struct {
 	MaxConnections, MaxConnectionsPerIP int
 	MaxConnectionsPerUser               int           // default 20
 	AppendLimit                         int64         // largest APPEND (RFC 7889), default 50 MiB
+	// ContentMemory bounds the message octets all sessions hold at once
+	// for FETCH and SEARCH (each loaded message counts three times: its
+	// octets, the response and the write buffer). Default 512 MiB.
+	ContentMemory int64
 	IdleTimeout                         time.Duration // authenticated autologout, ≥ 30 min (RFC 9051 §5.4)
 	LoginTimeout                        time.Duration // before authentication, default 1 min
 	MaxErrors                           int           // BAD replies before the connection closes
@@ -49,6 +53,7 @@ type Server struct {
 	closing   atomic.Bool
 	wg        sync.WaitGroup
 	panics    atomic.Int64
+	content   *budget
 }
 
 // New validates opts and returns a Server.
@@ -71,6 +76,9 @@ func New(opts Options) (*Server, error) {
 	if opts.AppendLimit <= 0 {
 		opts.AppendLimit = 50 << 20
 	}
+	if opts.ContentMemory <= 0 {
+		opts.ContentMemory = 512 << 20
+	}
 	if opts.IdleTimeout < 30*time.Minute {
 		opts.IdleTimeout = 30 * time.Minute
 	}
@@ -84,7 +92,7 @@ func New(opts Options) (*Server, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Server{opts: opts, log: opts.Logger, listeners: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{},
-		perIP: map[netip.Addr]int{}, perUser: map[string]int{}}, nil
+		perIP: map[netip.Addr]int{}, perUser: map[string]int{}, content: newBudget(opts.ContentMemory)}, nil
 }
 
 // Panics counts recovered session panics; tests require zero.
