@@ -230,7 +230,7 @@ func (s *Store) Aliases(ctx context.Context, domain string) ([]users.Alias, erro
 	return out, rows.Err()
 }
 
-func queryStrings(ctx context.Context, db *sql.DB, q string, args ...any) ([]string, error) {
+func queryStrings(ctx context.Context, db *readDB, q string, args ...any) ([]string, error) {
 	rows, err := db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err

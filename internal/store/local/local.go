@@ -52,7 +52,7 @@ type Store struct {
 	log      *slog.Logger
 
 	wdb *sql.DB // one connection: all writes
-	rdb *sql.DB // read pool
+	rdb *readDB // read pool, with prepared statements
 
 	writes  chan writeReq
 	stop    chan struct{}
@@ -119,7 +119,9 @@ func (s *Store) openDB() error {
 		return fmt.Errorf("local: %s: %w", path, err)
 	}
 	q.Add("_pragma", "query_only(1)")
-	if s.rdb, err = sql.Open("sqlite", "file:"+path+"?"+q.Encode()); err != nil {
+	rdb, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	s.rdb = &readDB{DB: rdb}
+	if err != nil {
 		s.wdb.Close()
 		return fmt.Errorf("local: open index: %w", err)
 	}
