@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"posthorn/internal/config"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -161,7 +162,18 @@ func (a *app) userCmd() *cobra.Command {
 			return err
 		}),
 	}
-	cmd.AddCommand(add, passwd, list, del, a.appPasswordCmd())
+	quota := &cobra.Command{
+		Use:   "quota ADDRESS [SIZE|none]",
+		Short: "Show an account's storage use, or set its quota (e.g. 2GiB, 500MB; none removes it)",
+		Long: `quota shows the bytes an account's mail takes and its limit. With SIZE it
+sets the limit: at the limit, SMTP and LMTP answer 452 4.2.2 (mailbox full,
+the sender retries later) and IMAP APPEND answers NO [OVERQUOTA].`,
+		Args: cobra.RangeArgs(1, 2),
+		RunE: a.run(func(ctx context.Context, st storeT, _ *users.Service, args []string) error {
+			return a.quota(ctx, st, args)
+		}),
+	}
+	cmd.AddCommand(add, passwd, list, del, quota, a.appPasswordCmd())
 	return cmd
 }
 
@@ -276,4 +288,46 @@ func canonicalTargets(args []string) ([]string, error) {
 		out = append(out, local+"@"+d)
 	}
 	return out, nil
+}
+
+func (a *app) quota(ctx context.Context, st storeT, args []string) error {
+	addr, err := canonicalArg(args[0])
+	if err != nil {
+		return err
+	}
+	if len(args) == 2 {
+		var limit int64
+		if !strings.EqualFold(args[1], "none") {
+			sz, err := config.ParseSize(args[1])
+			if err != nil {
+				return err
+			}
+			limit = int64(sz)
+		}
+		if err := notFound(st.SetQuota(ctx, addr, limit), "account", addr); err != nil {
+			return err
+		}
+	}
+	_, limit, err := st.Quota(ctx, addr)
+	if err != nil {
+		return notFound(err, "account", addr)
+	}
+	boxes, err := st.Mailboxes(ctx, addr)
+	if err != nil {
+		return err
+	}
+	var used int64
+	for _, b := range boxes {
+		st, err := st.MailboxStatus(ctx, addr, b.Name)
+		if err != nil {
+			return err
+		}
+		used += st.Size
+	}
+	lim := "none"
+	if limit > 0 {
+		lim = fmt.Sprintf("%d (%d%% used)", limit, used*100/limit)
+	}
+	fmt.Fprintf(a.stdout, "%s\tused %d\tquota %s\n", addr, used, lim)
+	return nil
 }

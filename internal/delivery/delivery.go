@@ -149,6 +149,7 @@ var (
 	errBlocked     = &smtp.Error{Code: 454, Enhanced: "4.7.0", Msg: "Too many failed logins, try again later"}
 	errTempFail    = &smtp.Error{Code: 451, Enhanced: "4.3.0", Msg: "Local error in processing, try again later"}
 	errStorage     = &smtp.Error{Code: 452, Enhanced: "4.3.1", Msg: "Insufficient system storage"}
+	errMailboxFull = &smtp.Error{Code: 452, Enhanced: "4.2.2", Msg: "Mailbox full, try again later"}
 	errTooManyHops = &smtp.Error{Code: 554, Enhanced: "5.4.6", Msg: "Too many hops: mail loop?"}
 	errLoop        = &smtp.Error{Code: 554, Enhanced: "5.4.6", Msg: "Mail forwarding loop detected"}
 	errHeaderBig   = &smtp.Error{Code: 552, Enhanced: "5.3.4", Msg: "Message header too large"}

@@ -142,8 +142,36 @@ func (s *session) Rcpt(ctx context.Context, to smtp.Path, opts smtp.RcptOptions)
 		s.log.Error("relaying needs the outbound queue", "rcpt", a.String())
 		return errNoForward
 	}
+	if err := s.checkQuota(ctx, res.Accounts); err != nil {
+		s.log.Info("mailbox full", "rcpt", a.String())
+		return err
+	}
 	s.rcpts = append(s.rcpts, recipient{addr: a, opts: opts, accounts: res.Accounts, remote: res.Remote, unix: targets})
 	return nil
+}
+
+// checkQuota refuses a recipient whose account is at its quota, or would
+// be with the size MAIL FROM declared (RFC 3463 4.2.2: a temporary
+// failure, so the mail comes back once the user has made room).
+func (s *session) checkQuota(ctx context.Context, accounts []string) error {
+	q, ok := s.r.opts.Store.(quotaReader)
+	if !ok {
+		return nil
+	}
+	for _, acct := range accounts {
+		used, limit, err := q.Quota(ctx, acct)
+		if err != nil {
+			return errTempFail.Wrap(err)
+		}
+		if limit > 0 && used+s.mopts.Size >= limit {
+			return errMailboxFull
+		}
+	}
+	return nil
+}
+
+type quotaReader interface {
+	Quota(ctx context.Context, account string) (used, limit int64, err error)
 }
 
 func (s *session) Reset() {

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"posthorn/internal/delivery"
+	"posthorn/internal/smtp"
 )
 
 // sieveFixture is a Router with a Filter and a recording queue, and a
@@ -88,5 +89,26 @@ func TestSieveBrokenScriptKeeps(t *testing.T) {
 	}
 	if len(f.copies(t, "me")) != 1 || len(f.copies(t, "you")) != 1 || len(q.msgs) != 0 {
 		t.Error("a broken script lost or moved mail")
+	}
+}
+
+// TestQuotaFullRefusesAtRcpt: an account at its quota gets 452 4.2.2 at
+// RCPT, so the sender keeps the message and retries; others are served.
+func TestQuotaFullRefusesAtRcpt(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx := context.Background()
+	if _, err := f.send(t, "<a@remote.test>", []string{"<me@example.test>"}, strings.NewReader(crlf("Subject: x", "", "body"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.st.SetQuota(ctx, "me@example.test", 10); err != nil {
+		t.Fatal(err)
+	}
+	s := f.session(t)
+	if err := s.Mail(ctx, path(t, "<a@remote.test>"), smtp.MailOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	wantReply(t, "RCPT to a full mailbox", s.Rcpt(ctx, path(t, "<me@example.test>"), smtp.RcptOptions{}), 452, "4.2.2")
+	if err := s.Rcpt(ctx, path(t, "<you@example.test>"), smtp.RcptOptions{}); err != nil {
+		t.Errorf("RCPT to an account with room: %v", err)
 	}
 }

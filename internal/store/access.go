@@ -45,6 +45,8 @@ type Access interface {
 	Copy(ctx context.Context, account, from, to string, uids []uint32, move bool) (uidValidity uint32, src, dst []uint32, err error)
 	// Quota returns the bytes the account uses and its limit (0: none).
 	Quota(ctx context.Context, account string) (used, limit int64, err error)
+	// SetQuota sets the account's limit in bytes (0: none).
+	SetQuota(ctx context.Context, account string, limit int64) error
 	// Watch returns a channel that receives a value (coalesced) after
 	// any change committed to the mailbox by this process, and a func to
 	// stop watching. Changes made behind our back are found by Sync.

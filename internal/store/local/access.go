@@ -275,6 +275,14 @@ func (s *Store) Append(ctx context.Context, account, mailbox string, flags []str
 
 // Quota implements store.Access.
 func (s *Store) Quota(ctx context.Context, account string) (used, limit int64, err error) {
+	// Most accounts have no quota: do not sum their mail.
+	err = s.rdb.QueryRowContext(ctx, `SELECT quota FROM accounts WHERE address = ?`, account).Scan(&limit)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, 0, users.ErrNotFound
+	}
+	if err != nil || limit == 0 {
+		return 0, limit, err
+	}
 	err = s.rdb.QueryRowContext(ctx, `
 		SELECT a.quota, coalesce((SELECT sum(x.size) FROM messages x JOIN mailboxes m ON m.id = x.mailbox_id
 			WHERE m.account_id = a.id), 0)

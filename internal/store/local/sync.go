@@ -60,9 +60,20 @@ func (s *Store) syncDir(ctx context.Context, id int64, dir string) error {
 		}
 		s.watch.notify(id)
 	}
-	s.synced.set(id, mark)
+	// A directory changed moments ago may change again within the same
+	// timestamp tick, unseen: trust its mark only once it is old enough
+	// (Dovecot does the same with its "dirty" window).
+	if time.Since(mark.new) > dirtyWindow && time.Since(mark.cur) > dirtyWindow {
+		s.synced.set(id, mark)
+	} else {
+		s.synced.forget(id)
+	}
 	return nil
 }
+
+// dirtyWindow is how old a directory mtime must be before a sync made at
+// it is trusted; well above any file system's timestamp granularity.
+const dirtyWindow = time.Second
 
 // syncMarks remembers the directory mtimes each mailbox was synced at.
 type syncMarks struct {
@@ -86,6 +97,12 @@ func (m *syncMarks) changed(id int64, dir string) (dirMark, bool) {
 	defer m.mu.Unlock()
 	old, ok := m.m[id]
 	return mark, !ok || old != mark
+}
+
+func (m *syncMarks) forget(id int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.m, id)
 }
 
 func (m *syncMarks) set(id int64, mark dirMark) {
