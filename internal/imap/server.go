@@ -26,15 +26,15 @@ type Options struct {
 	ImplicitTLS bool
 
 	MaxConnections, MaxConnectionsPerIP int
-	MaxConnectionsPerUser               int           // default 20
-	AppendLimit                         int64         // largest APPEND (RFC 7889), default 50 MiB
+	MaxConnectionsPerUser               int   // default 20
+	AppendLimit                         int64 // largest APPEND (RFC 7889), default 50 MiB
 	// ContentMemory bounds the message octets all sessions hold at once
 	// for FETCH and SEARCH (each loaded message counts three times: its
 	// octets, the response and the write buffer). Default 512 MiB.
 	ContentMemory int64
-	IdleTimeout                         time.Duration // authenticated autologout, ≥ 30 min (RFC 9051 §5.4)
-	LoginTimeout                        time.Duration // before authentication, default 1 min
-	MaxErrors                           int           // BAD replies before the connection closes
+	IdleTimeout   time.Duration // authenticated autologout, ≥ 30 min (RFC 9051 §5.4)
+	LoginTimeout  time.Duration // before authentication, default 1 min
+	MaxErrors     int           // BAD replies before the connection closes
 	// SyncInterval: how often an IDLE session looks for changes made
 	// behind the server's back (another program in the Maildir).
 	SyncInterval time.Duration
