@@ -335,3 +335,31 @@ func TestMuttOverIMAP(t *testing.T) {
 		t.Errorf("mutt over IMAP: %v\n%s\nterminal:\n%s", err, b, r)
 	}
 }
+
+// TestMetricsAndHealth: the http listener answers /healthz and serves
+// counters that move with the traffic (checked with curl).
+func TestMetricsAndHealth(t *testing.T) {
+	t.Parallel()
+	need(t, "curl")
+	s := newServer(t, opts{})
+	s.stop()
+	port := freePort(t)
+	b, _ := os.ReadFile(s.config)
+	os.WriteFile(s.config, []byte(strings.Replace(string(b), "[listen]\n", fmt.Sprintf("[listen]\nhttp = [\"127.0.0.1:%d\"]\n", port), 1)), 0o640)
+	s.restart()
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	if r := run(t, 10*time.Second, "", nil, "curl", "-sf", base+"/healthz"); r.err != nil || r.stdout != "ok\n" {
+		t.Fatalf("healthz: %s", r)
+	}
+	swaks(t, s.addr(), "--from", "a@remote.test", "--to", "me@example.test")
+	r := run(t, 10*time.Second, "", nil, "curl", "-sf", base+"/metrics")
+	if r.err != nil {
+		t.Fatalf("metrics: %s", r)
+	}
+	for _, want := range []string{"posthorn_messages_received_total 1\n", "posthorn_local_deliveries_total 1\n",
+		`posthorn_panics_total{service="smtp"} 0`, `posthorn_queue_recipients{state="queued"} 0`, "# TYPE posthorn_auth_failures_total counter"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("metrics lack %q:\n%s", want, r.stdout)
+		}
+	}
+}

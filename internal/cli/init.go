@@ -54,7 +54,7 @@ type setup struct {
 var devListen = map[string]string{
 	"smtp": "127.0.0.1:2525", "submission": "127.0.0.1:2587", "submissions": "127.0.0.1:2465",
 	"imap": "127.0.0.1:1143", "imaps": "127.0.0.1:1993", "pop3": "127.0.0.1:1110",
-	"pop3s": "127.0.0.1:1995", "lmtp": "127.0.0.1:2424", "http": "127.0.0.1:8080",
+	"pop3s": "127.0.0.1:1995", "lmtp": "127.0.0.1:2424", "http": "127.0.0.1:2080",
 }
 
 // prodListen are the standard ports, all addresses.

@@ -90,7 +90,7 @@ type Listen struct {
 	POP3        []string `toml:"pop3" comment:"POP3 with STLS (port 110)."`
 	POP3S       []string `toml:"pop3s" comment:"POP3 over implicit TLS (port 995)."`
 	LMTP        []string `toml:"lmtp" comment:"LMTP for a front MTA (a TCP address or a unix socket path)."`
-	HTTP        []string `toml:"http" comment:"HTTP: metrics and health. Not available in this version yet."`
+	HTTP        []string `toml:"http" comment:"HTTP: Prometheus metrics at /metrics and a health check at /healthz. Keep it on loopback or a private network."`
 }
 
 // TLS names the certificate. Both files are re-read on SIGHUP.

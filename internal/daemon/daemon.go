@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,7 +34,7 @@ import (
 
 // Implemented lists the services this version can run. A listener for any
 // other service in the config is an error, not a silent no-op.
-var Implemented = []string{"smtp", "submission", "submissions", "lmtp", "imap", "imaps", "pop3", "pop3s"}
+var Implemented = []string{"smtp", "submission", "submissions", "lmtp", "imap", "imaps", "pop3", "pop3s", "http"}
 
 // Wiring checks: who implements which interface.
 var (
@@ -92,6 +93,7 @@ type Daemon struct {
 	servers   map[string]*smtp.Server // by service, "local" for the socket
 	imap      map[string]*imap.Server
 	pop3      map[string]*pop3.Server
+	http      *http.Server // nil without an http listener
 	listeners map[string][]net.Listener
 	wg        sync.WaitGroup
 	ctx       context.Context
@@ -185,6 +187,7 @@ func (d *Daemon) build() error {
 	if err := d.buildServers(router); err != nil {
 		return err
 	}
+	d.buildHTTP()
 	return d.buildIMAP(us)
 }
 
@@ -322,6 +325,13 @@ func (d *Daemon) serve(svc string, l net.Listener) error {
 	if s, ok := d.pop3[svc]; ok {
 		return s.Serve(l)
 	}
+	if svc == "http" {
+		err := d.http.Serve(l)
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return err
+	}
 	return d.servers[svc].Serve(l)
 }
 
@@ -335,6 +345,9 @@ func (d *Daemon) listen() error {
 	}
 	for svc := range d.pop3 {
 		svcs = append(svcs, svc)
+	}
+	if d.http != nil {
+		svcs = append(svcs, "http")
 	}
 	for _, svc := range svcs {
 		if svc == "local" {
@@ -459,6 +472,9 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	}
 	for _, s := range d.pop3 {
 		shut(s.Shutdown)
+	}
+	if d.http != nil {
+		shut(d.http.Shutdown)
 	}
 	wg.Wait()
 	d.stop()

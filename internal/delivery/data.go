@@ -64,6 +64,7 @@ func (s *session) receive(ctx context.Context, r io.Reader) (string, []error, er
 		return "", nil, errTempFail.Wrap(err)
 	}
 	added := s.addedFields(id, info)
+	mReceived.Inc()
 	log.Info("received", "size", size, "rcpts", len(s.rcpts), "message_id", info.MessageID, "proto", s.conn.Protocol(s.mopts.UTF8), "account", s.conn.Auth)
 	return id, s.dispatch(ctx, log, id, added, stage, size), nil
 }
@@ -192,6 +193,7 @@ func (s *session) dispatch(ctx context.Context, log *slog.Logger, id string, add
 			}
 			continue
 		}
+		mDelivered.Inc()
 		log.Info("delivered", "rcpt", rc.addr.String(), "account", acct, "mailbox", locals[i].Mailbox)
 		if slices.Contains(rc.opts.Notify, "SUCCESS") && !slices.ContainsFunc(delivered, func(q store.QueuedRcpt) bool { return q.Addr == rc.addr.String() }) {
 			delivered = append(delivered, queuedRcpt(rc.addr.String(), rc.opts))
@@ -290,6 +292,7 @@ func (s *session) enqueue(ctx context.Context, log *slog.Logger, id string, adde
 		log.Error("queueing failed", "err", err)
 		return err
 	}
+	mQueued.Add(int64(len(rcpts)))
 	return nil
 }
 

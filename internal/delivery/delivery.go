@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"posthorn/internal/metrics"
 	"syscall"
 	"time"
 
@@ -58,6 +59,14 @@ type Options struct {
 	Logger       *slog.Logger
 	Now          func() time.Time // for tests; time.Now if nil
 }
+
+// Counters for the http listener's /metrics.
+var (
+	mReceived  = metrics.Default.Counter("posthorn_messages_received_total", "Messages accepted over SMTP, LMTP, the sendmail socket and the maildrop.")
+	mDelivered = metrics.Default.Counter("posthorn_local_deliveries_total", "Copies stored in local mailboxes (store accounts and Unix mailboxes).")
+	mQueued    = metrics.Default.Counter("posthorn_queued_recipients_total", "Recipients handed to the outbound queue.")
+	mRefused   = metrics.Default.Counter("posthorn_recipients_refused_total", "RCPT commands refused (relaying, unknown user, full mailbox).")
+)
 
 // Router accepts or refuses mail for our domains and delivers it.
 type Router struct {

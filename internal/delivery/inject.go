@@ -90,6 +90,7 @@ func (r *Router) deliverLocal(ctx context.Context, id, from, rcpt, acct string, 
 			r.log.Error("local delivery failed", "msgid", id, "account", acct, "mailbox", ds[i].Mailbox, "err", err)
 			return err
 		}
+		mDelivered.Inc()
 		r.log.Info("delivered", "msgid", id, "from", from, "account", acct, "mailbox", ds[i].Mailbox)
 	}
 	return nil

@@ -115,6 +115,14 @@ func (s *session) localSender() string {
 // %-hacks, bang paths and source routes to local parts or to their real
 // final domain). Submission and local mail may go anywhere.
 func (s *session) Rcpt(ctx context.Context, to smtp.Path, opts smtp.RcptOptions) error {
+	err := s.rcpt(ctx, to, opts)
+	if err != nil {
+		mRefused.Inc()
+	}
+	return err
+}
+
+func (s *session) rcpt(ctx context.Context, to smtp.Path, opts smtp.RcptOptions) error {
 	a := to.Addr
 	if a.IsLiteral() {
 		return errRelayDenied

@@ -47,6 +47,7 @@ func (r *Router) deliverUnix(ctx context.Context, log *slog.Logger, targets []un
 			log.Error("unix delivery failed", "target", t.String(), "err", err)
 			return err
 		}
+		mDelivered.Inc()
 		log.Info("delivered", "target", t.String())
 	}
 	return nil

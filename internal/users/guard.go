@@ -2,6 +2,7 @@ package users
 
 import (
 	"net/netip"
+	"posthorn/internal/metrics"
 	"sync"
 	"time"
 )
@@ -66,6 +67,12 @@ func guardKey(ip netip.Addr) netip.Addr {
 	return ip
 }
 
+// Counters of the shared limiter, for the http listener's /metrics.
+var (
+	authFailures = metrics.Default.Counter("posthorn_auth_failures_total", "Failed logins, every protocol.")
+	authBlocks   = metrics.Default.Counter("posthorn_auth_blocks_total", "Client addresses blocked after too many failed logins.")
+)
+
 // Blocked reports whether ip may not try to log in now.
 func (g *Guard) Blocked(ip netip.Addr) bool {
 	g.mu.Lock()
@@ -88,9 +95,11 @@ func (g *Guard) Failed(ip netip.Addr, account string) (delay time.Duration, bloc
 			n = fa.n
 		}
 	}
+	authFailures.Inc()
 	if fi.n >= g.opts.MaxFailures {
 		fi.blocked = now.Add(g.opts.BlockTime)
 		blocked = true
+		authBlocks.Inc()
 	}
 	delay = 250 * time.Millisecond
 	for i := 1; i < n && delay < g.opts.MaxDelay; i++ {

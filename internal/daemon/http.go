@@ -1,0 +1,75 @@
+package daemon
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"posthorn/internal/metrics"
+	"posthorn/internal/store"
+)
+
+// buildHTTP makes the http listener's server: /metrics and /healthz.
+func (d *Daemon) buildHTTP() {
+	if len(d.cfg.Listen.Addrs("http")) == 0 {
+		return
+	}
+	d.registerMetrics()
+	d.http = &http.Server{
+		Handler:           metrics.Default.Handler(d.health),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       time.Minute,
+		MaxHeaderBytes:    16 << 10,
+	}
+}
+
+// health checks that the store answers.
+func (d *Daemon) health(ctx context.Context) error {
+	_, err := d.store.Domains(ctx)
+	return err
+}
+
+var started = time.Now()
+
+// registerMetrics adds the series the daemon owns: panics per service,
+// the queue by recipient state, and the start time.
+func (d *Daemon) registerMetrics() {
+	r := metrics.Default
+	r.Func("posthorn_panics_total", "Recovered panics in sessions, by service; anything but 0 is a bug.", "counter", func() []metrics.Sample {
+		var out []metrics.Sample
+		for svc, s := range d.servers {
+			out = append(out, metrics.Sample{Labels: metrics.Label("service", svc), Value: float64(s.Panics())})
+		}
+		for svc, s := range d.imap {
+			out = append(out, metrics.Sample{Labels: metrics.Label("service", svc), Value: float64(s.Panics())})
+		}
+		for svc, s := range d.pop3 {
+			out = append(out, metrics.Sample{Labels: metrics.Label("service", svc), Value: float64(s.Panics())})
+		}
+		return out
+	})
+	r.Func("posthorn_queue_recipients", "Recipients in the outbound queue, by state.", "gauge", func() []metrics.Sample {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		msgs, err := d.store.QueueList(ctx)
+		if err != nil {
+			return nil
+		}
+		n := map[string]int{}
+		for _, m := range msgs {
+			for _, rc := range m.Rcpts {
+				n[string(rc.State)]++
+			}
+		}
+		var out []metrics.Sample
+		for _, st := range []store.RcptState{store.RcptQueued, store.RcptHeld} {
+			out = append(out, metrics.Sample{Labels: metrics.Label("state", string(st)), Value: float64(n[string(st)])})
+		}
+		return out
+	})
+	r.Func("posthorn_start_time_seconds", "When this process started, in Unix time.", "gauge", func() []metrics.Sample {
+		return []metrics.Sample{{Value: float64(started.Unix())}}
+	})
+}
