@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"posthorn/internal/connlimit"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,7 +49,7 @@ type Server struct {
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
-	perIP     map[netip.Addr]int
+	limits    *connlimit.Limiter
 	perUser   map[string]int
 	closing   atomic.Bool
 	wg        sync.WaitGroup
@@ -92,7 +93,7 @@ func New(opts Options) (*Server, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Server{opts: opts, log: opts.Logger, listeners: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{},
-		perIP: map[netip.Addr]int{}, perUser: map[string]int{}, content: newBudget(opts.ContentMemory)}, nil
+		limits: connlimit.New(opts.MaxConnections, opts.MaxConnectionsPerIP), perUser: map[string]int{}, content: newBudget(opts.ContentMemory)}, nil
 }
 
 // Panics counts recovered session panics; tests require zero.
@@ -130,18 +131,25 @@ func (s *Server) Serve(l net.Listener) error {
 
 func (s *Server) accept(nc net.Conn) {
 	ip := remoteAddr(nc).Addr().Unmap()
-	s.mu.Lock()
 	refuse := ""
+	release, err := s.limits.Admit(ip)
 	switch {
 	case s.closing.Load():
 		refuse = "* BYE Server shutting down\r\n"
-	case len(s.conns) >= s.opts.MaxConnections:
-		refuse = "* BYE [UNAVAILABLE] Too many connections\r\n"
-	case s.perIP[ip] >= s.opts.MaxConnectionsPerIP:
+	case errors.Is(err, connlimit.ErrPerAddr):
 		refuse = "* BYE [UNAVAILABLE] Too many connections from your address\r\n"
+	case err != nil:
+		refuse = "* BYE [UNAVAILABLE] Too many connections\r\n"
+	}
+	s.mu.Lock()
+	if refuse == "" && s.closing.Load() {
+		refuse = "* BYE Server shutting down\r\n"
 	}
 	if refuse != "" {
 		s.mu.Unlock()
+		if release != nil {
+			release()
+		}
 		s.log.Warn("imap connection refused", "remote", ip.String(), "err", refuse[2:len(refuse)-2])
 		go func() {
 			_ = nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
@@ -152,23 +160,20 @@ func (s *Server) accept(nc net.Conn) {
 	}
 	c := newConn(s, nc)
 	s.conns[c] = struct{}{}
-	s.perIP[ip]++
 	s.wg.Add(1)
 	s.mu.Unlock()
 	go func() {
 		defer s.wg.Done()
-		defer s.forget(c, ip)
+		defer release()
+		defer s.forget(c)
 		c.serve()
 	}()
 }
 
-func (s *Server) forget(c *conn, ip netip.Addr) {
+func (s *Server) forget(c *conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.conns, c)
-	if s.perIP[ip]--; s.perIP[ip] <= 0 {
-		delete(s.perIP, ip)
-	}
 }
 
 // admitUser counts a session of an authenticated user.

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"posthorn/internal/connlimit"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -50,7 +51,7 @@ const (
 type Server struct {
 	opts   Options
 	log    *slog.Logger
-	limits *limiter
+	limits *connlimit.Limiter
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -70,7 +71,7 @@ func New(opts Options) (*Server, error) {
 	return &Server{
 		opts:      opts,
 		log:       opts.Logger,
-		limits:    newLimiter(opts.MaxConnections, opts.MaxConnectionsPerIP),
+		limits:    connlimit.New(opts.MaxConnections, opts.MaxConnectionsPerIP),
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*conn]struct{}),
 	}, nil
@@ -161,7 +162,7 @@ func (s *Server) untrack(l net.Listener) {
 // accept admits or refuses a new connection and starts its goroutine.
 func (s *Server) accept(nc net.Conn) {
 	remote := addrPort(nc.RemoteAddr())
-	release, refusal := s.limits.admit(remote.Addr())
+	release, refusal := admit(s.limits, remote.Addr())
 	if refusal != nil {
 		s.log.Warn("pop3 connection refused", "remote", remote.String(), "err", refusal.text)
 		go s.refuse(nc, refusal)

@@ -181,7 +181,7 @@ func (s *Server) untrack(l net.Listener) {
 // accept admits or refuses a new connection and starts its goroutine.
 func (s *Server) accept(nc net.Conn) {
 	remote := addrPort(nc.RemoteAddr())
-	release, reply := s.limits.admit(remote.Addr())
+	release, reply := admit(s.limits, remote.Addr())
 	if reply != nil {
 		s.log.Warn("smtp connection refused", "remote", remote.String(), "code", reply.Code, "err", reply.Msg)
 		go refuse(nc, reply)

@@ -1,0 +1,71 @@
+// Package connlimit caps concurrent connections, in total and per client
+// address, for every listener that accepts clients (SMTP, IMAP, POP3,
+// ManageSieve). IPv6 clients are counted per /64, since one host usually
+// owns a whole prefix.
+package connlimit
+
+import (
+	"errors"
+	"net/netip"
+	"sync"
+)
+
+// Refusals; each protocol turns them into its own reply.
+var (
+	ErrBusy    = errors.New("connlimit: too many connections")
+	ErrPerAddr = errors.New("connlimit: too many connections from one address")
+)
+
+// Limiter counts connections. One Limiter may be shared by several
+// servers.
+type Limiter struct {
+	max, perAddr int
+
+	mu     sync.Mutex
+	total  int
+	byAddr map[netip.Addr]int
+}
+
+// New returns a Limiter allowing max connections in all and perAddr from
+// one address (or IPv6 /64).
+func New(max, perAddr int) *Limiter {
+	return &Limiter{max: max, perAddr: perAddr, byAddr: make(map[netip.Addr]int)}
+}
+
+// Admit counts a new connection from ip. It returns a func that releases
+// it (safe to call more than once), or ErrBusy or ErrPerAddr.
+func (l *Limiter) Admit(ip netip.Addr) (release func(), err error) {
+	key := Key(ip)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.total >= l.max {
+		return nil, ErrBusy
+	}
+	if l.byAddr[key] >= l.perAddr {
+		return nil, ErrPerAddr
+	}
+	l.total++
+	l.byAddr[key]++
+	var once sync.Once
+	return func() { once.Do(func() { l.release(key) }) }, nil
+}
+
+func (l *Limiter) release(key netip.Addr) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.total--
+	if l.byAddr[key]--; l.byAddr[key] <= 0 {
+		delete(l.byAddr, key)
+	}
+}
+
+// Key is the address a client is counted under: itself for IPv4 (and
+// IPv4-mapped IPv6), its /64 for IPv6.
+func Key(ip netip.Addr) netip.Addr {
+	ip = ip.Unmap()
+	if ip.Is6() {
+		p, _ := ip.Prefix(64)
+		return p.Addr()
+	}
+	return ip
+}
