@@ -21,7 +21,8 @@ var (
 	debPackage = map[string]string{
 		// tool → Debian package that provides it, for the failure message.
 		"swaks": "swaks", "mutt": "mutt", "curl": "curl", "python3": "python3", "script": "bsdutils",
-		"mbsync": "isync", "fetchmail": "fetchmail", "s-nail": "s-nail", "testssl": "testssl.sh",
+		"mbsync": "isync", "fetchmail": "fetchmail", "s-nail": "s-nail", "testssl": "testssl.sh", "sieve-connect": "sieve-connect",
+		"msmtp": "msmtp", "postfix": "postfix", "postconf": "postfix",
 	}
 )
 

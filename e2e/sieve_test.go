@@ -130,3 +130,51 @@ func readOnly(t *testing.T, maildir string) string {
 	}
 	return ""
 }
+
+// TestManageSieveWithSieveConnect: sieve-connect (Debian package), a
+// ManageSieve client nobody here wrote, uploads and activates a script
+// over STARTTLS; mail is then filtered by it; a broken script is refused
+// with its line and changes nothing.
+func TestManageSieveWithSieveConnect(t *testing.T) {
+	t.Parallel()
+	need(t, "sieve-connect")
+	s := newServer(t, opts{})
+	s.stop()
+	port := freePort(t)
+	b, _ := os.ReadFile(s.config)
+	os.WriteFile(s.config, []byte(strings.Replace(string(b), "[listen]\n", fmt.Sprintf("[listen]\nmanagesieve = [\"127.0.0.1:%d\"]\n", port), 1)), 0o640)
+	s.restart()
+	dir := t.TempDir()
+	pwFile := filepath.Join(dir, "pw")
+	os.WriteFile(pwFile, []byte(userPW+"\n"), 0o600)
+	sc := func(args ...string) result {
+		t.Helper()
+		// The password comes on file descriptor 3, as sieve-connect documents.
+		cmd := fmt.Sprintf("exec 3<%s; sieve-connect --server 127.0.0.1 --port %d --user me@example.test --passwordfd 3 --notlsverify %s",
+			pwFile, port, strings.Join(args, " "))
+		return run(t, 30*time.Second, "", nil, "sh", "-c", cmd)
+	}
+	good := filepath.Join(dir, "good.sieve")
+	os.WriteFile(good, []byte("require \"fileinto\";\nif header :contains \"subject\" \"sort me\" { fileinto \"Archive\"; }\n"), 0o600)
+	if r := sc("--upload", "--localsieve", good, "--remotesieve", "rules"); r.err != nil {
+		t.Fatalf("upload: %s", r)
+	}
+	if r := sc("--activate", "--remotesieve", "rules"); r.err != nil {
+		t.Fatalf("activate: %s", r)
+	}
+	if r := sc("--list"); r.err != nil || !strings.Contains(r.stdout, `"rules" ACTIVE`) {
+		t.Errorf("list: %s", r)
+	}
+	bad := filepath.Join(dir, "bad.sieve")
+	os.WriteFile(bad, []byte("require \"fileinto\";\n\nfileinto;\n"), 0o600)
+	r := sc("--upload", "--localsieve", bad, "--remotesieve", "rules")
+	if r.err == nil || !strings.Contains(r.stdout+r.stderr, "line 3") {
+		t.Errorf("broken upload: want a failure naming line 3, got %s", r)
+	}
+	if got := s.admin("", "sieve", "get", "me@example.test"); !strings.Contains(got, "sort me") {
+		t.Errorf("active script after a refused upload:\n%s", got)
+	}
+	swaks(t, s.addr(), "--from", "a@remote.test", "--to", "me@example.test", "--header", "Subject: please sort me")
+	archive := filepath.Join(s.data, "mail", "example.test", "me", ".Archive")
+	waitFor(t, 5*time.Second, "the message filed into Archive", func() bool { return countFiles(t, archive) == 1 })
+}

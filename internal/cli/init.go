@@ -54,13 +54,13 @@ type setup struct {
 var devListen = map[string]string{
 	"smtp": "127.0.0.1:2525", "submission": "127.0.0.1:2587", "submissions": "127.0.0.1:2465",
 	"imap": "127.0.0.1:1143", "imaps": "127.0.0.1:1993", "pop3": "127.0.0.1:1110",
-	"pop3s": "127.0.0.1:1995", "lmtp": "127.0.0.1:2424", "http": "127.0.0.1:2080",
+	"pop3s": "127.0.0.1:1995", "lmtp": "127.0.0.1:2424", "managesieve": "127.0.0.1:4190", "http": "127.0.0.1:2080",
 }
 
 // prodListen are the standard ports, all addresses.
 // LMTP stays off: it is for a front MTA, configured on purpose.
 var prodListen = map[string]string{"smtp": ":25", "submission": ":587", "submissions": ":465",
-	"imap": ":143", "imaps": ":993", "pop3": ":110", "pop3s": ":995"}
+	"imap": ":143", "imaps": ":993", "pop3": ":110", "pop3s": ":995", "managesieve": ":4190"}
 
 // initDir writes the configuration, certificate and data directory.
 func initDir(s setup) (string, error) {

@@ -12,7 +12,7 @@ import (
 
 // Services are the listener names a [Listen] table may use, in the order the
 // template and `serve --dev` list them.
-var Services = []string{"smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "lmtp", "http"}
+var Services = []string{"smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "lmtp", "managesieve", "http"}
 
 // Config is the whole configuration. Paths in it are absolute after Load:
 // relative ones are resolved against the directory of the config file.
@@ -33,6 +33,7 @@ type Config struct {
 	DNS      DNS      `toml:"dns"`
 	Store    Store    `toml:"store"`
 	Unix     Unix     `toml:"unix" comment:"Classic Unix mail: domains whose users are this host's accounts (/etc/passwd), with /var/mail or ~/Maildir, /etc/aliases and ~/.forward. Off unless domains is set."`
+	Fetch    []Fetch  `toml:"fetch" comment:"Remote POP3/IMAP mailboxes to fetch mail from (posthorn fetch, and the daemon). To add one, replace this line with a [[fetch]] table per source: name, account, protocol, host, user, password_file; see docs/fetch.md."`
 }
 
 // Unix configures classic Unix mail for the host's own accounts.
@@ -90,6 +91,7 @@ type Listen struct {
 	POP3        []string `toml:"pop3" comment:"POP3 with STLS (port 110)."`
 	POP3S       []string `toml:"pop3s" comment:"POP3 over implicit TLS (port 995)."`
 	LMTP        []string `toml:"lmtp" comment:"LMTP for a front MTA (a TCP address or a unix socket path)."`
+	ManageSieve []string `toml:"managesieve" comment:"ManageSieve (RFC 5804, port 4190): users upload Sieve filters; STARTTLS, then the same logins as IMAP."`
 	HTTP        []string `toml:"http" comment:"HTTP: Prometheus metrics at /metrics and a health check at /healthz. Keep it on loopback or a private network."`
 }
 

@@ -45,6 +45,8 @@ func (l *Listen) field(service string) *[]string {
 		return &l.POP3S
 	case "lmtp":
 		return &l.LMTP
+	case "managesieve":
+		return &l.ManageSieve
 	case "http":
 		return &l.HTTP
 	}

@@ -3,6 +3,7 @@ package config
 import (
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -41,7 +42,8 @@ func busyConfig() Config {
 	c.DataDir = "/var/lib/posthorn"
 	c.Log = Log{Level: "debug", Format: "json"}
 	for i, s := range Services {
-		_ = c.Listen.Set(s, []string{"127.0.0.1:" + string(rune('1'+i)) + "0", "[::1]:" + string(rune('1'+i)) + "0"})
+		port := strconv.Itoa(i+1) + "0"
+		_ = c.Listen.Set(s, []string{"127.0.0.1:" + port, "[::1]:" + port})
 	}
 	c.Listen.LMTP = []string{"/run/posthorn/lmtp.sock", "[::1]:24"}
 	c.TLS = TLS{CertFile: "/etc/posthorn/cert.pem", KeyFile: "/etc/posthorn/key \"quoted\".pem"}

@@ -35,6 +35,7 @@ func (c *Config) Validate() error {
 	c.DNS.check(&p)
 	c.Store.check(&p)
 	c.Unix.check(&p)
+	c.checkFetch(&p)
 	return errors.Join(p...)
 }
 

@@ -20,11 +20,13 @@ import (
 	"posthorn/internal/delivery"
 	"posthorn/internal/dns"
 	"posthorn/internal/imap"
+	"posthorn/internal/managesieve"
 	"posthorn/internal/outbound"
 	"posthorn/internal/pickup"
 	"posthorn/internal/pop3"
 	"posthorn/internal/queue"
 	"posthorn/internal/sasl"
+	"posthorn/internal/sieve"
 	"posthorn/internal/smtp"
 	"posthorn/internal/store"
 	"posthorn/internal/store/local"
@@ -34,7 +36,7 @@ import (
 
 // Implemented lists the services this version can run. A listener for any
 // other service in the config is an error, not a silent no-op.
-var Implemented = []string{"smtp", "submission", "submissions", "lmtp", "imap", "imaps", "pop3", "pop3s", "http"}
+var Implemented = []string{"smtp", "submission", "submissions", "lmtp", "imap", "imaps", "pop3", "pop3s", "managesieve", "http"}
 
 // Wiring checks: who implements which interface.
 var (
@@ -93,7 +95,8 @@ type Daemon struct {
 	servers   map[string]*smtp.Server // by service, "local" for the socket
 	imap      map[string]*imap.Server
 	pop3      map[string]*pop3.Server
-	http      *http.Server // nil without an http listener
+	sieve     *managesieve.Server // nil without a managesieve listener
+	http      *http.Server        // nil without an http listener
 	listeners map[string][]net.Listener
 	wg        sync.WaitGroup
 	ctx       context.Context
@@ -188,7 +191,25 @@ func (d *Daemon) build() error {
 		return err
 	}
 	d.buildHTTP()
+	if err := d.buildManageSieve(us); err != nil {
+		return err
+	}
 	return d.buildIMAP(us)
+}
+
+// buildManageSieve makes the ManageSieve server (STARTTLS only, RFC 5804).
+func (d *Daemon) buildManageSieve(us *users.Service) error {
+	if len(d.cfg.Listen.Addrs("managesieve")) == 0 {
+		return nil
+	}
+	s, err := managesieve.New(managesieve.Options{Hostname: d.cfg.Hostname, Backend: SieveBackend(us, d.store),
+		Logger: d.log.With("service", "managesieve"), TLS: d.certs.TLSConfig(), Extensions: sieve.Extensions,
+		MaxRedirects: 5, MaxConnectionsPerIP: d.cfg.SMTP.MaxConnectionsPerIP})
+	if err != nil {
+		return fmt.Errorf("managesieve: %w", err)
+	}
+	d.sieve = s
+	return nil
 }
 
 // buildIMAP makes the IMAP servers (STARTTLS and implicit TLS).
@@ -302,6 +323,7 @@ func (d *Daemon) Start() error {
 	go func() { defer d.wg.Done(); d.syncAll() }()
 	go func() { defer d.wg.Done(); d.queue.Run(d.ctx) }()
 	go func() { defer d.wg.Done(); d.pickup.Run(d.ctx) }()
+	d.startFetch() // stopped with the rest by d.stop; Shutdown waits for it
 	for svc, ls := range d.listeners {
 		for _, l := range ls {
 			d.wg.Add(1)
@@ -324,6 +346,9 @@ func (d *Daemon) serve(svc string, l net.Listener) error {
 	}
 	if s, ok := d.pop3[svc]; ok {
 		return s.Serve(l)
+	}
+	if svc == "managesieve" {
+		return d.sieve.Serve(l)
 	}
 	if svc == "http" {
 		err := d.http.Serve(l)
@@ -348,6 +373,9 @@ func (d *Daemon) listen() error {
 	}
 	if d.http != nil {
 		svcs = append(svcs, "http")
+	}
+	if d.sieve != nil {
+		svcs = append(svcs, "managesieve")
 	}
 	for _, svc := range svcs {
 		if svc == "local" {
@@ -442,6 +470,9 @@ func (d *Daemon) Panics() int64 {
 	for _, s := range d.pop3 {
 		n += s.Panics()
 	}
+	if d.sieve != nil {
+		n += d.sieve.Panics()
+	}
 	return n
 }
 
@@ -475,6 +506,9 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	}
 	if d.http != nil {
 		shut(d.http.Shutdown)
+	}
+	if d.sieve != nil {
+		shut(d.sieve.Shutdown)
 	}
 	wg.Wait()
 	d.stop()

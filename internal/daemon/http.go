@@ -48,6 +48,9 @@ func (d *Daemon) registerMetrics() {
 		for svc, s := range d.pop3 {
 			out = append(out, metrics.Sample{Labels: metrics.Label("service", svc), Value: float64(s.Panics())})
 		}
+		if d.sieve != nil {
+			out = append(out, metrics.Sample{Labels: metrics.Label("service", "managesieve"), Value: float64(d.sieve.Panics())})
+		}
 		return out
 	})
 	r.Func("posthorn_queue_recipients", "Recipients in the outbound queue, by state.", "gauge", func() []metrics.Sample {

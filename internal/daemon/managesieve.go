@@ -1,0 +1,136 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+
+	"posthorn/internal/managesieve"
+	"posthorn/internal/sasl"
+	"posthorn/internal/sieve"
+	"posthorn/internal/store"
+	"posthorn/internal/users"
+)
+
+// Limits on one account's scripts.
+const (
+	maxScripts     = 32
+	maxScriptBytes = sieve.MaxScriptSize
+)
+
+// sieveBackend adapts the users service and the store to
+// managesieve.Backend. ManageSieve logins use the "imap" scope of app
+// passwords: mail clients manage filters with their IMAP credentials.
+type sieveBackend struct {
+	users *users.Service
+	store store.Store
+}
+
+var (
+	_ managesieve.Backend = sieveBackend{}
+	_ managesieve.Scripts = sieveScripts{}
+)
+
+// SieveBackend returns the ManageSieve server's backend over us and st.
+func SieveBackend(us *users.Service, st store.Store) managesieve.Backend {
+	return sieveBackend{users: us, store: st}
+}
+
+func (b sieveBackend) Mechanisms() []string { return []string{sasl.Plain, sasl.ScramSHA256} }
+
+func (b sieveBackend) SASL(ctx context.Context, mech string, ip netip.Addr) (sasl.Server, error) {
+	srv, err := b.users.SASL(ctx, mech, "imap", ip)
+	if err != nil {
+		return nil, err
+	}
+	return blockMap{srv, managesieve.ErrBlocked}, nil
+}
+
+func (b sieveBackend) Scripts(_ context.Context, identity string) (managesieve.Scripts, error) {
+	return sieveScripts{st: b.store, acct: identity}, nil
+}
+
+// sieveScripts is one account's scripts in the store.
+type sieveScripts struct {
+	st   store.Store
+	acct string
+}
+
+func (s sieveScripts) List(ctx context.Context) ([]managesieve.Script, error) {
+	list, err := s.st.SieveScripts(ctx, s.acct)
+	out := make([]managesieve.Script, 0, len(list))
+	for _, sc := range list {
+		out = append(out, managesieve.Script{Name: sc.Name, Active: sc.Active})
+	}
+	return out, err
+}
+
+func (s sieveScripts) Get(ctx context.Context, name string) (string, error) {
+	text, err := s.st.SieveScript(ctx, s.acct, name)
+	return text, scriptErr(err)
+}
+
+func (s sieveScripts) Check(_ context.Context, content string) error {
+	_, err := sieve.Compile(content)
+	var ce *sieve.CheckError
+	if errors.As(err, &ce) {
+		return &managesieve.CheckError{Line: ce.Line, Msg: ce.Msg}
+	}
+	return err
+}
+
+func (s sieveScripts) Put(ctx context.Context, name, content string) error {
+	if err := s.HaveSpace(ctx, name, int64(len(content))); err != nil {
+		return err
+	}
+	if err := s.Check(ctx, content); err != nil {
+		return err
+	}
+	return s.st.PutSieveScript(ctx, s.acct, name, content)
+}
+
+func (s sieveScripts) SetActive(ctx context.Context, name string) error {
+	return scriptErr(s.st.ActivateSieveScript(ctx, s.acct, name))
+}
+
+func (s sieveScripts) Delete(ctx context.Context, name string) error {
+	return scriptErr(s.st.DeleteSieveScript(ctx, s.acct, name))
+}
+
+func (s sieveScripts) Rename(ctx context.Context, oldName, newName string) error {
+	return scriptErr(s.st.RenameSieveScript(ctx, s.acct, oldName, newName))
+}
+
+func (s sieveScripts) HaveSpace(ctx context.Context, name string, size int64) error {
+	if size > maxScriptBytes {
+		return managesieve.ErrTooLarge
+	}
+	list, err := s.st.SieveScripts(ctx, s.acct)
+	if err != nil {
+		return err
+	}
+	for _, sc := range list {
+		if sc.Name == name {
+			return nil // a replacement
+		}
+	}
+	if len(list) >= maxScripts {
+		return managesieve.ErrTooManyScripts
+	}
+	return nil
+}
+
+func (s sieveScripts) Close() {}
+
+// scriptErr maps store errors to the wire package's.
+func scriptErr(err error) error {
+	switch {
+	case errors.Is(err, users.ErrNotFound):
+		return managesieve.ErrNoScript
+	case errors.Is(err, users.ErrExists):
+		return managesieve.ErrExists
+	case errors.Is(err, store.ErrActive):
+		return managesieve.ErrActive
+	}
+	return err
+}
