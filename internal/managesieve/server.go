@@ -11,6 +11,7 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	"posthorn/internal/connlimit"
 	"slices"
 	"strings"
 	"sync"
@@ -77,7 +78,7 @@ var defaultExtensions = []string{"fileinto", "reject", "ereject", "envelope", "i
 type Server struct {
 	opts       Options
 	log        *slog.Logger
-	limits     *limiter
+	limits     *connlimit.Limiter
 	mechs      []string // SASL mechanisms, after TLS
 	extensions string   // the SIEVE capability
 	maxDiscard int64
@@ -104,7 +105,7 @@ func New(opts Options) (*Server, error) {
 	return &Server{
 		opts:       opts,
 		log:        opts.Logger,
-		limits:     newLimiter(opts.MaxConnections, opts.MaxConnectionsPerIP),
+		limits:     connlimit.New(opts.MaxConnections, opts.MaxConnectionsPerIP),
 		mechs:      mechs,
 		extensions: strings.Join(opts.Extensions, " "),
 		maxDiscard: max(discardFactor*opts.MaxScriptSize, minDiscard),
@@ -242,7 +243,7 @@ func (s *Server) untrack(l net.Listener) {
 // accept admits or refuses a new connection and starts its goroutine.
 func (s *Server) accept(nc net.Conn) {
 	remote := addrPort(nc.RemoteAddr())
-	release, refusal := s.limits.admit(remote.Addr())
+	release, refusal := admit(s.limits, remote.Addr())
 	if refusal != nil {
 		s.log.Warn("managesieve connection refused", "remote", remote.String(), "err", refusal.text)
 		go refuse(nc, refusal)

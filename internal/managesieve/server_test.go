@@ -5,6 +5,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"posthorn/internal/connlimit"
 	"strings"
 	"testing"
 	"time"
@@ -139,23 +140,23 @@ func tryDial(addr string) bool {
 
 func TestLimitKey(t *testing.T) {
 	t.Parallel()
-	l := newLimiter(10, 1)
-	rel, f := l.admit(netip.MustParseAddr("2001:db8::1"))
+	l := connlimit.New(10, 1)
+	rel, f := admit(l, netip.MustParseAddr("2001:db8::1"))
 	if f != nil {
 		t.Fatal(f.text)
 	}
-	if _, f := l.admit(netip.MustParseAddr("2001:db8::2")); f != errTooManyForIP {
+	if _, f := admit(l, netip.MustParseAddr("2001:db8::2")); f != errTooManyForIP {
 		t.Error("same /64 admitted twice")
 	}
-	if _, f := l.admit(netip.MustParseAddr("2001:db8:1::2")); f != nil {
+	if _, f := admit(l, netip.MustParseAddr("2001:db8:1::2")); f != nil {
 		t.Error("other /64 refused")
 	}
 	rel()
 	rel() // idempotent
-	if _, f := l.admit(netip.MustParseAddr("::ffff:192.0.2.1")); f != nil {
+	if _, f := admit(l, netip.MustParseAddr("::ffff:192.0.2.1")); f != nil {
 		t.Error("IPv4-mapped refused")
 	}
-	if _, f := l.admit(netip.MustParseAddr("192.0.2.1")); f != errTooManyForIP {
+	if _, f := admit(l, netip.MustParseAddr("192.0.2.1")); f != errTooManyForIP {
 		t.Error("IPv4 and IPv4-mapped counted apart")
 	}
 }
