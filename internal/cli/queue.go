@@ -68,7 +68,7 @@ func (a *app) mailq(ctx context.Context, st store.Store) error {
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", m.ID, m.Size, m.Created.Local().Format("Jan _2 15:04:05"), from)
 		for _, r := range m.Rcpts {
-			fmt.Fprintf(tw, "\t\t%s\t%s\n", rcptState(r), r.Addr)
+			fmt.Fprintf(tw, "\t\t%s\t%s\n", rcptState(r, 60), r.Addr)
 		}
 		total += m.Size
 	}
@@ -77,21 +77,25 @@ func (a *app) mailq(ctx context.Context, st store.Store) error {
 	return nil
 }
 
-func rcptState(r store.QueuedRcpt) string {
+// rcptState describes a recipient's state and last error, the error cut
+// to max characters (0: whole).
+func rcptState(r store.QueuedRcpt, max int) string {
 	s := string(r.State)
 	if r.State == store.RcptQueued && r.Attempts > 0 {
 		s = fmt.Sprintf("deferred (%d tries, next %s)", r.Attempts, r.NextAttempt.Local().Format("15:04:05"))
 	}
 	if r.Code != 0 {
-		s += fmt.Sprintf(": %d %s %s", r.Code, r.Enhanced, oneLine(r.Text, 60))
+		s += fmt.Sprintf(": %d %s %s", r.Code, r.Enhanced, oneLine(r.Text, max))
 	}
 	return s
 }
 
+// oneLine joins s onto one line and cuts it to n characters (0: no cut),
+// never inside a UTF-8 sequence.
 func oneLine(s string, n int) string {
 	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > n {
-		s = s[:n] + "…"
+	if r := []rune(s); n > 0 && len(r) > n {
+		s = string(r[:n]) + "…"
 	}
 	return s
 }
@@ -106,7 +110,7 @@ func (a *app) queueShow(ctx context.Context, st store.Store, id string) error {
 		fmt.Fprintf(a.stdout, "dsn:     envid=%q ret=%s\n", m.EnvID, m.Ret)
 	}
 	for _, r := range m.Rcpts {
-		fmt.Fprintf(a.stdout, "rcpt:    %s  %s", r.Addr, rcptState(r))
+		fmt.Fprintf(a.stdout, "rcpt:    %s  %s", r.Addr, rcptState(r, 0))
 		if r.Remote != "" {
 			fmt.Fprintf(a.stdout, " (from %s)", r.Remote)
 		}
