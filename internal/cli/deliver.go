@@ -141,7 +141,8 @@ func deliverCopy(ctx context.Context, st store.Store, f *delivery.Filter, rcpt, 
 	}
 	hdr := fmt.Sprintf("Return-Path: <%s>\r\nDelivered-To: %s\r\n", from, acct)
 	d := store.Delivery{Account: acct, Mailbox: folder, Date: time.Now(), Header: []byte(hdr), Body: bytes.NewReader(msg), BodySize: int64(len(msg))}
-	for _, err := range st.Deliver(ctx, f.Apply(ctx, delivery.Local{Delivery: d, Rcpt: rcpt, From: from})) {
+	ds, _ := f.Apply(ctx, delivery.Local{Delivery: d, Rcpt: rcpt, From: from})
+	for _, err := range st.Deliver(ctx, ds) {
 		if err != nil {
 			return err
 		}

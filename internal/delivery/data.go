@@ -40,6 +40,7 @@ func (s *session) Data(ctx context.Context, r io.Reader) (string, error) {
 // LMTPData implements smtp.LMTPSession: the same as Data, with one result
 // per recipient (RFC 2033 §4.2).
 func (s *session) LMTPData(ctx context.Context, r io.Reader) (string, []error, error) {
+	s.perRcpt = true
 	return s.receive(ctx, r)
 }
 
@@ -176,7 +177,7 @@ func (s *session) addedFields(id string, info message.HeaderInfo) []byte {
 func (s *session) dispatch(ctx context.Context, log *slog.Logger, id string, added []byte, body *os.File, size int64) []error {
 	now := s.r.opts.Now()
 	locals, from := s.localCopies(id, added, body, size, now)
-	locals, from = s.filter(ctx, locals, from)
+	locals, from, refused := s.filter(ctx, locals, from)
 	errs := s.r.opts.Store.Deliver(ctx, locals)
 	var queued []store.QueuedRcpt
 	var queuedFrom []int // recipient index of each queued address
@@ -217,6 +218,9 @@ func (s *session) dispatch(ctx context.Context, log *slog.Logger, id string, add
 		}
 	}
 	results := make([]error, len(s.rcpts))
+	for i, err := range refused {
+		results[i] = err
+	}
 	if len(queued) > 0 {
 		if err := s.enqueue(ctx, log, id, added, body, size, now, queued); err != nil {
 			for _, i := range queuedFrom {
@@ -254,23 +258,30 @@ func (s *session) localCopies(id string, added []byte, body *os.File, size int64
 
 // filter applies the Sieve scripts: each local copy becomes zero or more
 // deliveries, with from kept in step.
-func (s *session) filter(ctx context.Context, locals []store.Delivery, from []int) ([]store.Delivery, []int) {
+//
+// A recipient that reaches one account can be refused on its own by an
+// ereject when the protocol allows it: refused maps its index to the reply.
+func (s *session) filter(ctx context.Context, locals []store.Delivery, from []int) (ds []store.Delivery, idx []int, refused map[int]error) {
 	if s.r.opts.Filter == nil {
-		return locals, from
+		return locals, from, nil
 	}
-	var ds []store.Delivery
-	var idx []int
+	refused = map[int]error{}
 	for i, d := range locals {
 		rc := s.rcpts[from[i]]
-		l := Local{Delivery: d, Rcpt: rc.addr.String(), From: s.from.Addr.String(), AuthUser: s.conn.Auth}
+		l := Local{Delivery: d, Rcpt: rc.addr.String(), From: s.from.Addr.String(), AuthUser: s.conn.Auth,
+			Refusable: (s.perRcpt || len(s.rcpts) == 1) && len(rc.accounts) == 1 && len(rc.remote) == 0 && len(rc.unix) == 0}
 		if s.from.Null {
 			l.From = ""
 		}
-		for _, out := range s.r.opts.Filter.Apply(ctx, l) {
-			ds, idx = append(ds, out), append(idx, from[i])
+		out, err := s.r.opts.Filter.Apply(ctx, l)
+		if err != nil {
+			refused[from[i]] = err
+		}
+		for _, d := range out {
+			ds, idx = append(ds, d), append(idx, from[i])
 		}
 	}
-	return ds, idx
+	return ds, idx, refused
 }
 
 // enqueue stores one queue message for rcpts: our Received field, the

@@ -83,7 +83,7 @@ func (r *Router) deliverLocal(ctx context.Context, id, from, rcpt, acct string, 
 	d := store.Delivery{Account: acct, Mailbox: "INBOX", Date: r.opts.Now(), Header: h.Bytes(), Body: body, BodySize: size}
 	ds := []store.Delivery{d}
 	if r.opts.Filter != nil {
-		ds = r.opts.Filter.Apply(ctx, Local{Delivery: d, Rcpt: rcpt, From: from})
+		ds, _ = r.opts.Filter.Apply(ctx, Local{Delivery: d, Rcpt: rcpt, From: from})
 	}
 	for i, err := range r.opts.Store.Deliver(ctx, ds) {
 		if err != nil {

@@ -21,9 +21,10 @@ type session struct {
 	mode mode
 	log  *slog.Logger
 
-	from  smtp.Path
-	mopts smtp.MailOptions
-	rcpts []recipient
+	from    smtp.Path
+	mopts   smtp.MailOptions
+	rcpts   []recipient
+	perRcpt bool // LMTP: one reply per recipient after DATA
 }
 
 // recipient is an accepted RCPT and where it goes.

@@ -12,6 +12,7 @@ import (
 
 	"posthorn/internal/message"
 	"posthorn/internal/sieve"
+	"posthorn/internal/smtp"
 	"posthorn/internal/store"
 	"posthorn/internal/users"
 )
@@ -64,6 +65,10 @@ type Local struct {
 	Rcpt     string // envelope recipient as addressed
 	From     string // envelope sender, "" for the null sender
 	AuthUser string // the submitting account, if any
+	// Refusable: the protocol can still refuse this recipient on its own
+	// (LMTP, or SMTP with one recipient), so ereject refuses it there
+	// (RFC 5429 §2.1) instead of sending a DSN.
+	Refusable bool
 }
 
 // Limits on what a script sees.
@@ -73,27 +78,32 @@ const (
 )
 
 // Apply runs the account's script and returns the deliveries to store:
-// none when the script discarded or rejected the message.
-func (f *Filter) Apply(ctx context.Context, l Local) []store.Delivery {
+// none when the script discarded or rejected the message. The error is
+// set only for an ereject of a Refusable recipient: the reply to give.
+func (f *Filter) Apply(ctx context.Context, l Local) ([]store.Delivery, error) {
 	if f == nil || f.Sieve == nil {
-		return []store.Delivery{l.Delivery}
+		return []store.Delivery{l.Delivery}, nil
 	}
 	log := f.log().With("account", l.Delivery.Account)
 	script, name := f.script(ctx, l.Delivery.Account, log)
 	if script == nil {
-		return []store.Delivery{l.Delivery}
+		return []store.Delivery{l.Delivery}, nil
 	}
 	in, err := f.input(l)
 	if err != nil {
 		log.Warn("sieve: message unreadable, kept", "script", name, "err", err)
-		return []store.Delivery{l.Delivery}
+		return []store.Delivery{l.Delivery}, nil
 	}
 	res, err := script.Run(ctx, in)
 	if err != nil {
 		log.Error("sieve: run failed, kept in the default mailbox", "script", name, "err", err)
-		return []store.Delivery{l.Delivery}
+		return []store.Delivery{l.Delivery}, nil
 	}
-	return f.carryOut(ctx, log, l, in, res)
+	if res.Rejected && res.Ereject && l.Refusable {
+		log.Info("sieve: ereject, refused in the protocol", "from", l.From)
+		return nil, &smtp.Error{Code: 550, Enhanced: "5.7.1", Msg: oneLine(res.Reject)}
+	}
+	return f.carryOut(ctx, log, l, in, res), nil
 }
 
 func (f *Filter) log() *slog.Logger {

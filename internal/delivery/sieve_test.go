@@ -112,3 +112,21 @@ func TestQuotaFullRefusesAtRcpt(t *testing.T) {
 		t.Errorf("RCPT to an account with room: %v", err)
 	}
 }
+
+// TestSieveERejectInProtocol: with one recipient, ereject refuses the
+// message in SMTP itself (RFC 5429 §2.1) and no DSN is queued.
+func TestSieveERejectInProtocol(t *testing.T) {
+	f, q := sieveFixture(t, `require "ereject"; ereject "No thanks.";`)
+	_, err := f.send(t, "<a@remote.test>", []string{"<me@example.test>"}, strings.NewReader(crlf("Subject: x", "", "b")))
+	wantReply(t, "ereject", err, 550, "5.7.1")
+	if len(q.msgs) != 0 || len(f.copies(t, "me")) != 0 {
+		t.Errorf("ereject in protocol: %d queued, %d stored", len(q.msgs), len(f.copies(t, "me")))
+	}
+	// With two recipients one reply cannot refuse only me: a DSN instead.
+	if _, err := f.send(t, "<a@remote.test>", []string{"<me@example.test>", "<you@example.test>"}, strings.NewReader(crlf("Subject: y", "", "b"))); err != nil {
+		t.Fatal(err)
+	}
+	if len(q.msgs) != 1 || len(f.copies(t, "you")) != 1 {
+		t.Errorf("two recipients: %d queued (want the DSN), you has %d", len(q.msgs), len(f.copies(t, "you")))
+	}
+}
