@@ -73,6 +73,7 @@ type Outbound struct {
 	RelayHost      string   `toml:"relay_host" comment:"Send all outbound mail through this server (\"host:port\") instead of the recipients' MX hosts. Empty: use MX records."`
 	Port           int      `toml:"port" comment:"Port of remote MX hosts. Only tests change it."`
 	ConnectTimeout Duration `toml:"connect_timeout" comment:"Timeout to connect to one remote server."`
+	CommandTimeout Duration `toml:"command_timeout" comment:"Longest wait for one reply of a remote server (RFC 5321 4.5.3.2 asks for 5 minutes); a silent server costs no more than this."`
 }
 
 // Log configures the structured log.
@@ -169,7 +170,7 @@ func Default() Config {
 			DelayWarning: Duration(4 * time.Hour),
 			Workers:      16,
 		},
-		Outbound: Outbound{Port: 25, ConnectTimeout: Duration(30 * time.Second)},
+		Outbound: Outbound{Port: 25, ConnectTimeout: Duration(30 * time.Second), CommandTimeout: Duration(5 * time.Minute)},
 		DNS:      DNS{Timeout: Duration(5 * time.Second)},
 		Store:    Store{Backend: "local"},
 		Unix: Unix{PasswdFile: "/etc/passwd", Mailbox: "mbox", SpoolDir: "/var/mail", MaildirName: "Maildir",

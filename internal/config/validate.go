@@ -322,6 +322,7 @@ func (o Outbound) check(p *problems) {
 		}
 	}
 	positive(p, "outbound.connect_timeout", o.ConnectTimeout)
+	positive(p, "outbound.command_timeout", o.CommandTimeout)
 }
 
 // check validates the classic Unix mail settings, normalising domains.

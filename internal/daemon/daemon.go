@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"posthorn/internal/certs"
 	"posthorn/internal/config"
@@ -177,6 +178,7 @@ func (d *Daemon) build() error {
 		Store: d.store, Transport: delivery.Transport{Router: router, Remote: sender}, Injector: router,
 		Hostname: d.cfg.Hostname, MinBackoff: q.MinBackoff.D(), MaxBackoff: q.MaxBackoff.D(),
 		Lifetime: q.Lifetime.D(), DelayWarning: q.DelayWarning.D(), Workers: q.Workers, Logger: d.log,
+		StopTimeout: min(d.cfg.SMTP.ShutdownTimeout.D(), 10*time.Second),
 	})
 	if err != nil {
 		return err
@@ -254,7 +256,7 @@ func (d *Daemon) outbound() (*outbound.Sender, error) {
 		res = r
 	}
 	return outbound.New(outbound.Options{Resolver: res, Hostname: d.cfg.Hostname, Port: o.Port,
-		RelayHost: o.RelayHost, ConnectTimeout: o.ConnectTimeout.D(), Logger: d.log})
+		RelayHost: o.RelayHost, ConnectTimeout: o.ConnectTimeout.D(), CommandTimeout: o.CommandTimeout.D(), Logger: d.log})
 }
 
 func (d *Daemon) router(us *users.Service) (*delivery.Router, error) {
@@ -539,9 +541,15 @@ func DataDirPerms(dir string) error {
 	return os.Chmod(dir, 0o711)
 }
 
-// syncAll runs store.Mail.Sync on every mailbox of every account.
+// syncAll sweeps the queue directory of crash leftovers, then runs
+// store.Mail.Sync on every mailbox of every account.
 func (d *Daemon) syncAll() {
 	ctx := d.ctx
+	if sw, ok := d.store.(interface{ SweepQueue(context.Context) error }); ok {
+		if err := sw.SweepQueue(ctx); err != nil {
+			d.log.Error("queue sweep", "err", err)
+		}
+	}
 	accts, err := d.store.Accounts(ctx, "")
 	if err != nil {
 		d.log.Error("startup sync", "err", err)

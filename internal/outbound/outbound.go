@@ -200,6 +200,10 @@ func (s *Sender) try(ctx context.Context, env queue.Envelope, h host, addr strin
 	if err != nil {
 		return nil, err
 	}
+	// The client's reads obey only their deadline: when ctx ends (the
+	// daemon is stopping) close the connection to end the transaction.
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
 	defer c.Quit()
 	return s.transact(c, env, h, body, size)
 }

@@ -12,8 +12,11 @@ import (
 	"posthorn/internal/store"
 )
 
-// attempt tries every due recipient of m once, grouped by domain, saves
-// the outcome, and finishes the message when nothing is left to do.
+// attempt tries every due recipient of m once, grouped by domain. Each
+// domain's outcome is saved as soon as it is known, so a crash while
+// another domain's server is slow never sends the recipients that
+// already got their 250 again. It finishes the message when nothing is
+// left to do.
 func (q *Queue) attempt(ctx context.Context, m store.QueuedMessage) {
 	body, err := q.opts.Store.QueueBody(ctx, m.ID)
 	if err != nil {
@@ -25,30 +28,39 @@ func (q *Queue) attempt(ctx context.Context, m store.QueuedMessage) {
 	groups := dueByDomain(m, now)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	var changed []store.QueuedRcpt
+	saved := true
 	for domain, idx := range groups {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			env := Envelope{ID: m.ID, From: m.From, EnvID: m.EnvID, Ret: m.Ret, UTF8: m.UTF8, Domain: domain}
+			mu.Lock()
 			for _, i := range idx {
 				env.Rcpts = append(env.Rcpts, m.Rcpts[i])
 			}
+			mu.Unlock()
 			results := q.opts.Transport.Deliver(ctx, env, body, body.Size())
+			// The outcome is saved even when ctx ended meanwhile: what the
+			// remote accepted must not be sent again.
+			saveCtx := context.WithoutCancel(ctx)
 			mu.Lock()
 			defer mu.Unlock()
+			var changed []store.QueuedRcpt
 			for k, i := range idx {
 				q.apply(&m, &m.Rcpts[i], result(results, k), now)
 				changed = append(changed, m.Rcpts[i])
 			}
+			if err := q.opts.Store.QueueUpdate(saveCtx, m.ID, changed); err != nil {
+				q.log.Error("queue update", "msgid", m.ID, "domain", domain, "err", err)
+				saved = false
+			}
 		}()
 	}
 	wg.Wait()
-	if err := q.opts.Store.QueueUpdate(ctx, m.ID, changed); err != nil {
-		q.log.Error("queue update", "msgid", m.ID, "err", err)
+	if !saved {
 		return
 	}
-	q.notify(ctx, m, body)
+	q.notify(context.WithoutCancel(ctx), m, body)
 }
 
 // result guards against a Transport returning too few results.

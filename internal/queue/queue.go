@@ -76,6 +76,10 @@ type Options struct {
 	DelayWarning time.Duration // NOTIFY=DELAY notice after this (default 4h)
 	Workers      int           // concurrent deliveries (default 8)
 	Poll         time.Duration // how often to look for due work (default 1s)
+	// StopTimeout is how long Run lets attempts in progress finish once
+	// its context ends; then their connections are closed and their
+	// recipients stay queued (default 30s).
+	StopTimeout time.Duration
 
 	Logger *slog.Logger
 	Now    func() time.Time
@@ -92,6 +96,8 @@ type Queue struct {
 	wake     chan struct{}
 	sem      chan struct{}
 	wg       sync.WaitGroup
+	work     context.Context    // context of attempts; ended by abort
+	abort    context.CancelFunc // ends attempts that outlive StopTimeout
 }
 
 // New validates opts and returns a Queue.
@@ -109,6 +115,7 @@ func New(opts Options) (*Queue, error) {
 	def(&opts.Lifetime, 5*24*time.Hour)
 	def(&opts.DelayWarning, 4*time.Hour)
 	def(&opts.Poll, time.Second)
+	def(&opts.StopTimeout, 30*time.Second)
 	if opts.Workers <= 0 {
 		opts.Workers = 8
 	}
@@ -118,9 +125,11 @@ func New(opts Options) (*Queue, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	work, abort := context.WithCancel(context.Background())
 	return &Queue{
 		opts: opts, log: opts.Logger, injector: opts.Injector,
 		inflight: map[string]bool{}, wake: make(chan struct{}, 1), sem: make(chan struct{}, opts.Workers),
+		work: work, abort: abort,
 	}, nil
 }
 
@@ -177,11 +186,25 @@ func (q *Queue) Run(ctx context.Context) {
 		q.runDue(ctx)
 		select {
 		case <-ctx.Done():
-			q.wg.Wait()
+			q.stop()
 			return
 		case <-t.C:
 		case <-q.wake:
 		}
+	}
+}
+
+// stop waits for attempts in progress, at most StopTimeout, then aborts
+// the rest (their outcome, a temporary failure, is saved) and waits again.
+func (q *Queue) stop() {
+	done := make(chan struct{})
+	go func() { q.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(q.opts.StopTimeout):
+		q.log.Warn("queue: attempts still running at shutdown, cutting them", "after", q.opts.StopTimeout)
+		q.abort()
+		<-done
 	}
 }
 
@@ -208,7 +231,7 @@ func (q *Queue) runDue(ctx context.Context) {
 		go func() {
 			defer func() { <-q.sem; q.release(m.ID); q.wg.Done() }()
 			defer q.recoverPanic(m.ID)
-			q.attempt(context.WithoutCancel(ctx), m)
+			q.attempt(q.work, m)
 		}()
 	}
 }

@@ -256,3 +256,53 @@ type fileBody struct {
 }
 
 func (b fileBody) Size() int64 { return b.size }
+
+// staleAge is how old a queue file must be before SweepQueue treats it as
+// a crash's leftover: younger ones may belong to an Enqueue in progress
+// (in this process or in `posthorn sendmail` or `deliver`).
+const staleAge = time.Hour
+
+// SweepQueue removes what a crash can leave in DATA/queue: files in
+// queue/tmp/ (written, never renamed) and message bodies that have no
+// queue row (enqueued but never committed, or deleted halfway). Bodies go
+// to queue/corrupt/ rather than away, in case someone wants them. Each is
+// logged. The daemon calls it at start.
+func (s *Store) SweepQueue(ctx context.Context) error {
+	dir := s.queueDir()
+	cutoff := time.Now().Add(-staleAge)
+	tmps, _ := os.ReadDir(filepath.Join(dir, "tmp"))
+	for _, e := range tmps {
+		if fi, err := e.Info(); err == nil && fi.ModTime().Before(cutoff) {
+			if os.Remove(filepath.Join(dir, "tmp", e.Name())) == nil {
+				s.log.Warn("queue: removed a half-written file left by a crash", "file", e.Name())
+			}
+		}
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	for _, e := range ents {
+		if !e.Type().IsRegular() || !validQueueID(e.Name()) {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil || !fi.ModTime().Before(cutoff) {
+			continue
+		}
+		if _, err := s.QueueGet(ctx, e.Name()); !errors.Is(err, users.ErrNotFound) {
+			continue
+		}
+		dst := filepath.Join(dir, "corrupt", e.Name())
+		if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+			return err
+		}
+		if os.Rename(filepath.Join(dir, e.Name()), dst) == nil {
+			s.log.Warn("queue: set aside a message body without a queue entry (left by a crash)", "file", dst)
+		}
+	}
+	return nil
+}

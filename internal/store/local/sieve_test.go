@@ -2,6 +2,9 @@ package local
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,5 +85,31 @@ func TestVacationDue(t *testing.T) {
 	}
 	if got, _ := s.VacationDue(ctx, acct, "other", "a@remote.test", 3*day, now); !got {
 		t.Error("another vacation key was not due")
+	}
+}
+
+func TestSweepQueue(t *testing.T) {
+	s, ctx := newStore(t)
+	dir := s.queueDir()
+	old := time.Now().Add(-2 * time.Hour)
+	os.MkdirAll(filepath.Join(dir, "tmp"), 0o700)
+	for _, f := range []string{filepath.Join("tmp", "HALFWRITTEN"), "ORPHANBODY", "FRESHBODY"} {
+		p := filepath.Join(dir, f)
+		must(t, os.WriteFile(p, []byte("x"), 0o600))
+		if f != "FRESHBODY" {
+			must(t, os.Chtimes(p, old, old))
+		}
+	}
+	m := store.QueuedMessage{ID: "KEPTMESSAGE", From: "a@b.test", Created: time.Now(), Size: 1,
+		Rcpts: []store.QueuedRcpt{{Addr: "c@d.test", State: store.RcptQueued, NextAttempt: time.Now()}}}
+	must(t, s.Enqueue(ctx, m, strings.NewReader("x")))
+	must(t, os.Chtimes(filepath.Join(dir, "KEPTMESSAGE"), old, old))
+	must(t, s.SweepQueue(ctx))
+	exists := func(p string) bool { _, err := os.Stat(filepath.Join(dir, p)); return err == nil }
+	if exists("tmp/HALFWRITTEN") || exists("ORPHANBODY") || !exists("corrupt/ORPHANBODY") {
+		t.Error("leftovers not swept")
+	}
+	if !exists("FRESHBODY") || !exists("KEPTMESSAGE") {
+		t.Error("a fresh body or a queued message was swept")
 	}
 }
