@@ -295,7 +295,7 @@ func (s *Store) Quota(ctx context.Context, account string) (used, limit int64, e
 
 // SetQuota sets an account's quota in bytes (0: none).
 func (s *Store) SetQuota(ctx context.Context, account string, limit int64) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.writeDir(ctx, func(tx *sql.Tx) error {
 		return affected(tx.Exec(`UPDATE accounts SET quota = ? WHERE address = ?`, limit, account))
 	})
 }

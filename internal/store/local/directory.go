@@ -19,7 +19,7 @@ var _ users.Directory = (*Store)(nil)
 
 // AddDomain implements users.Directory.
 func (s *Store) AddDomain(ctx context.Context, name string) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.writeDir(ctx, func(tx *sql.Tx) error {
 		_, err := tx.Exec(`INSERT INTO domains(name, created) VALUES (?, ?)`, name, time.Now().Unix())
 		return uniqueErr(err)
 	})
@@ -27,7 +27,7 @@ func (s *Store) AddDomain(ctx context.Context, name string) error {
 
 // DeleteDomain implements users.Directory.
 func (s *Store) DeleteDomain(ctx context.Context, name string) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.writeDir(ctx, func(tx *sql.Tx) error {
 		return affected(tx.Exec(`DELETE FROM domains WHERE name = ?`, name))
 	})
 }
@@ -54,7 +54,7 @@ func (s *Store) AddAccount(ctx context.Context, a users.Account) error {
 	if err := s.makeFolders(rel); err != nil {
 		return fmt.Errorf("local: create maildir: %w", classify(err))
 	}
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.writeDir(ctx, func(tx *sql.Tx) error {
 		res, err := tx.Exec(`INSERT INTO accounts(address, domain, password, scram, maildir, created, disabled) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 			a.Address, users.DomainOf(a.Address), a.PasswordHash, a.SCRAM, rel, a.Created.Unix(), a.Disabled)
 		if err != nil {
@@ -123,14 +123,14 @@ func scanAccount(r interface{ Scan(...any) error }) (users.Account, error) {
 
 // SetPassword implements users.Directory.
 func (s *Store) SetPassword(ctx context.Context, address, hash, scram string) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.writeDir(ctx, func(tx *sql.Tx) error {
 		return affected(tx.Exec(`UPDATE accounts SET password = ?, scram = ? WHERE address = ?`, hash, scram, address))
 	})
 }
 
 // AddAppPassword implements users.Directory.
 func (s *Store) AddAppPassword(ctx context.Context, address string, p users.AppPassword) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.writeDir(ctx, func(tx *sql.Tx) error {
 		id, err := accountID(tx, address)
 		if err != nil {
 			return err
@@ -165,7 +165,7 @@ func (s *Store) AppPasswords(ctx context.Context, address string) ([]users.AppPa
 
 // DeleteAppPassword implements users.Directory.
 func (s *Store) DeleteAppPassword(ctx context.Context, address, name string) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.writeDir(ctx, func(tx *sql.Tx) error {
 		return affected(tx.Exec(`DELETE FROM app_passwords WHERE name = ? AND account_id = (SELECT id FROM accounts WHERE address = ?)`, name, address))
 	})
 }
@@ -173,7 +173,7 @@ func (s *Store) DeleteAppPassword(ctx context.Context, address, name string) err
 // DeleteAccount implements users.Directory. The index rows go; the Maildir
 // stays on disk for the operator to archive or remove.
 func (s *Store) DeleteAccount(ctx context.Context, address string) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.writeDir(ctx, func(tx *sql.Tx) error {
 		return affected(tx.Exec(`DELETE FROM accounts WHERE address = ?`, address))
 	})
 }
@@ -190,7 +190,7 @@ func (s *Store) MaildirPath(ctx context.Context, address string) (string, error)
 
 // AddAlias implements users.Directory.
 func (s *Store) AddAlias(ctx context.Context, address, target string) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.writeDir(ctx, func(tx *sql.Tx) error {
 		_, err := tx.Exec(`INSERT INTO aliases(address, target, domain) VALUES (?, ?, ?)`, address, target, users.DomainOf(address))
 		return uniqueErr(err)
 	})
@@ -198,7 +198,7 @@ func (s *Store) AddAlias(ctx context.Context, address, target string) error {
 
 // DeleteAlias implements users.Directory.
 func (s *Store) DeleteAlias(ctx context.Context, address, target string) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.writeDir(ctx, func(tx *sql.Tx) error {
 		return affected(tx.Exec(`DELETE FROM aliases WHERE address = ? AND (? = '' OR target = ?)`, address, target, target))
 	})
 }

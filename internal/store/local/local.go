@@ -93,10 +93,28 @@ func Open(opts Options) (*Store, error) {
 		return nil, err
 	}
 	go s.writer()
+	if _, err := os.Stat(filepath.Join(s.dir, directoryFile)); errors.Is(err, os.ErrNotExist) {
+		if err := s.saveDirectory(context.Background()); err != nil {
+			log.Error("directory copy not saved", "err", err)
+		}
+	}
 	return s, nil
 }
 
+// openDB opens the index, rebuilding it first when SQLite finds it
+// damaged (recover.go).
 func (s *Store) openDB() error {
+	err := s.openIndex()
+	if damaged(err) {
+		if rerr := s.recoverIndex(filepath.Join(s.dir, "posthorn.db"), err); rerr != nil {
+			return rerr
+		}
+		err = s.openIndex()
+	}
+	return err
+}
+
+func (s *Store) openIndex() error {
 	path := filepath.Join(s.dir, "posthorn.db")
 	if f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600); err != nil {
 		return fmt.Errorf("local: %w", err)
@@ -115,6 +133,10 @@ func (s *Store) openDB() error {
 	}
 	s.wdb.SetMaxOpenConns(1)
 	if err := migrate(s.wdb); err != nil {
+		s.wdb.Close()
+		return fmt.Errorf("local: %s: %w", path, err)
+	}
+	if err := checkIndex(s.wdb); err != nil {
 		s.wdb.Close()
 		return fmt.Errorf("local: %s: %w", path, err)
 	}

@@ -61,7 +61,7 @@ func (s *Store) ActiveSieveScript(ctx context.Context, account string) (store.Si
 
 // PutSieveScript implements store.Sieve.
 func (s *Store) PutSieveScript(ctx context.Context, account, name, content string) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.writeDir(ctx, func(tx *sql.Tx) error {
 		id, err := accountID(tx, account)
 		if err != nil {
 			return err
@@ -75,7 +75,7 @@ func (s *Store) PutSieveScript(ctx context.Context, account, name, content strin
 
 // ActivateSieveScript implements store.Sieve.
 func (s *Store) ActivateSieveScript(ctx context.Context, account, name string) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.writeDir(ctx, func(tx *sql.Tx) error {
 		id, err := accountID(tx, account)
 		if err != nil {
 			return err
@@ -96,7 +96,7 @@ func (s *Store) ActivateSieveScript(ctx context.Context, account, name string) e
 
 // DeleteSieveScript implements store.Sieve.
 func (s *Store) DeleteSieveScript(ctx context.Context, account, name string) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.writeDir(ctx, func(tx *sql.Tx) error {
 		id, err := accountID(tx, account)
 		if err != nil {
 			return err
@@ -118,7 +118,7 @@ func (s *Store) DeleteSieveScript(ctx context.Context, account, name string) err
 
 // RenameSieveScript implements store.Sieve.
 func (s *Store) RenameSieveScript(ctx context.Context, account, oldName, newName string) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.writeDir(ctx, func(tx *sql.Tx) error {
 		id, err := accountID(tx, account)
 		if err != nil {
 			return err

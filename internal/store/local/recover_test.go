@@ -1,0 +1,106 @@
+package local
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"posthorn/internal/users"
+)
+
+// damagedStore fills a store, closes it, damages its index with hurt and
+// opens it again.
+func damagedStore(t *testing.T, hurt func(path string)) (*Store, string) {
+	t.Helper()
+	dir := t.TempDir()
+	s, err := Open(Options{Dir: dir, Hostname: "mx.example.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	must(t, s.AddDomain(ctx, "example.test"))
+	must(t, s.AddAccount(ctx, users.Account{Address: acct, PasswordHash: "x", Created: time.Now()}))
+	must(t, s.CreateMailbox(ctx, acct, "Lists/dev", ""))
+	must(t, s.PutSieveScript(ctx, acct, "s", "keep;"))
+	for i := 0; i < 30; i++ {
+		appendMsg(t, s, "INBOX", "Subject: m\r\n\r\n"+strings.Repeat("body\r\n", 200), "")
+	}
+	appendMsg(t, s, "Lists/dev", "Subject: l\r\n\r\nx\r\n", `\Seen`)
+	must(t, s.Close())
+	hurt(filepath.Join(dir, "posthorn.db"))
+	s, err = Open(Options{Dir: dir, Hostname: "mx.example.test"})
+	if err != nil {
+		t.Fatalf("open after damage: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, dir
+}
+
+func TestRecoverTruncatedIndex(t *testing.T) {
+	s, dir := damagedStore(t, func(path string) {
+		os.Remove(path + "-wal")
+		fi, _ := os.Stat(path)
+		must(t, os.Truncate(path, fi.Size()/2))
+	})
+	checkRecovered(t, s, dir)
+}
+
+func TestRecoverGarbledIndex(t *testing.T) {
+	s, dir := damagedStore(t, func(path string) {
+		os.Remove(path + "-wal")
+		b, err := os.ReadFile(path)
+		must(t, err)
+		// Garble every page after the schema: table contents, not the header.
+		for i := 4096 * 3; i < len(b); i++ {
+			b[i] ^= 0x5a
+		}
+		must(t, os.WriteFile(path, b, 0o600))
+	})
+	checkRecovered(t, s, dir)
+}
+
+// checkRecovered: the account and its mail are served again, the damaged
+// copy is kept.
+func checkRecovered(t *testing.T, s *Store, dir string) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := s.Account(ctx, acct); err != nil {
+		t.Fatalf("account after recovery: %v", err)
+	}
+	for box, want := range map[string]int{"INBOX": 30, "Lists/dev": 1} {
+		must(t, s.Sync(ctx, acct, box))
+		st, err := s.MailboxStatus(ctx, acct, box)
+		if err != nil || st.Messages != want {
+			t.Errorf("%s after recovery: %+v %v, want %d messages", box, st, err, want)
+		}
+	}
+	if text, err := s.SieveScript(ctx, acct, "s"); err != nil || text != "keep;" {
+		t.Errorf("Sieve script after recovery: %q %v", text, err)
+	}
+	aside, _ := filepath.Glob(filepath.Join(dir, "posthorn.db.damaged-*"))
+	if len(aside) == 0 {
+		t.Error("damaged index not kept aside")
+	}
+}
+
+// TestRecoverRefusesWithoutAccounts: with the index unreadable and no
+// directory copy, Open refuses with a message rather than serving an
+// index without accounts.
+func TestRecoverRefusesWithoutAccounts(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(Options{Dir: dir, Hostname: "mx.example.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, s.AddDomain(context.Background(), "example.test"))
+	must(t, s.Close())
+	os.Remove(filepath.Join(dir, directoryFile))
+	os.Remove(filepath.Join(dir, "posthorn.db-wal"))
+	must(t, os.WriteFile(filepath.Join(dir, "posthorn.db"), []byte(strings.Repeat("garbage!", 1000)), 0o600))
+	if _, err := Open(Options{Dir: dir, Hostname: "mx.example.test"}); err == nil || !strings.Contains(err.Error(), "backup") {
+		t.Errorf("Open = %v, want a refusal that points to a backup", err)
+	}
+}
