@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -28,19 +29,11 @@ var errLocked = errors.New("mbox is locked by another program")
 // owner. On any error the file is cut back to its old size: a half
 // message never stays. It returns when the data is on stable storage.
 func appendMbox(path string, owner User, chown bool, from string, when time.Time, msg io.Reader) error {
-	unlock, err := dotLock(path)
+	f, unlock, err := lockSpool(path, owner, chown)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	f, err := openSpool(path, owner, chown)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := fcntlLock(f); err != nil {
-		return err
-	}
 	fi, err := f.Stat()
 	if err != nil {
 		return err
@@ -53,6 +46,41 @@ func appendMbox(path string, owner User, chown bool, from string, when time.Time
 		return err
 	}
 	return f.Sync()
+}
+
+// lockSpool opens the spool file and takes both locks. Programs disagree
+// on the order (mutt takes fcntl then the dot-lock, mail(1) and Dovecot
+// the dot-lock first), so neither is ever waited for while the other is
+// held: when the second is busy, both are let go and the pair is tried
+// again, until lockWait. The returned func releases both and closes f.
+func lockSpool(path string, owner User, chown bool) (*os.File, func(), error) {
+	deadline := time.Now().Add(lockWait)
+	for {
+		unlockDot, err := tryDotLock(path)
+		if err != nil && !errors.Is(err, errLocked) {
+			return nil, nil, err
+		}
+		if err == nil {
+			f, err := openSpool(path, owner, chown)
+			if err != nil {
+				unlockDot()
+				return nil, nil, err
+			}
+			if err := tryFcntl(f); err == nil {
+				return f, func() { f.Close(); unlockDot() }, nil // closing drops the fcntl lock
+			} else if !errors.Is(err, errLocked) {
+				f.Close()
+				unlockDot()
+				return nil, nil, err
+			}
+			f.Close()
+			unlockDot()
+		}
+		if time.Now().After(deadline) {
+			return nil, nil, errLocked
+		}
+		time.Sleep(time.Duration(10+rand.IntN(40)) * time.Millisecond)
+	}
 }
 
 // openSpool opens (or creates) a spool file for appending, refusing
@@ -156,12 +184,11 @@ func escapeMboxrd(w *bufio.Writer, msg io.Reader) error {
 	return err
 }
 
-// dotLock takes PATH.lock the way lockfile(1) does: an exclusive create,
-// retried until lockWait, breaking a lock older than lockStale.
-func dotLock(path string) (func(), error) {
+// tryDotLock takes PATH.lock the way lockfile(1) does, with an exclusive
+// create, breaking a lock older than lockStale. errLocked: someone has it.
+func tryDotLock(path string) (func(), error) {
 	lock := path + ".lock"
-	deadline := time.Now().Add(lockWait)
-	for {
+	for range 2 {
 		f, err := os.OpenFile(lock, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
 		if err == nil {
 			fmt.Fprintf(f, "%d\n", os.Getpid())
@@ -171,33 +198,38 @@ func dotLock(path string) (func(), error) {
 		if !os.IsExist(err) {
 			return nil, fmt.Errorf("dot-lock %s: %w", filepath.Base(lock), err)
 		}
-		if fi, err := os.Lstat(lock); err == nil && time.Since(fi.ModTime()) > lockStale {
-			os.Remove(lock)
-			continue
+		fi, err := os.Lstat(lock)
+		if err != nil || time.Since(fi.ModTime()) <= lockStale {
+			break
 		}
-		if time.Now().After(deadline) {
-			return nil, errLocked
+		os.Remove(lock) // stale: try once more
+	}
+	return nil, errLocked
+}
+
+// dotLock waits for the dot-lock alone (tests use it to play another
+// program).
+func dotLock(path string) (func(), error) {
+	deadline := time.Now().Add(lockWait)
+	for {
+		unlock, err := tryDotLock(path)
+		if !errors.Is(err, errLocked) || time.Now().After(deadline) {
+			return unlock, err
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
 }
 
-// fcntlLock takes a POSIX write lock on the whole file, retried until
-// lockWait. It is released when the file is closed.
-func fcntlLock(f *os.File) error {
+// tryFcntl takes a POSIX write lock on the whole file without waiting. It
+// is released when the file is closed.
+func tryFcntl(f *os.File) error {
 	lk := syscall.Flock_t{Type: syscall.F_WRLCK, Whence: io.SeekStart}
-	deadline := time.Now().Add(lockWait)
-	for {
-		err := syscall.FcntlFlock(f.Fd(), syscall.F_SETLK, &lk)
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, syscall.EAGAIN) && !errors.Is(err, syscall.EACCES) {
-			return fmt.Errorf("fcntl lock: %w", err)
-		}
-		if time.Now().After(deadline) {
-			return errLocked
-		}
-		time.Sleep(25 * time.Millisecond)
+	err := syscall.FcntlFlock(f.Fd(), syscall.F_SETLK, &lk)
+	if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EACCES) {
+		return errLocked
 	}
+	if err != nil {
+		return fmt.Errorf("fcntl lock: %w", err)
+	}
+	return nil
 }
