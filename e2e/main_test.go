@@ -22,7 +22,7 @@ var (
 		// tool → Debian package that provides it, for the failure message.
 		"swaks": "swaks", "mutt": "mutt", "curl": "curl", "python3": "python3", "script": "bsdutils",
 		"mbsync": "isync", "fetchmail": "fetchmail", "s-nail": "s-nail", "testssl": "testssl.sh", "sieve-connect": "sieve-connect",
-		"msmtp": "msmtp", "postfix": "postfix", "postconf": "postfix",
+		"msmtp": "msmtp", "postfix": "postfix", "postconf": "postfix", "dovecot": "dovecot-imapd",
 	}
 )
 

@@ -325,6 +325,7 @@ func (d *Daemon) Start() error {
 	go func() { defer d.wg.Done(); d.syncAll() }()
 	go func() { defer d.wg.Done(); d.queue.Run(d.ctx) }()
 	go func() { defer d.wg.Done(); d.pickup.Run(d.ctx) }()
+	d.startFetch() // stopped with the rest by d.stop; Shutdown waits for it
 	for svc, ls := range d.listeners {
 		for _, l := range ls {
 			d.wg.Add(1)

@@ -1,0 +1,298 @@
+package fetch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+)
+
+func TestIMAPFetchAndDelete(t *testing.T) {
+	t.Parallel()
+	p := newIMAPPeer(t, nil)
+	p.add(t, "INBOX", testMessage("one"), testMessage("two"), testMessage("three"))
+	d := &memDeliverer{}
+	f := newFetcher(t, p.source(), d, t.TempDir())
+	st, err := once(t, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (Stats{Fetched: 3, Deleted: 3}); st != want {
+		t.Errorf("stats %+v, want %+v", st, want)
+	}
+	if got, want := d.subjects(), []string{"one", "two", "three"}; !slices.Equal(got, want) {
+		t.Errorf("delivered %q, want %q", got, want)
+	}
+	if n := mailboxSize(t, p, "INBOX"); n != 0 {
+		t.Errorf("%d messages left on the server, want 0", n)
+	}
+	d.mu.Lock()
+	first := d.msgs[0]
+	d.mu.Unlock()
+	if first.from != "sender@remote.test" || first.account != "me@example.test" {
+		t.Errorf("delivered from %q to %q", first.from, first.account)
+	}
+	h := header(first.msg)
+	if !strings.HasPrefix(string(first.msg), "Received: from 127.0.0.1\r\n\tby mx.example.test (posthorn fetch) with IMAP\r\n") {
+		t.Errorf("message does not start with our Received field:\n%s", first.msg)
+	}
+	if id := h.Get(IDField); !regexpMatch(`^test/INBOX/\d+/1$`, id) {
+		t.Errorf("fetch id %q", id)
+	}
+	if st, err := once(t, f); err != nil || st != (Stats{}) {
+		t.Errorf("second pass: %+v, %v; want nothing", st, err)
+	}
+}
+
+func TestIMAPKeepFetchesOnlyNew(t *testing.T) {
+	t.Parallel()
+	p := newIMAPPeer(t, nil)
+	p.add(t, "INBOX", testMessage("one"), testMessage("two"))
+	d := &memDeliverer{}
+	src := p.source()
+	src.Keep = true
+	dir := t.TempDir()
+	f := newFetcher(t, src, d, dir)
+	if st, err := once(t, f); err != nil || st.Fetched != 2 || st.Deleted != 0 {
+		t.Fatalf("first pass: %+v, %v", st, err)
+	}
+	p.add(t, "INBOX", testMessage("three"))
+	f.Close()
+	f = newFetcher(t, src, d, dir) // state survives a restart
+	if st, err := once(t, f); err != nil || st.Fetched != 1 {
+		t.Fatalf("second pass: %+v, %v", st, err)
+	}
+	if got := d.subjects(); !slices.Equal(got, []string{"one", "two", "three"}) {
+		t.Errorf("delivered %q", got)
+	}
+	if n := mailboxSize(t, p, "INBOX"); n != 3 {
+		t.Errorf("%d messages on the server, want 3 (keep)", n)
+	}
+}
+
+// TestIMAPCrashWindows interrupts delivery at both sides of the store:
+// before (nothing stored) and after (stored, but the fetcher never heard),
+// then "restarts" with a new Fetcher on the same state.
+func TestIMAPCrashWindows(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name          string
+		before, after bool
+	}{{"before store", true, false}, {"after store", false, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			p := newIMAPPeer(t, nil)
+			p.add(t, "INBOX", testMessage("one"), testMessage("two"), testMessage("three"))
+			d := &memDeliverer{}
+			crash := func(msg []byte) error {
+				if header(msg).Get("Subject") == "two" {
+					return errCrash
+				}
+				return nil
+			}
+			if tc.before {
+				d.before = crash
+			} else {
+				d.after = crash
+			}
+			dir := t.TempDir()
+			f := newFetcher(t, p.source(), d, dir)
+			if _, err := once(t, f); !errors.Is(err, errCrash) {
+				t.Fatalf("first pass: %v, want the simulated crash", err)
+			}
+			f.Close()
+			d.before, d.after = nil, nil
+			f = newFetcher(t, p.source(), d, dir)
+			if _, err := once(t, f); err != nil {
+				t.Fatal(err)
+			}
+			if got := d.subjects(); !slices.Equal(got, []string{"one", "two", "three"}) {
+				t.Errorf("delivered %q, want each once", got)
+			}
+			if d.resumed != 1 {
+				t.Errorf("resumed %d deliveries, want 1", d.resumed)
+			}
+			if n := mailboxSize(t, p, "INBOX"); n != 0 {
+				t.Errorf("%d messages left on the server", n)
+			}
+		})
+	}
+}
+
+// TestIMAPUIDValidityChange: a folder re-created on the server gets new
+// UIDs; what was delivered is not delivered again, what is new is.
+func TestIMAPUIDValidityChange(t *testing.T) {
+	t.Parallel()
+	p := newIMAPPeer(t, nil, "Work")
+	msgs := [][]byte{testMessage("one"), testMessage("two")}
+	p.add(t, "Work", msgs...)
+	d := &memDeliverer{}
+	src := p.source()
+	src.Keep, src.Folders = true, []string{"Work"}
+	f := newFetcher(t, src, d, t.TempDir())
+	if st, err := once(t, f); err != nil || st.Fetched != 2 {
+		t.Fatalf("first pass: %+v, %v", st, err)
+	}
+	if err := p.user.Delete("Work"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.user.Create("Work", nil); err != nil {
+		t.Fatal(err)
+	}
+	p.add(t, "Work", append(msgs, testMessage("three"))...)
+	st, err := once(t, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (Stats{Fetched: 1, Duplicates: 2}); st != want {
+		t.Errorf("after UIDVALIDITY change: %+v, want %+v", st, want)
+	}
+	if got := d.subjects(); !slices.Equal(got, []string{"one", "two", "three"}) {
+		t.Errorf("delivered %q", got)
+	}
+	if _, any := f.state.Legacy("Work", ""); any {
+		t.Error("legacy fingerprints kept after a complete pass")
+	}
+}
+
+func TestIMAPLimits(t *testing.T) {
+	t.Parallel()
+	p := newIMAPPeer(t, nil)
+	big := append(testMessage("big"), strings.Repeat("x", 2<<20)...)
+	loop := append([]byte("X-Posthorn-Fetch: test/INBOX/1/1\r\n"), testMessage("loop")...)
+	p.add(t, "INBOX", testMessage("one"), big, loop, testMessage("refused"), testMessage("two"))
+	d := &memDeliverer{before: func(msg []byte) error {
+		if header(msg).Get("Subject") == "refused" {
+			return fmt.Errorf("%w: no thanks", ErrRefused)
+		}
+		return nil
+	}}
+	f := newFetcher(t, p.source(), d, t.TempDir())
+	st, err := once(t, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (Stats{Fetched: 2, Skipped: 3, Deleted: 2}); st != want {
+		t.Errorf("stats %+v, want %+v", st, want)
+	}
+	if n := mailboxSize(t, p, "INBOX"); n != 3 {
+		t.Errorf("%d messages on the server, want the 3 skipped", n)
+	}
+	if st, err := once(t, f); err != nil || st != (Stats{}) {
+		t.Errorf("second pass: %+v, %v: skipped messages are not tried again", st, err)
+	}
+}
+
+// TestIMAPIdleTwoFolders: Run watches two folders with IDLE; a message
+// added to each arrives without waiting for the interval.
+func TestIMAPIdleTwoFolders(t *testing.T) {
+	t.Parallel()
+	p := newIMAPPeer(t, nil, "Lists")
+	d := &memDeliverer{}
+	src := p.source()
+	src.Idle, src.Folders, src.Interval = true, []string{"INBOX", "Lists"}, time.Hour
+	f := newFetcher(t, src, d, t.TempDir())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { f.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	time.Sleep(300 * time.Millisecond) // both connections in IDLE
+	start := time.Now()
+	p.add(t, "INBOX", testMessage("in inbox"))
+	p.add(t, "Lists", testMessage("in lists"))
+	for d.count() < 2 {
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("after 10s only %q arrived", d.subjects())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("both messages delivered %v after they were added", time.Since(start).Round(time.Millisecond))
+	got := d.subjects()
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"in inbox", "in lists"}) {
+		t.Errorf("delivered %q", got)
+	}
+}
+
+// TestIMAPReconnect: Run survives a server that refuses the login at
+// first (backoff, then a new connection).
+func TestIMAPReconnect(t *testing.T) {
+	t.Parallel()
+	p := newIMAPPeer(t, nil)
+	p.add(t, "INBOX", testMessage("one"))
+	d := &memDeliverer{}
+	src := p.source()
+	src.Idle = true
+	var tries atomic.Int32
+	src.Password = func(context.Context) (string, error) {
+		if tries.Add(1) < 3 {
+			return "wrong", nil
+		}
+		return "secret", nil
+	}
+	f := newFetcher(t, src, d, t.TempDir())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { f.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(10 * time.Second)
+	for d.count() < 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("not delivered after %d logins", tries.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestIMAPTLSFingerprint(t *testing.T) {
+	t.Parallel()
+	conf, der := selfSigned(t)
+	p := newIMAPPeer(t, conf)
+	p.add(t, "INBOX", testMessage("one"))
+	for _, tc := range []struct {
+		name, fp string
+		ok       bool
+	}{
+		{"pinned", Fingerprint(der), true},
+		{"pinned with colons", colons(Fingerprint(der)), true},
+		{"wrong pin", strings.Repeat("ab", 32), false},
+		{"system roots", "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := p.source()
+			src.TLS, src.Insecure, src.Fingerprint, src.Keep = TLSImplicit, false, tc.fp, true
+			f := newFetcher(t, src, &memDeliverer{}, t.TempDir())
+			st, err := once(t, f)
+			if tc.ok && (err != nil || st.Fetched != 1) {
+				t.Errorf("got %+v, %v; want one message", st, err)
+			}
+			if !tc.ok && err == nil {
+				t.Error("connected to a peer that does not match")
+			}
+		})
+	}
+}
+
+func colons(hex string) string {
+	var parts []string
+	for i := 0; i < len(hex); i += 2 {
+		parts = append(parts, strings.ToUpper(hex[i:i+2]))
+	}
+	return strings.Join(parts, ":")
+}
+
+// mailboxSize counts the messages of a folder on the peer.
+func mailboxSize(t *testing.T, p *imapPeer, folder string) int {
+	t.Helper()
+	st, err := p.user.Status(folder, &imap.StatusOptions{NumMessages: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int(*st.NumMessages)
+}

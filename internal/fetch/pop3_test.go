@@ -1,0 +1,184 @@
+package fetch
+
+import (
+	"bytes"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestPOP3FetchAndDelete(t *testing.T) {
+	t.Parallel()
+	p := newPOP3Peer(t)
+	p.add("u1", testMessage("one"))
+	p.add("u2", testMessage("two"))
+	d := &memDeliverer{}
+	f := newFetcher(t, p.source(), d, t.TempDir())
+	st, err := once(t, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (Stats{Fetched: 2, Deleted: 2}); st != want {
+		t.Errorf("stats %+v, want %+v", st, want)
+	}
+	if p.len() != 0 {
+		t.Errorf("%d messages left on the server", p.len())
+	}
+	d.mu.Lock()
+	msg := d.msgs[0].msg
+	d.mu.Unlock()
+	// Dot-stuffing undone: the body's "." and "..dot" lines are intact.
+	if !bytes.HasSuffix(msg, []byte("\r\n.\r\n..dot\r\n")) {
+		t.Errorf("message body damaged:\n%q", msg)
+	}
+	if id := IDOf(msg); id != "test/pop3/u1" {
+		t.Errorf("fetch id %q", id)
+	}
+	if !strings.Contains(string(msg), "with POP3\r\n") {
+		t.Errorf("Received field does not name POP3:\n%s", msg)
+	}
+	if st, err := once(t, f); err != nil || st != (Stats{}) {
+		t.Errorf("second pass: %+v, %v", st, err)
+	}
+}
+
+func TestPOP3Keep(t *testing.T) {
+	t.Parallel()
+	p := newPOP3Peer(t)
+	p.add("u1", testMessage("one"))
+	d := &memDeliverer{}
+	src := p.source()
+	src.Keep = true
+	dir := t.TempDir()
+	f := newFetcher(t, src, d, dir)
+	if st, err := once(t, f); err != nil || st.Fetched != 1 {
+		t.Fatalf("first pass: %+v, %v", st, err)
+	}
+	p.add("u/2", testMessage("two")) // escaped in the fetch id
+	f.Close()
+	f = newFetcher(t, src, d, dir)
+	if st, err := once(t, f); err != nil || st.Fetched != 1 {
+		t.Fatalf("second pass: %+v, %v", st, err)
+	}
+	if got := d.subjects(); !slices.Equal(got, []string{"one", "two"}) {
+		t.Errorf("delivered %q", got)
+	}
+	d.mu.Lock()
+	id := IDOf(d.msgs[1].msg)
+	d.mu.Unlock()
+	if id != "test/pop3/u%2F2" {
+		t.Errorf("fetch id %q", id)
+	}
+	if p.len() != 2 {
+		t.Errorf("%d messages on the server, want 2", p.len())
+	}
+}
+
+// TestPOP3CrashMidSession: a delivery that fails after the message was
+// stored (the fetcher never heard) ends the pass, committing only the
+// deletion of what came before; the next session resumes it without a
+// duplicate and deletes the rest.
+func TestPOP3CrashMidSession(t *testing.T) {
+	t.Parallel()
+	p := newPOP3Peer(t)
+	for _, s := range []string{"one", "two", "three"} {
+		p.add("uidl-"+s, testMessage(s))
+	}
+	d := &memDeliverer{after: func(msg []byte) error {
+		if header(msg).Get("Subject") == "two" {
+			return errCrash
+		}
+		return nil
+	}}
+	dir := t.TempDir()
+	f := newFetcher(t, p.source(), d, dir)
+	if st, err := once(t, f); !errors.Is(err, errCrash) || st.Deleted != 1 || p.len() != 2 {
+		t.Fatalf("first pass: %+v, %v, %d left on the server", st, err, p.len())
+	}
+	f.Close()
+	d.after = nil
+	f = newFetcher(t, p.source(), d, dir)
+	st, err := once(t, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := d.subjects(); !slices.Equal(got, []string{"one", "two", "three"}) {
+		t.Errorf("delivered %q, want each once", got)
+	}
+	if st.Fetched != 2 || st.Deleted != 2 || p.len() != 0 {
+		t.Errorf("second pass %+v, %d left on the server", st, p.len())
+	}
+}
+
+func TestPOP3NeedsUIDL(t *testing.T) {
+	t.Parallel()
+	p := newPOP3Peer(t)
+	p.noUIDL = true
+	p.add("u1", testMessage("one"))
+	f := newFetcher(t, p.source(), &memDeliverer{}, t.TempDir())
+	if _, err := once(t, f); err == nil || !strings.Contains(err.Error(), "UIDL") {
+		t.Errorf("got %v, want an error about UIDL", err)
+	}
+}
+
+func TestPOP3TooBig(t *testing.T) {
+	t.Parallel()
+	p := newPOP3Peer(t)
+	p.add("big", append(testMessage("big"), strings.Repeat("x\r\n", 1<<20)...))
+	p.add("small", testMessage("small"))
+	d := &memDeliverer{}
+	f := newFetcher(t, p.source(), d, t.TempDir())
+	st, err := once(t, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (Stats{Fetched: 1, Skipped: 1, Deleted: 1}); st != want {
+		t.Errorf("stats %+v, want %+v", st, want)
+	}
+	if p.len() != 1 {
+		t.Errorf("%d messages on the server, want the big one", p.len())
+	}
+}
+
+// TestPOP3Client checks responses a server may send.
+func TestPOP3Client(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, server string
+		wantErr      string
+	}{
+		{"good", "+OK hi\r\n+OK\r\n1 a\r\n2 b\r\n.\r\n+OK\r\n1 10\r\n2 20\r\n.\r\n", ""},
+		{"bare LF", "+OK hi\n+OK\n1 a\n.\n+OK\n1 10\n.\n", ""},
+		{"no UIDL", "+OK hi\r\n-ERR unknown command\r\n", "UIDL"},
+		{"garbage status", "+OK hi\r\nHELLO\r\n", "malformed"},
+		{"bad UIDL line", "+OK hi\r\n+OK\r\nx y\r\n.\r\n", "malformed"},
+		{"UIDL too long", "+OK hi\r\n+OK\r\n1 " + strings.Repeat("a", 71) + "\r\n.\r\n", "malformed"},
+		{"huge line", "+OK hi\r\n+OK\r\n1 " + strings.Repeat("a", 5000) + "\r\n.\r\n", "longer"},
+		{"cut off", "+OK hi\r\n+OK\r\n1 a\r\n", "EOF"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newPOP3Client(scriptConn(tc.server))
+			err := c.greeting()
+			if err == nil {
+				_, err = c.list()
+			}
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Errorf("got %v, want %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestPOP3Retr(t *testing.T) {
+	t.Parallel()
+	c := newPOP3Client(scriptConn("+OK\r\nSubject: x\r\n\r\n..a\r\n.\r\n"))
+	msg, err := c.retr(1, 100)
+	if err != nil || string(msg) != "Subject: x\r\n\r\n.a\r\n" {
+		t.Errorf("retr = %q, %v", msg, err)
+	}
+	c = newPOP3Client(scriptConn("+OK\r\n" + strings.Repeat("0123456789\r\n", 20) + ".\r\n"))
+	if _, err := c.retr(1, 100); !errors.Is(err, errTooBig) {
+		t.Errorf("retr past the limit: %v", err)
+	}
+}
