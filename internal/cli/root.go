@@ -73,7 +73,7 @@ func (a *app) rootCmd() *cobra.Command {
 		def = DefaultConfig
 	}
 	root.PersistentFlags().StringVar(&a.configPath, "config", def, "configuration file (env POSTHORN_CONFIG)")
-	root.AddCommand(a.initCmd(), a.serveCmd(), a.domainCmd(), a.userCmd(), a.aliasCmd(), a.queueCmd(), a.sendmailCmd(), a.newaliasesCmd(), a.deliverCmd(), a.fetchCmd(), a.sieveCmd())
+	root.AddCommand(a.initCmd(), a.serveCmd(), a.domainCmd(), a.userCmd(), a.aliasCmd(), a.queueCmd(), a.sendmailCmd(), a.newaliasesCmd(), a.deliverCmd(), a.fetchCmd(), a.sieveCmd(), a.mailCmd())
 	return root
 }
 
