@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"posthorn/internal/store"
@@ -216,8 +217,18 @@ func (s *Store) writeDir(ctx context.Context, fn func(*sql.Tx) error) error {
 }
 
 // saveDirectory writes the directory tables as JSON, durably (temporary
-// file, fsync, rename, fsync of the directory).
+// file, fsync, rename, fsync of the directory). Admin commands run in
+// their own processes, so dumps are serialised by an flock: each reads
+// the tables after taking it, so the last one written has every change.
 func (s *Store) saveDirectory(ctx context.Context) error {
+	lock, err := os.OpenFile(filepath.Join(s.dir, directoryFile+".lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return err
+	}
 	dump := map[string][]map[string]any{}
 	for _, t := range directoryTables {
 		rows, err := s.rdb.DB.QueryContext(ctx, `SELECT * FROM `+t)
@@ -234,7 +245,7 @@ func (s *Store) saveDirectory(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(s.dir, directoryFile+".tmp")
+	tmp := filepath.Join(s.dir, fmt.Sprintf("%s.tmp%d", directoryFile, os.Getpid()))
 	if err := writeFileSynced(tmp, b); err != nil {
 		return err
 	}

@@ -2,6 +2,8 @@ package local
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -102,5 +104,44 @@ func TestRecoverRefusesWithoutAccounts(t *testing.T) {
 	must(t, os.WriteFile(filepath.Join(dir, "posthorn.db"), []byte(strings.Repeat("garbage!", 1000)), 0o600))
 	if _, err := Open(Options{Dir: dir, Hostname: "mx.example.test"}); err == nil || !strings.Contains(err.Error(), "backup") {
 		t.Errorf("Open = %v, want a refusal that points to a backup", err)
+	}
+}
+
+// TestDirectoryCopyConcurrent: many processes' worth of admin changes at
+// once leave a complete, current directory.json.
+func TestDirectoryCopyConcurrent(t *testing.T) {
+	dir := t.TempDir()
+	var stores []*Store
+	for range 4 { // as separate CLI processes would: one Store each
+		s, err := Open(Options{Dir: dir, Hostname: "mx.example.test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		stores = append(stores, s)
+	}
+	ctx := context.Background()
+	must(t, stores[0].AddDomain(ctx, "example.test"))
+	done := make(chan error)
+	for i, s := range stores {
+		go func() {
+			var err error
+			for k := range 10 {
+				if e := s.AddAccount(ctx, users.Account{Address: fmt.Sprintf("u%d-%d@example.test", i, k), PasswordHash: "x", Created: time.Now()}); e != nil {
+					err = e
+				}
+			}
+			done <- err
+		}()
+	}
+	for range stores {
+		must(t, <-done)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, directoryFile))
+	must(t, err)
+	var dump map[string][]map[string]any
+	must(t, json.Unmarshal(b, &dump))
+	if len(dump["accounts"]) != 40 {
+		t.Errorf("directory copy holds %d accounts, want 40", len(dump["accounts"]))
 	}
 }
