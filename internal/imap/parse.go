@@ -41,7 +41,13 @@ type scanner struct {
 	eol    bool // the line end has been consumed: nothing to skip on error
 }
 
+// peek looks at the next byte. Once the command budget is spent it fails
+// like next does, so every "peek, then consume" loop ends at the limit
+// instead of spinning on a byte it can no longer take.
 func (s *scanner) peek() (byte, error) {
+	if s.budget <= 0 {
+		return 0, errTooBig
+	}
 	b, err := s.br.Peek(1)
 	if err != nil {
 		return 0, err

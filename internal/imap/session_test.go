@@ -284,3 +284,63 @@ func TestMailboxManagement(t *testing.T) {
 func itoa(n int) string {
 	return strings.TrimSpace(strings.Repeat(" ", 0) + fmtInt(n))
 }
+
+// TestOverlongTokens sends tokens longer than the command limit in every
+// position a token loop reads: each must end in BAD (or BYE) at once, with
+// the session still answering, instead of a loop that never ends.
+func TestOverlongTokens(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	long := strings.Repeat("A", 70<<10)
+	digits := strings.Repeat("1", 70<<10)
+	pre := e.dial(t)
+	pre.send(long + "\r\n") // the tag itself
+	pre.line("* BAD")
+	pre.do("a "+long, "a BAD")
+	pre.do("a1 NOOP", "a1 OK")
+
+	c := e.login(t)
+	c.do("b SELECT INBOX", "b OK")
+	for i, cmd := range []string{
+		"FETCH 1:* " + long,
+		"FETCH " + strings.Repeat("1,", 35<<10) + "1 FLAGS",
+		"FETCH 1 BODY[" + digits + "]",
+		"FETCH 1 BODY[1." + long + "]",
+		"FETCH 1 BODY[]<" + digits + ">",
+		"LIST \"\" " + strings.Repeat("*", 70<<10),
+		"STORE 1 +FLAGS (\\" + long + ")",
+		"SEARCH LARGER " + digits,
+		"LOGIN " + long + " x",
+	} {
+		tag := "t" + fmtInt(i)
+		c.send(tag + " " + cmd + "\r\n")
+		got := c.readLine()
+		for strings.HasPrefix(got, "* ") && !strings.HasPrefix(got, "* BYE") {
+			got = c.readLine()
+		}
+		if !strings.HasPrefix(got, tag+" BAD") {
+			t.Fatalf("%s: got %.80q, want %s BAD", cmd[:20], got, tag)
+		}
+		c.do("n"+fmtInt(i)+" NOOP", "n"+fmtInt(i)+" OK")
+	}
+}
+
+// TestLongMailboxNames: a name whose Maildir++ directory would pass the
+// file system's limit is refused cleanly, leaving no superiors behind, and
+// RENAME checks the names of the children it would move.
+func TestLongMailboxNames(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	c := e.login(t)
+	long := strings.Repeat("x", 300)
+	c.do("a CREATE top/"+long, "a NO [CANNOT]")
+	if lines := c.do(`b LIST "" "*"`, "b OK"); contains(lines, "top") {
+		t.Fatalf("a refused CREATE left a superior behind: %q", lines)
+	}
+	c.do("c CREATE p/"+strings.Repeat("y", 200), "c OK")
+	c.do("d RENAME p "+strings.Repeat("q", 100), "d NO [CANNOT]")
+	if lines := c.do(`e LIST "" "*"`, "e OK"); !contains(lines, "p/yyy") || contains(lines, "qqq") {
+		t.Fatalf("a refused RENAME changed the tree: %q", lines)
+	}
+	c.do("f NOOP", "f OK")
+}
