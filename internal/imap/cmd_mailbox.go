@@ -292,11 +292,13 @@ func (c *conn) cmdCreate(tag string, s *scanner) error {
 	if !validName(name) {
 		return no("CANNOT", "Invalid mailbox name")
 	}
-	if err := c.createParents(name); err != nil {
-		return err
-	}
+	// The mailbox itself first: a name the store refuses (too long, say)
+	// then leaves no superiors behind.
 	if err := c.user.Create(c.ctx, name, use); err != nil {
 		return c.mapErr(err)
+	}
+	if err := c.createParents(name); err != nil {
+		return err
 	}
 	c.ok(tag, "", "CREATE completed")
 	return nil
@@ -368,11 +370,11 @@ func (c *conn) cmdRename(tag string, s *scanner) error {
 	if !validName(to) || to == "INBOX" {
 		return no("CANNOT", "Invalid mailbox name")
 	}
-	if err := c.createParents(to); err != nil {
-		return err
-	}
 	if err := c.user.Rename(c.ctx, from, to); err != nil {
 		return c.mapErr(err)
+	}
+	if err := c.createParents(to); err != nil {
+		return err
 	}
 	c.ok(tag, "", "RENAME completed")
 	return nil

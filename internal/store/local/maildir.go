@@ -70,8 +70,16 @@ func folderDir(name string) (string, error) {
 		}
 		parts[i] = strings.ReplaceAll(encodeName(p), ".", "%2E")
 	}
-	return "." + strings.Join(parts, "."), nil
+	dir := "." + strings.Join(parts, ".")
+	if len(dir) > maxDirName {
+		return "", fmt.Errorf("%w: name too long", store.ErrBadName)
+	}
+	return dir, nil
 }
+
+// maxDirName is NAME_MAX on Linux file systems: a Maildir++ folder is one
+// directory, so its whole hierarchy name, encoded, must fit in it.
+const maxDirName = 255
 
 // makeMaildir creates dir with tmp/, new/ and cur/ (mode 0700). For a
 // folder it adds the "maildirfolder" marker of Maildir++.
