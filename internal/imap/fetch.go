@@ -326,10 +326,16 @@ func (c *conn) fetchOne(i int, items []fetchItem) error {
 	var msg *fetchedMessage
 	setSeen := false
 	var out []string
+	load := c.loadHeader
+	for _, it := range items {
+		if it.needsContent() && !it.headerOnly() {
+			load = c.loadMessage
+		}
+	}
 	for _, it := range items {
 		if it.needsContent() && msg == nil {
 			var err error
-			if msg, err = c.loadMessage(m); err != nil {
+			if msg, err = load(m); err != nil {
 				return err
 			}
 			defer msg.release()
@@ -353,6 +359,16 @@ func (c *conn) fetchOne(i int, items []fetchItem) error {
 	}
 	c.writef("* %d FETCH (%s)\r\n", i+1, strings.Join(out, " "))
 	return nil
+}
+
+// headerOnly reports whether the item is served from the header section
+// alone: ENVELOPE, and BODY[HEADER], BODY[HEADER.FIELDS…] of the message.
+func (it fetchItem) headerOnly() bool {
+	if it.name == "ENVELOPE" {
+		return true
+	}
+	sec := it.section
+	return sec != nil && sec.kind == "BODY" && len(sec.path) == 0 && strings.HasPrefix(sec.text, "HEADER")
 }
 
 func (it fetchItem) needsContent() bool {

@@ -305,10 +305,11 @@ func (k *searchKey) uses(op string) bool {
 
 // searchState carries a message's lazily loaded content.
 type searchState struct {
-	c   *conn
-	i   int
-	msg *fetchedMessage
-	err error
+	c    *conn
+	i    int
+	msg  *fetchedMessage // the whole message, once a key needs it
+	head *fetchedMessage // the header section alone
+	err  error
 }
 
 func (c *conn) matches(k *searchKey, i int) (bool, error) {
@@ -316,6 +317,9 @@ func (c *conn) matches(k *searchKey, i int) (bool, error) {
 	ok := st.eval(k)
 	if st.msg != nil {
 		st.msg.release()
+	}
+	if st.head != nil {
+		st.head.release()
 	}
 	return ok, st.err
 }
@@ -382,7 +386,7 @@ func flagMatch(k *searchKey, m Meta) (bool, bool) {
 func (st *searchState) dateMatch(k *searchKey, m Meta) bool {
 	d := m.InternalDate
 	if strings.HasPrefix(k.op, "SENT") {
-		msg := st.load()
+		msg := st.loadHeader()
 		if msg == nil {
 			return false
 		}
@@ -403,6 +407,18 @@ func (st *searchState) dateMatch(k *searchKey, m Meta) bool {
 	return !day.Before(want) // SINCE
 }
 
+// loadHeader returns the header section, or the whole message if that is
+// loaded already.
+func (st *searchState) loadHeader() *fetchedMessage {
+	if st.msg != nil {
+		return st.msg
+	}
+	if st.head == nil && st.err == nil {
+		st.head, st.err = st.c.loadHeader(st.c.mbox.msgs[st.i])
+	}
+	return st.head
+}
+
 func (st *searchState) load() *fetchedMessage {
 	if st.msg == nil && st.err == nil {
 		st.msg, st.err = st.c.loadMessage(st.c.mbox.msgs[st.i])
@@ -413,20 +429,25 @@ func (st *searchState) load() *fetchedMessage {
 // textMatch evaluates header, BODY and TEXT keys: case-insensitive
 // substring, on decoded header values and decoded text parts.
 func (st *searchState) textMatch(k *searchKey) bool {
-	msg := st.load()
-	if msg == nil {
+	needle := strings.ToLower(k.str)
+	if k.op == "BODY" || k.op == "TEXT" {
+		msg := st.load()
+		if msg == nil {
+			return false
+		}
+		if k.op == "TEXT" && headerHas(msg.root, "", needle) {
+			return true
+		}
+		return bodyHas(msg, msg.root, needle)
+	}
+	head := st.loadHeader()
+	if head == nil {
 		return false
 	}
-	needle := strings.ToLower(k.str)
-	switch k.op {
-	case "HEADER":
-		return headerHas(msg.root, k.str, strings.ToLower(k.str2))
-	case "BODY":
-		return bodyHas(msg, msg.root, needle)
-	case "TEXT":
-		return headerHas(msg.root, "", needle) || bodyHas(msg, msg.root, needle)
+	if k.op == "HEADER" {
+		return headerHas(head.root, k.str, strings.ToLower(k.str2))
 	}
-	return headerHas(msg.root, k.op, needle)
+	return headerHas(head.root, k.op, needle)
 }
 
 var wordDecoder = mime.WordDecoder{CharsetReader: nil}

@@ -33,9 +33,13 @@ type Options struct {
 	// for FETCH and SEARCH (each loaded message counts three times: its
 	// octets, the response and the write buffer). Default 512 MiB.
 	ContentMemory int64
-	IdleTimeout   time.Duration // authenticated autologout, ≥ 30 min (RFC 9051 §5.4)
-	LoginTimeout  time.Duration // before authentication, default 1 min
-	MaxErrors     int           // BAD replies before the connection closes
+	// HeaderCacheMemory bounds the cache of parsed header sections that
+	// ENVELOPE, BODY[HEADER…] and header SEARCH keys are served from.
+	// Default 64 MiB.
+	HeaderCacheMemory int64
+	IdleTimeout       time.Duration // authenticated autologout, ≥ 30 min (RFC 9051 §5.4)
+	LoginTimeout      time.Duration // before authentication, default 1 min
+	MaxErrors         int           // BAD replies before the connection closes
 	// SyncInterval: how often an IDLE session looks for changes made
 	// behind the server's back (another program in the Maildir).
 	SyncInterval time.Duration
@@ -55,6 +59,7 @@ type Server struct {
 	wg        sync.WaitGroup
 	panics    atomic.Int64
 	content   *budget
+	headers   *headerCache
 }
 
 // New validates opts and returns a Server.
@@ -77,6 +82,9 @@ func New(opts Options) (*Server, error) {
 	if opts.AppendLimit <= 0 {
 		opts.AppendLimit = 50 << 20
 	}
+	if opts.HeaderCacheMemory <= 0 {
+		opts.HeaderCacheMemory = 64 << 20
+	}
 	if opts.ContentMemory <= 0 {
 		opts.ContentMemory = 512 << 20
 	}
@@ -93,7 +101,8 @@ func New(opts Options) (*Server, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Server{opts: opts, log: opts.Logger, listeners: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{},
-		limits: connlimit.New(opts.MaxConnections, opts.MaxConnectionsPerIP), perUser: map[string]int{}, content: newBudget(opts.ContentMemory)}, nil
+		limits: connlimit.New(opts.MaxConnections, opts.MaxConnectionsPerIP), perUser: map[string]int{}, content: newBudget(opts.ContentMemory),
+		headers: newHeaderCache(opts.HeaderCacheMemory)}, nil
 }
 
 // Panics counts recovered session panics; tests require zero.

@@ -344,3 +344,40 @@ func TestLongMailboxNames(t *testing.T) {
 	}
 	c.do("f NOOP", "f OK")
 }
+
+// TestHeaderOnlyFetch: items served from the header section alone agree
+// with the whole message, from the cache as on first read, alone or beside
+// body items; a header section too long for the cache is read whole.
+func TestHeaderOnlyFetch(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	e.deliver(t, msg1)
+	big := "X-Big: " + strings.Repeat("z", 300<<10) + "\r\nSubject: big one\r\n\r\nbig body\r\n"
+	e.deliver(t, big)
+	c := e.login(t)
+	c.do("s SELECT INBOX", "s OK")
+	for _, tag := range []string{"a", "b"} { // the second round hits the cache
+		out := c.do(tag+" FETCH 1 (ENVELOPE BODY.PEEK[HEADER.FIELDS (SUBJECT)] RFC822.HEADER)", tag+" OK")
+		if !contains(out, `"first message"`) || !contains(out, "BODY[HEADER.FIELDS (SUBJECT)] {26}\nSubject: first message\r\n\r\n") ||
+			!contains(out, "RFC822.HEADER {"+itoa(strings.Index(msg1, "\r\n\r\n")+4)+"}") {
+			t.Fatalf("round %s: %q", tag, out)
+		}
+	}
+	out := c.do("c FETCH 1 (ENVELOPE BODY.PEEK[TEXT])", "c OK")
+	if !contains(out, `"first message"`) || !contains(out, "BODY[TEXT] {32}\nHello there, this is the body.\r\n") {
+		t.Fatalf("header beside body: %q", out)
+	}
+	out = c.do("d FETCH 2 (ENVELOPE BODY.PEEK[HEADER.FIELDS (SUBJECT)])", "d OK")
+	if !contains(out, `"big one"`) || !contains(out, "Subject: big one") {
+		t.Fatalf("long header: %q", out)
+	}
+	if out := c.do(`e UID SEARCH SUBJECT "big"`, "e OK"); !contains(out, "* SEARCH 2") {
+		t.Fatalf("search on a long header: %q", out)
+	}
+	if out := c.do(`f SEARCH SUBJECT "FIRST" SENTON 2-Jan-2026`, "f OK"); !contains(out, "* SEARCH 1") {
+		t.Fatalf("header search: %q", out)
+	}
+	if out := c.do(`g SEARCH TEXT "big body"`, "g OK"); !contains(out, "* SEARCH 2") {
+		t.Fatalf("text search: %q", out)
+	}
+}
