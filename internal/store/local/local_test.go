@@ -213,3 +213,57 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestIncrementalSync: after a full sync, later syncs compare only the
+// files whose names changed; the server's own flag changes and another
+// program's changes in the same moment must all come out right.
+func TestIncrementalSync(t *testing.T) {
+	t.Parallel()
+	s, ctx := newStore(t)
+	const acct = "me@example.test"
+	for i := 0; i < 4; i++ {
+		if err := s.Deliver(ctx, []store.Delivery{delivery(acct, "Subject: x\r\n\r\nbody\r\n")})[0]; err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(t, s.Sync(ctx, acct, "INBOX"))
+	id, dir, err := s.mailbox(ctx, acct, "INBOX")
+	must(t, err)
+	fullAt := s.synced.listings[id].fullAt
+
+	// Our own change, then another program's, within the dirty window.
+	if _, _, err := s.SetFlags(ctx, acct, "INBOX", []uint32{1}, store.FlagsAdd, []string{`\Flagged`}, 0); err != nil {
+		t.Fatal(err)
+	}
+	must(t, s.Sync(ctx, acct, "INBOX"))
+	ents, _ := os.ReadDir(filepath.Join(dir, "new"))
+	if len(ents) != 3 {
+		t.Fatalf("%d files in new/, want 3", len(ents))
+	}
+	must(t, os.Rename(filepath.Join(dir, "new", ents[0].Name()), filepath.Join(dir, "cur", ents[0].Name()+":2,S")))
+	must(t, os.Remove(filepath.Join(dir, "new", ents[1].Name())))
+	must(t, os.WriteFile(filepath.Join(dir, "new", "9999999999.dropped"), []byte("Subject: y\n\nhi\n"), 0o600))
+	must(t, s.Sync(ctx, acct, "INBOX"))
+
+	if got := s.synced.listings[id].fullAt; !got.Equal(fullAt) {
+		t.Fatal("the later syncs were full ones; want incremental")
+	}
+	msgs, _ := s.Messages(ctx, acct, "INBOX")
+	var got []string
+	for _, m := range msgs {
+		got = append(got, fmt.Sprint(m.UID, m.Flags))
+	}
+	want := []string{`1 [\Flagged]`, `2 [\Seen]`, `4 []`, `5 []`}
+	if strings.Join(got, ";") != strings.Join(want, ";") {
+		t.Fatalf("after incremental sync: %v, want %v", got, want)
+	}
+	// And a full comparison agrees.
+	s.synced.listings = nil
+	s.synced.forget(id)
+	boxes, _ := s.Mailboxes(ctx, acct)
+	must(t, s.Sync(ctx, acct, "INBOX"))
+	again, _ := s.Mailboxes(ctx, acct)
+	if boxes[0].HighestModSeq != again[0].HighestModSeq {
+		t.Error("a full sync found changes the incremental ones missed")
+	}
+}

@@ -2,12 +2,10 @@ package local
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -226,28 +224,6 @@ type scanned struct {
 	file  string // "new/…" or "cur/…"
 	base  string
 	flags []string
-}
-
-// scanMaildir lists the messages of one Maildir, sorted by name (which
-// starts with the delivery time, so UIDs follow arrival order). keywords
-// maps the letters of file names (readKeywords).
-func scanMaildir(dir string, keywords []string) ([]scanned, error) {
-	var out []scanned
-	for _, sd := range []string{"new", "cur"} {
-		ents, err := os.ReadDir(filepath.Join(dir, sd))
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			return nil, err
-		}
-		for _, e := range ents {
-			n := e.Name()
-			if !e.Type().IsRegular() || strings.HasPrefix(n, ".") {
-				continue
-			}
-			out = append(out, scanned{file: sd + "/" + n, base: baseName(n), flags: fileFlags(keywords, n)})
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].base < out[j].base })
-	return out, nil
 }
 
 // cleanTmp removes files left in tmp/ for over 36 hours (the Maildir

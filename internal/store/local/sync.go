@@ -3,8 +3,10 @@ package local
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -33,22 +35,47 @@ func (s *Store) Sync(ctx context.Context, account, mailbox string) error {
 // syncDir reconciles one Maildir with its index. When neither new/ nor
 // cur/ has changed (mtime) since the last sync, it does nothing: a rename
 // or unlink always changes the directory's mtime.
+//
+// Otherwise it lists the directory and compares the listing with the one
+// of the last sync: only the files whose names differ (new, gone, renamed)
+// are looked up in the index. After the last sync the index agreed with
+// that listing, and every change the store makes itself renames, adds or
+// removes a file, so an unchanged name is an unchanged message. The
+// server's own flag changes therefore cost two directory reads, not a
+// comparison of every row (the listing of a large mailbox still costs its
+// readdir). A full comparison runs when there is no listing, and once a
+// minute at most as a safety net.
 func (s *Store) syncDir(ctx context.Context, id int64, dir string) error {
 	mark, ok := s.synced.changed(id, dir)
 	if !ok {
 		return nil
 	}
-	cleanTmp(dir)
-	letters := readKeywords(dir)
-	files, err := scanMaildir(dir, letters)
+	unlock := s.synced.lock(id)
+	defer unlock()
+	now := time.Now()
+	files, err := listMaildir(dir)
 	if err != nil {
 		return classify(err)
 	}
-	rows, err := s.indexRows(ctx, id)
-	if err != nil {
-		return err
+	letters := readKeywords(dir)
+	prev := s.synced.listing(id, dir, now)
+	var plan syncPlan
+	if touched, ok := prev.touched(files); ok {
+		if len(touched) > 0 {
+			rows, err := s.indexRowsFor(ctx, id, touched)
+			if err != nil {
+				return err
+			}
+			plan = diff(files.scanned(touched, letters), rows, letters)
+		}
+	} else {
+		cleanTmp(dir)
+		rows, err := s.indexRows(ctx, id)
+		if err != nil {
+			return err
+		}
+		plan = diff(files.scanned(nil, letters), rows, letters)
 	}
-	plan := diff(files, rows, letters)
 	if !plan.empty() {
 		for i := range plan.add {
 			if plan.add[i].vsize, plan.add[i].date, err = fileFacts(dir, plan.add[i].file); err != nil {
@@ -60,6 +87,8 @@ func (s *Store) syncDir(ctx context.Context, id int64, dir string) error {
 		}
 		s.watch.notify(id)
 	}
+	full := prev == nil
+	s.synced.record(id, dir, files, full, now)
 	// A directory changed moments ago may change again within the same
 	// timestamp tick, unseen: trust its mark only once it is old enough
 	// (Dovecot does the same with its "dirty" window).
@@ -75,13 +104,96 @@ func (s *Store) syncDir(ctx context.Context, id int64, dir string) error {
 // it is trusted; well above any file system's timestamp granularity.
 const dirtyWindow = time.Second
 
-// syncMarks remembers the directory mtimes each mailbox was synced at.
+// fullSyncEvery bounds how long incremental syncs go on before the whole
+// index is compared with the disk again.
+const fullSyncEvery = time.Minute
+
+// maxListings bounds how many mailboxes' listings are kept in memory
+// (about 150 bytes per message); beyond it the least recently synced is
+// dropped and its next sync is a full one.
+const maxListings = 512
+
+// listing is a Maildir's message files by base name: base → "new/…" or
+// "cur/…" (the name carries the flags).
+type listing map[string]string
+
+// listMaildir reads new/ and cur/.
+func listMaildir(dir string) (listing, error) {
+	out := listing{}
+	for _, sd := range []string{"new", "cur"} {
+		ents, err := os.ReadDir(filepath.Join(dir, sd))
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+		for _, e := range ents {
+			n := e.Name()
+			if !e.Type().IsRegular() || strings.HasPrefix(n, ".") {
+				continue
+			}
+			out[baseName(n)] = sd + "/" + n
+		}
+	}
+	return out, nil
+}
+
+// touched returns the bases whose file differs between the last sync's
+// listing l and now; ok is false when there is no listing to compare with.
+func (l listing) touched(now listing) (bases []string, ok bool) {
+	if l == nil {
+		return nil, false
+	}
+	for b, f := range now {
+		if l[b] != f {
+			bases = append(bases, b)
+		}
+	}
+	for b := range l {
+		if _, ok := now[b]; !ok {
+			bases = append(bases, b)
+		}
+	}
+	return bases, true
+}
+
+// scanned returns the files of the given bases (all when bases is nil)
+// that exist, in base order: new files get UIDs in delivery order.
+func (l listing) scanned(bases []string, letters []string) []scanned {
+	var out []scanned
+	add := func(b string) {
+		if f, ok := l[b]; ok {
+			out = append(out, scanned{file: f, base: b, flags: fileFlags(letters, filepath.Base(f))})
+		}
+	}
+	if bases == nil {
+		for b := range l {
+			add(b)
+		}
+	} else {
+		for _, b := range bases {
+			add(b)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].base < out[j].base })
+	return out
+}
+
+// syncMarks remembers, per mailbox, the directory mtimes it was synced at
+// and the listing the index agreed with then.
 type syncMarks struct {
-	mu sync.Mutex
-	m  map[int64]dirMark
+	mu       sync.Mutex
+	m        map[int64]dirMark
+	listings map[int64]*dirListing
+	locks    map[int64]*sync.Mutex
 }
 
 type dirMark struct{ new, cur time.Time }
+
+type dirListing struct {
+	dir      string
+	files    listing
+	fullAt   time.Time // last full comparison
+	syncedAt time.Time
+}
 
 // changed returns the current mark of dir and whether it differs from
 // the one of the last sync.
@@ -114,23 +226,109 @@ func (m *syncMarks) set(id int64, mark dirMark) {
 	m.m[id] = mark
 }
 
+// lock serialises the syncs of one mailbox: concurrent sessions would
+// otherwise each compare the same changes.
+func (m *syncMarks) lock(id int64) func() {
+	m.mu.Lock()
+	if m.locks == nil {
+		m.locks = map[int64]*sync.Mutex{}
+	}
+	l := m.locks[id]
+	if l == nil {
+		l = &sync.Mutex{}
+		m.locks[id] = l
+	}
+	m.mu.Unlock()
+	l.Lock()
+	return l.Unlock
+}
+
+// listing returns the listing of the last sync of id, or nil when a full
+// comparison is due.
+func (m *syncMarks) listing(id int64, dir string, now time.Time) listing {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	l := m.listings[id]
+	if l == nil || l.dir != dir || now.Sub(l.fullAt) > fullSyncEvery {
+		return nil
+	}
+	return l.files
+}
+
+// record keeps the listing the index now agrees with.
+func (m *syncMarks) record(id int64, dir string, files listing, full bool, now time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.listings == nil {
+		m.listings = map[int64]*dirListing{}
+	}
+	l := m.listings[id]
+	if l == nil || l.dir != dir {
+		if !full {
+			return
+		}
+		l = &dirListing{dir: dir}
+		m.listings[id] = l
+	}
+	l.files, l.syncedAt = files, now
+	if full {
+		l.fullAt = now
+	}
+	if len(m.listings) > maxListings {
+		var oldest int64
+		var at time.Time
+		for k, v := range m.listings {
+			if at.IsZero() || v.syncedAt.Before(at) {
+				oldest, at = k, v.syncedAt
+			}
+		}
+		delete(m.listings, oldest)
+	}
+}
+
 func (s *Store) indexRows(ctx context.Context, id int64) (map[string]indexed, error) {
 	rs, err := s.rdb.QueryContext(ctx, `SELECT uid, base, file, flags FROM messages WHERE mailbox_id = ?`, id)
 	if err != nil {
 		return nil, err
 	}
-	defer rs.Close()
 	out := map[string]indexed{}
+	return out, scanIndexed(rs, out)
+}
+
+// indexRowsFor returns the index rows of the given base names.
+func (s *Store) indexRowsFor(ctx context.Context, id int64, bases []string) (map[string]indexed, error) {
+	out := map[string]indexed{}
+	for len(bases) > 0 {
+		n := min(len(bases), 500) // well under SQLite's bound on parameters
+		args := []any{id}
+		for _, b := range bases[:n] {
+			args = append(args, b)
+		}
+		q := `SELECT uid, base, file, flags FROM messages WHERE mailbox_id = ? AND base IN (?` + strings.Repeat(", ?", n-1) + `)`
+		rs, err := s.rdb.QueryContext(ctx, q, args...)
+		if err != nil {
+			return nil, err
+		}
+		if err := scanIndexed(rs, out); err != nil {
+			return nil, err
+		}
+		bases = bases[n:]
+	}
+	return out, nil
+}
+
+func scanIndexed(rs *sql.Rows, out map[string]indexed) error {
+	defer rs.Close()
 	for rs.Next() {
 		var r indexed
 		var base, flags string
 		if err := rs.Scan(&r.uid, &base, &r.file, &flags); err != nil {
-			return nil, err
+			return err
 		}
 		r.flags = strings.Fields(flags)
 		out[base] = r
 	}
-	return out, rs.Err()
+	return rs.Err()
 }
 
 // syncPlan is what Sync must change in the index.
