@@ -337,6 +337,8 @@ func cleanText(s string) string {
 	}, s)
 }
 
+var quoteEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`)
+
 // quote renders s as a quoted string, or as a literal when it cannot be
 // quoted (RFC 9051 §4.3). Non-ASCII is quoted only in UTF-8 mode.
 func (c *conn) quote(s string) string {
@@ -346,7 +348,7 @@ func (c *conn) quote(s string) string {
 			return "{" + strconv.Itoa(len(s)) + "}\r\n" + s
 		}
 	}
-	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+	return `"` + quoteEscaper.Replace(s) + `"`
 }
 
 // nquote is quote or NIL for "".

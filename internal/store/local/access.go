@@ -183,7 +183,7 @@ func (s *Store) Changes(ctx context.Context, account, mailbox string, since uint
 	if err != nil {
 		return store.Changes{}, err
 	}
-	if err := s.syncDir(ctx, id, dir); err != nil {
+	if err := s.pollDir(ctx, id, dir); err != nil {
 		return store.Changes{}, err
 	}
 	var c store.Changes

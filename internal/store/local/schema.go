@@ -123,6 +123,11 @@ var migrations = []string{
 		sent       INTEGER NOT NULL,
 		PRIMARY KEY (account_id, key, sender)
 	);`,
+
+	// 5: CONDSTORE/QRESYNC and every session's poll ask for the changes
+	// after a MODSEQ: an index answers without reading the whole mailbox.
+	`CREATE INDEX messages_modseq ON messages(mailbox_id, modseq);
+	CREATE INDEX expunged_modseq ON expunged(mailbox_id, modseq);`,
 }
 
 // migrate brings the schema up to date in one transaction.

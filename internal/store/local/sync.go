@@ -100,6 +100,24 @@ func (s *Store) syncDir(ctx context.Context, id int64, dir string) error {
 	return nil
 }
 
+// pollDir is syncDir for the frequent callers (Changes: every IMAP
+// session after every command, and IDLE): it does nothing when the
+// mailbox was synced less than pollFresh ago. Changes the store makes
+// itself reach sessions through the index at once; only changes by other
+// programs in the Maildir may wait, and for no longer than that. SELECT,
+// STATUS and Sync always look at the disk.
+func (s *Store) pollDir(ctx context.Context, id int64, dir string) error {
+	if s.synced.syncedWithin(id, dir, pollFresh) {
+		return nil
+	}
+	return s.syncDir(ctx, id, dir)
+}
+
+// pollFresh bounds how stale a poll may find a mailbox; it caps the
+// directory reads of a busy mailbox at ten a second, however many
+// sessions have it selected.
+const pollFresh = 100 * time.Millisecond
+
 // dirtyWindow is how old a directory mtime must be before a sync made at
 // it is trusted; well above any file system's timestamp granularity.
 const dirtyWindow = time.Second
@@ -117,11 +135,11 @@ const maxListings = 512
 // "cur/…" (the name carries the flags).
 type listing map[string]string
 
-// listMaildir reads new/ and cur/.
+// listMaildir reads new/ and cur/ (unsorted: the order does not matter).
 func listMaildir(dir string) (listing, error) {
 	out := listing{}
 	for _, sd := range []string{"new", "cur"} {
-		ents, err := os.ReadDir(filepath.Join(dir, sd))
+		ents, err := readDirUnsorted(filepath.Join(dir, sd))
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			return nil, err
 		}
@@ -134,6 +152,15 @@ func listMaildir(dir string) (listing, error) {
 		}
 	}
 	return out, nil
+}
+
+func readDirUnsorted(dir string) ([]os.DirEntry, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return f.ReadDir(-1)
 }
 
 // touched returns the bases whose file differs between the last sync's
@@ -253,6 +280,14 @@ func (m *syncMarks) listing(id int64, dir string, now time.Time) listing {
 		return nil
 	}
 	return l.files
+}
+
+// syncedWithin reports whether id was last synced less than d ago.
+func (m *syncMarks) syncedWithin(id int64, dir string, d time.Duration) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	l := m.listings[id]
+	return l != nil && l.dir == dir && time.Since(l.syncedAt) < d
 }
 
 // record keeps the listing the index now agrees with.
