@@ -26,6 +26,8 @@ type Config struct {
 	Listen   Listen   `toml:"listen" comment:"Listeners: service name = list of \"host:port\" (or a unix socket path for lmtp). A service not listed is off."`
 	TLS      TLS      `toml:"tls"`
 	SMTP     SMTP     `toml:"smtp"`
+	IMAP     IMAP     `toml:"imap"`
+	POP3     POP3     `toml:"pop3"`
 	Delivery Delivery `toml:"delivery"`
 	Auth     Auth     `toml:"auth"`
 	Queue    Queue    `toml:"queue"`
@@ -66,6 +68,21 @@ type Queue struct {
 	Lifetime     Duration `toml:"lifetime" comment:"Give up and return the message to its sender after this long."`
 	DelayWarning Duration `toml:"delay_warning" comment:"Tell senders who asked (DSN NOTIFY=DELAY) that their message is delayed after this long."`
 	Workers      int      `toml:"workers" comment:"Deliveries in progress at once."`
+}
+
+// IMAP limits the IMAP listeners (imap and imaps, each counted apart).
+type IMAP struct {
+	MaxConnections        int      `toml:"max_connections" comment:"Concurrent IMAP connections on one listener."`
+	MaxConnectionsPerIP   int      `toml:"max_connections_per_ip" comment:"Concurrent IMAP connections from one client IP address (an office behind NAT is one address)."`
+	MaxConnectionsPerUser int      `toml:"max_connections_per_user" comment:"Concurrent IMAP sessions of one account; the next login gets NO [LIMIT]."`
+	IdleTimeout           Duration `toml:"idle_timeout" comment:"Autologout of an authenticated session with no command (RFC 9051 asks for at least 30 minutes)."`
+	HeaderCache           Size     `toml:"header_cache" comment:"Memory for parsed message headers, shared by all sessions (ENVELOPE, header SEARCH)."`
+}
+
+// POP3 limits the POP3 listeners (pop3 and pop3s, each counted apart).
+type POP3 struct {
+	MaxConnections      int `toml:"max_connections" comment:"Concurrent POP3 connections on one listener."`
+	MaxConnectionsPerIP int `toml:"max_connections_per_ip" comment:"Concurrent POP3 connections from one client IP address."`
 }
 
 // Outbound configures delivery to other servers.
@@ -156,6 +173,9 @@ func Default() Config {
 			DataTimeout:         Duration(10 * time.Minute),
 			ShutdownTimeout:     Duration(30 * time.Second),
 		},
+		IMAP: IMAP{MaxConnections: 20000, MaxConnectionsPerIP: 200, MaxConnectionsPerUser: 50,
+			IdleTimeout: Duration(30 * time.Minute), HeaderCache: 64 << 20},
+		POP3:     POP3{MaxConnections: 1000, MaxConnectionsPerIP: 20},
 		Delivery: Delivery{SubaddressSeparator: "+"},
 		Auth: Auth{
 			MaxFailures:   10,

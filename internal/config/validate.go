@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 )
@@ -28,6 +29,8 @@ func (c *Config) Validate() error {
 	c.Listen.check(&p)
 	c.TLS.check(&p)
 	c.SMTP.check(&p)
+	c.IMAP.check(&p)
+	c.POP3.check(&p)
 	c.Delivery.check(&p)
 	c.Auth.check(&p)
 	c.Queue.check(&p)
@@ -208,6 +211,22 @@ func (s SMTP) check(p *problems) {
 	positive(p, "smtp.command_timeout", s.CommandTimeout)
 	positive(p, "smtp.data_timeout", s.DataTimeout)
 	positive(p, "smtp.shutdown_timeout", s.ShutdownTimeout)
+}
+
+func (c IMAP) check(p *problems) {
+	atLeast(p, "imap.max_connections", c.MaxConnections, 1)
+	atLeast(p, "imap.max_connections_per_ip", c.MaxConnectionsPerIP, 1)
+	atLeast(p, "imap.max_connections_per_user", c.MaxConnectionsPerUser, 1)
+	// RFC 9051 §5.4: the autologout timer must be at least 30 minutes.
+	if time.Duration(c.IdleTimeout) < 30*time.Minute {
+		p.addf("imap.idle_timeout", "at least 30m (RFC 9051 section 5.4)")
+	}
+	atLeast(p, "imap.header_cache", c.HeaderCache, 1<<20)
+}
+
+func (c POP3) check(p *problems) {
+	atLeast(p, "pop3.max_connections", c.MaxConnections, 1)
+	atLeast(p, "pop3.max_connections_per_ip", c.MaxConnectionsPerIP, 1)
 }
 
 // atLeast records a problem with key when got is below least.

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestValidateRejects(t *testing.T) {
@@ -52,6 +53,10 @@ func TestValidateRejects(t *testing.T) {
 		{"connections", func(c *Config) { c.SMTP.MaxConnections = 0 }, "smtp.max_connections", "at least 1"},
 		{"connections per ip", func(c *Config) { c.SMTP.MaxConnectionsPerIP = 0 }, "smtp.max_connections_per_ip", "at least 1"},
 		{"errors", func(c *Config) { c.SMTP.MaxErrors = 0 }, "smtp.max_errors", "at least 1"},
+		{"imap per user", func(c *Config) { c.IMAP.MaxConnectionsPerUser = 0 }, "imap.max_connections_per_user", "at least 1"},
+		{"imap autologout", func(c *Config) { c.IMAP.IdleTimeout = Duration(29 * time.Minute) }, "imap.idle_timeout", "at least 30m"},
+		{"imap header cache", func(c *Config) { c.IMAP.HeaderCache = 1000 }, "imap.header_cache", "at least 1MiB"},
+		{"pop3 per ip", func(c *Config) { c.POP3.MaxConnectionsPerIP = 0 }, "pop3.max_connections_per_ip", "at least 1"},
 		{"command timeout", func(c *Config) { c.SMTP.CommandTimeout = 0 }, "smtp.command_timeout", "positive"},
 		{"data timeout", func(c *Config) { c.SMTP.DataTimeout = -1 }, "smtp.data_timeout", "positive"},
 		{"shutdown timeout", func(c *Config) { c.SMTP.ShutdownTimeout = 0 }, "smtp.shutdown_timeout", "positive"},

@@ -223,7 +223,10 @@ func (d *Daemon) buildIMAP(us *users.Service) error {
 		s, err := imap.New(imap.Options{
 			Hostname: d.cfg.Hostname, Backend: IMAPBackend(us, d.store), Logger: d.log.With("service", svc),
 			TLS: d.certs.TLSConfig(), ImplicitTLS: svc == "imaps",
-			AppendLimit: int64(d.cfg.SMTP.MaxMessageSize), MaxConnectionsPerIP: d.cfg.SMTP.MaxConnectionsPerIP,
+			AppendLimit:    int64(d.cfg.SMTP.MaxMessageSize),
+			MaxConnections: d.cfg.IMAP.MaxConnections, MaxConnectionsPerIP: d.cfg.IMAP.MaxConnectionsPerIP,
+			MaxConnectionsPerUser: d.cfg.IMAP.MaxConnectionsPerUser, IdleTimeout: time.Duration(d.cfg.IMAP.IdleTimeout),
+			HeaderCacheMemory: int64(d.cfg.IMAP.HeaderCache),
 		})
 		if err != nil {
 			return fmt.Errorf("%s: %w", svc, err)
@@ -236,7 +239,8 @@ func (d *Daemon) buildIMAP(us *users.Service) error {
 			continue
 		}
 		s, err := pop3.New(pop3.Options{Hostname: d.cfg.Hostname, Backend: pb, Logger: d.log.With("service", svc),
-			TLS: d.certs.TLSConfig(), ImplicitTLS: svc == "pop3s", MaxConnectionsPerIP: d.cfg.SMTP.MaxConnectionsPerIP})
+			TLS: d.certs.TLSConfig(), ImplicitTLS: svc == "pop3s",
+			MaxConnections: d.cfg.POP3.MaxConnections, MaxConnectionsPerIP: d.cfg.POP3.MaxConnectionsPerIP})
 		if err != nil {
 			return fmt.Errorf("%s: %w", svc, err)
 		}
