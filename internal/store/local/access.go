@@ -234,20 +234,31 @@ func (s *Store) metas(ctx context.Context, where string, args ...any) ([]store.M
 }
 
 // Open implements store.Access.
+// One query finds the mailbox and the message: SEARCH and FETCH open
+// thousands in a row.
 func (s *Store) Open(ctx context.Context, account, mailbox string, uid uint32) (store.Content, error) {
-	id, dir, err := s.mailbox(ctx, account, mailbox)
-	if err != nil {
-		return nil, err
-	}
-	var file string
+	name := canonicalMailbox(mailbox)
+	var rel, file string
 	var size int64
-	err = s.rdb.QueryRowContext(ctx, `SELECT file, size FROM messages WHERE mailbox_id = ? AND uid = ?`, id, uid).Scan(&file, &size)
+	err := s.rdb.QueryRowContext(ctx, `
+		SELECT a.maildir, g.file, g.size FROM mailboxes m
+		JOIN accounts a ON a.id = m.account_id
+		JOIN messages g ON g.mailbox_id = m.id AND g.uid = ?
+		WHERE a.address = ? AND m.name = ?`, uid, account, name).Scan(&rel, &file, &size)
 	if errors.Is(err, sql.ErrNoRows) {
+		if _, _, err := s.mailbox(ctx, account, mailbox); err != nil {
+			return nil, err
+		}
 		return nil, users.ErrNotFound
 	}
 	if err != nil {
 		return nil, err
 	}
+	sub, err := folderDir(name)
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(s.mailDir, rel, sub)
 	return fileContent{path: filepath.Join(dir, file), size: size, base: baseName(filepath.Base(file)), dir: dir}, nil
 }
 
@@ -328,7 +339,7 @@ func (c fileContent) Reader() (store.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &crlfReader{f: f, r: newBufReader(f)}, nil
+	return newCRLFReader(f), nil
 }
 
 func openByBase(dir, base string) (*os.File, error) {

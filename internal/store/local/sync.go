@@ -57,6 +57,7 @@ func (s *Store) syncDir(ctx context.Context, id int64, dir string) error {
 	if err != nil {
 		return classify(err)
 	}
+	cost := time.Since(now)
 	letters := readKeywords(dir)
 	prev := s.synced.listing(id, dir, now)
 	var plan syncPlan
@@ -88,7 +89,7 @@ func (s *Store) syncDir(ctx context.Context, id int64, dir string) error {
 		s.watch.notify(id)
 	}
 	full := prev == nil
-	s.synced.record(id, dir, files, full, now)
+	s.synced.record(id, dir, files, full, now, cost)
 	// A directory changed moments ago may change again within the same
 	// timestamp tick, unseen: trust its mark only once it is old enough
 	// (Dovecot does the same with its "dirty" window).
@@ -106,17 +107,25 @@ func (s *Store) syncDir(ctx context.Context, id int64, dir string) error {
 // itself reach sessions through the index at once; only changes by other
 // programs in the Maildir may wait, and for no longer than that. SELECT,
 // STATUS and Sync always look at the disk.
+//
+// The wait grows with the cost of reading the directory, so that polls
+// never spend more than about 5% of the time listing a large mailbox: 100
+// ms for an ordinary one, up to 2 s for one of some hundred thousand
+// messages.
 func (s *Store) pollDir(ctx context.Context, id int64, dir string) error {
-	if s.synced.syncedWithin(id, dir, pollFresh) {
+	if s.synced.syncedWithin(id, dir) {
 		return nil
 	}
 	return s.syncDir(ctx, id, dir)
 }
 
-// pollFresh bounds how stale a poll may find a mailbox; it caps the
-// directory reads of a busy mailbox at ten a second, however many
-// sessions have it selected.
-const pollFresh = 100 * time.Millisecond
+// pollFresh and pollStale bound how stale a poll may find a mailbox;
+// pollFresh caps the directory reads of a busy mailbox at ten a second,
+// however many sessions have it selected.
+const (
+	pollFresh = 100 * time.Millisecond
+	pollStale = 2 * time.Second
+)
 
 // dirtyWindow is how old a directory mtime must be before a sync made at
 // it is trusted; well above any file system's timestamp granularity.
@@ -220,6 +229,7 @@ type dirListing struct {
 	files    listing
 	fullAt   time.Time // last full comparison
 	syncedAt time.Time
+	cost     time.Duration // of the last directory listing
 }
 
 // changed returns the current mark of dir and whether it differs from
@@ -282,16 +292,22 @@ func (m *syncMarks) listing(id int64, dir string, now time.Time) listing {
 	return l.files
 }
 
-// syncedWithin reports whether id was last synced less than d ago.
-func (m *syncMarks) syncedWithin(id int64, dir string, d time.Duration) bool {
+// syncedWithin reports whether id was synced recently enough for a poll:
+// within pollFresh, or twenty times the cost of its last listing.
+func (m *syncMarks) syncedWithin(id int64, dir string) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	l := m.listings[id]
-	return l != nil && l.dir == dir && time.Since(l.syncedAt) < d
+	if l == nil || l.dir != dir {
+		return false
+	}
+	fresh := min(max(pollFresh, 20*l.cost), pollStale)
+	return time.Since(l.syncedAt) < fresh
 }
 
-// record keeps the listing the index now agrees with.
-func (m *syncMarks) record(id int64, dir string, files listing, full bool, now time.Time) {
+// record keeps the listing the index now agrees with; cost is how long
+// reading the directory took.
+func (m *syncMarks) record(id int64, dir string, files listing, full bool, now time.Time, cost time.Duration) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.listings == nil {
@@ -305,7 +321,7 @@ func (m *syncMarks) record(id int64, dir string, files listing, full bool, now t
 		l = &dirListing{dir: dir}
 		m.listings[id] = l
 	}
-	l.files, l.syncedAt = files, now
+	l.files, l.syncedAt, l.cost = files, now, cost
 	if full {
 		l.fullAt = now
 	}
