@@ -227,6 +227,9 @@ func (d *Daemon) buildIMAP(us *users.Service) error {
 			MaxConnections: d.cfg.IMAP.MaxConnections, MaxConnectionsPerIP: d.cfg.IMAP.MaxConnectionsPerIP,
 			MaxConnectionsPerUser: d.cfg.IMAP.MaxConnectionsPerUser, IdleTimeout: time.Duration(d.cfg.IMAP.IdleTimeout),
 			HeaderCacheMemory: int64(d.cfg.IMAP.HeaderCache),
+			// The store's Watch reports changes by other programs within a
+			// second (one poller per watched mailbox); this is a backstop.
+			SyncInterval: time.Minute,
 		})
 		if err != nil {
 			return fmt.Errorf("%s: %w", svc, err)

@@ -41,7 +41,10 @@ type Options struct {
 	LoginTimeout      time.Duration // before authentication, default 1 min
 	MaxErrors         int           // BAD replies before the connection closes
 	// SyncInterval: how often an IDLE session looks for changes made
-	// behind the server's back (another program in the Maildir).
+	// behind the server's back (another program in the Maildir). Default
+	// 5 s. A backend whose Watch reports such changes itself (the local
+	// store polls each watched mailbox once, for all its sessions) lets
+	// this be long, so idle sessions cost nothing while nothing happens.
 	SyncInterval time.Duration
 }
 

@@ -318,7 +318,64 @@ func (s *Store) Watch(account, mailbox string) (<-chan struct{}, func()) {
 		ch := make(chan struct{})
 		return ch, func() {}
 	}
-	return s.watch.add(id)
+	ch, stop := s.watch.add(id)
+	if s.watch.startPoller(id) {
+		go s.pollWatched(id)
+	}
+	return ch, stop
+}
+
+// watchPoll is how often a watched mailbox is looked at for changes made
+// behind the store's back (another program in the Maildir). One poller
+// per mailbox serves all its watchers, however many sessions idle on it.
+const watchPoll = time.Second
+
+// pollWatched syncs mailbox id every watchPoll while anyone watches it;
+// a change found notifies the watchers (syncDir does).
+func (s *Store) pollWatched(id int64) {
+	t := time.NewTicker(watchPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			s.watch.pollerDone(id, true)
+			return
+		case <-t.C:
+		}
+		if s.watch.pollerDone(id, false) {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		dir, err := s.mailboxDir(ctx, id)
+		if err == nil {
+			err = s.pollDir(ctx, id, dir)
+		}
+		cancel()
+		if errors.Is(err, store.ErrNoMailbox) {
+			s.watch.pollerDone(id, true)
+			return
+		}
+		if err != nil {
+			s.log.Warn("watch: sync failed", "mailbox_id", id, "err", err)
+		}
+	}
+}
+
+// mailboxDir returns the directory of mailbox id, looked up afresh: a
+// RENAME may have moved it since the watch began.
+func (s *Store) mailboxDir(ctx context.Context, id int64) (string, error) {
+	var rel, name string
+	err := s.rdb.QueryRowContext(ctx, `
+		SELECT a.maildir, m.name FROM mailboxes m JOIN accounts a ON a.id = m.account_id
+		WHERE m.id = ?`, id).Scan(&rel, &name)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", store.ErrNoMailbox
+	}
+	if err != nil {
+		return "", err
+	}
+	sub, err := folderDir(name)
+	return filepath.Join(s.mailDir, rel, sub), err
 }
 
 // fileContent is a message file read with CRLF line ends.

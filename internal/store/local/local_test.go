@@ -267,3 +267,38 @@ func TestIncrementalSync(t *testing.T) {
 		t.Error("a full sync found changes the incremental ones missed")
 	}
 }
+
+// TestWatchSeesOtherPrograms: a watched mailbox is polled by the store, so
+// a file another program drops into the Maildir wakes the watchers with no
+// session polling; renaming the watched mailbox loses nothing.
+func TestWatchSeesOtherPrograms(t *testing.T) {
+	t.Parallel()
+	s, ctx := newStore(t)
+	const acct = "me@example.test"
+	must(t, s.CreateMailbox(ctx, acct, "Lists", ""))
+	if err := s.Deliver(ctx, []store.Delivery{{Account: acct, Mailbox: "Lists", Body: strings.NewReader("Subject: a\r\n\r\nb\r\n"), BodySize: 15}})[0]; err != nil {
+		t.Fatal(err)
+	}
+	must(t, s.Sync(ctx, acct, "Lists"))
+	ch, stop := s.Watch(acct, "Lists")
+	defer stop()
+	_, dir, err := s.mailbox(ctx, acct, "Lists")
+	must(t, err)
+	must(t, os.WriteFile(filepath.Join(dir, "new", "1234567890.other"), []byte("Subject: y\n\nhi\n"), 0o600))
+	select {
+	case <-ch:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no notice within 5 s of a file dropped into new/")
+	}
+	msgs, _ := s.Messages(ctx, acct, "Lists")
+	if len(msgs) != 2 {
+		t.Fatalf("%d messages after the notice, want 2", len(msgs))
+	}
+	must(t, s.RenameMailbox(ctx, acct, "Lists", "Archive/Lists"))
+	time.Sleep(2500 * time.Millisecond) // the poller runs at least twice
+	msgs, err = s.Messages(ctx, acct, "Archive/Lists")
+	must(t, err)
+	if len(msgs) != 2 {
+		t.Fatalf("%d messages after renaming the watched mailbox, want 2", len(msgs))
+	}
+}

@@ -4,12 +4,15 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"time"
+
+	"posthorn/internal/store"
 )
 
 // indexed is one index row as Sync compares it with the disk.
@@ -145,11 +148,16 @@ const maxListings = 512
 type listing map[string]string
 
 // listMaildir reads new/ and cur/ (unsorted: the order does not matter).
+// A missing one is an error, never an empty mailbox: a Maildir moved away
+// (RENAME) under a sync must not read as "every message deleted".
 func listMaildir(dir string) (listing, error) {
 	out := listing{}
 	for _, sd := range []string{"new", "cur"} {
 		ents, err := readDirUnsorted(filepath.Join(dir, sd))
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%w: %s/%s is missing", store.ErrNoMailbox, dir, sd)
+		}
+		if err != nil {
 			return nil, err
 		}
 		for _, e := range ents {

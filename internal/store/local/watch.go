@@ -4,8 +4,36 @@ import "sync"
 
 // watchers fans change notices out to sessions watching a mailbox.
 type watchers struct {
-	mu   sync.Mutex
-	subs map[int64]map[chan struct{}]struct{}
+	mu      sync.Mutex
+	subs    map[int64]map[chan struct{}]struct{}
+	pollers map[int64]bool // mailboxes with a running poller
+}
+
+// startPoller reports whether the caller must start the poller of id
+// (none runs yet).
+func (w *watchers) startPoller(id int64) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.pollers == nil {
+		w.pollers = map[int64]bool{}
+	}
+	if w.pollers[id] {
+		return false
+	}
+	w.pollers[id] = true
+	return true
+}
+
+// pollerDone reports whether the poller of id must stop: forced, or
+// nobody watches any more. When it must, it is marked stopped.
+func (w *watchers) pollerDone(id int64, force bool) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if force || len(w.subs[id]) == 0 {
+		delete(w.pollers, id)
+		return true
+	}
+	return false
 }
 
 func (w *watchers) add(id int64) (chan struct{}, func()) {
