@@ -154,6 +154,9 @@ func TestAttackFloodSlowloris(t *testing.T) {
 		"max_connections_per_ip": fmt.Sprint(atkPerIP),
 		"command_timeout":        `"` + atkCmdTimeout.String() + `"`,
 		"data_timeout":           `"` + atkDataTimeout.String() + `"`,
+	}, tables: map[string]map[string]string{
+		"imap": {"max_connections_per_ip": fmt.Sprint(atkPerIP)},
+		"pop3": {"max_connections_per_ip": fmt.Sprint(atkPerIP)},
 	}})
 	if r, err := atkSend("127.0.0.1", a.addr(), "a@remote.test", "me@example.test", "Subject: seed\r\n\r\nfor IMAP and POP3\r\n"); err != nil || r.code != 250 {
 		t.Fatalf("seed message: %v %v", r, err)

@@ -48,10 +48,7 @@ func (s *session) LMTPData(ctx context.Context, r io.Reader) (string, []error, e
 func (s *session) receive(ctx context.Context, r io.Reader) (string, []error, error) {
 	id := newID()
 	stage, info, err := s.stage(r)
-	if stage != nil {
-		defer os.Remove(stage.Name())
-		defer stage.Close()
-	}
+	defer stage.Close()
 	if err != nil {
 		return "", nil, err
 	}
@@ -60,30 +57,25 @@ func (s *session) receive(ctx context.Context, r io.Reader) (string, []error, er
 		log.Info("message refused", "code", err.Code, "err", err.Msg)
 		return "", nil, err
 	}
-	size, err := stage.Seek(0, io.SeekEnd)
-	if err != nil {
-		return "", nil, errTempFail.Wrap(err)
-	}
+	size := stage.Size()
 	added := s.addedFields(id, info)
 	mReceived.Inc()
 	log.Info("received", "size", size, "rcpts", len(s.rcpts), "message_id", info.MessageID, "proto", s.conn.Protocol(s.mopts.UTF8), "account", s.conn.Auth)
 	return id, s.dispatch(ctx, log, id, added, stage, size), nil
 }
 
-// stage copies the message into a temporary file through the header filter.
-func (s *session) stage(r io.Reader) (*os.File, message.HeaderInfo, error) {
-	f, err := os.CreateTemp(s.r.opts.TempDir, "in-*")
-	if err != nil {
-		return nil, message.HeaderInfo{}, storageErr(err)
-	}
-	bw := bufio.NewWriterSize(f, 64<<10)
+// stage copies the message through the header filter into memory or a
+// temporary file. The result is never nil; the caller closes it.
+func (s *session) stage(r io.Reader) (*staged, message.HeaderInfo, error) {
+	f := &staged{dir: s.r.opts.TempDir}
+	bw := bufio.NewWriterSize(f, 32<<10)
 	flt := &message.Filter{
 		W: bw, MaxBytes: s.r.opts.MaxHeaderBytes, MaxCount: s.r.opts.MaxHeaders,
 		// RFC 5321 §4.4: Return-Path is added at final delivery; any the
 		// message brings along is stale or forged.
 		Drop: func(name string) bool { return name == "return-path" },
 	}
-	_, err = io.Copy(flt, r)
+	_, err := io.Copy(flt, r)
 	if err == nil {
 		err = flt.Close()
 	}
@@ -174,7 +166,7 @@ func (s *session) addedFields(id string, info message.HeaderInfo) []byte {
 // dispatch delivers local copies, then queues remote recipients and any
 // local copy that failed. It returns one result per recipient: nil when
 // everything that recipient reaches is durable (delivered or queued).
-func (s *session) dispatch(ctx context.Context, log *slog.Logger, id string, added []byte, body *os.File, size int64) []error {
+func (s *session) dispatch(ctx context.Context, log *slog.Logger, id string, added []byte, body io.ReaderAt, size int64) []error {
 	now := s.r.opts.Now()
 	locals, from := s.localCopies(id, added, body, size, now)
 	locals, from, refused := s.filter(ctx, locals, from)
@@ -238,7 +230,7 @@ func queuedRcpt(addr string, o smtp.RcptOptions) store.QueuedRcpt {
 
 // localCopies builds one delivery per distinct account, with its trace
 // fields; from gives, for each, the index of the recipient it came from.
-func (s *session) localCopies(id string, added []byte, body *os.File, size int64, now time.Time) ([]store.Delivery, []int) {
+func (s *session) localCopies(id string, added []byte, body io.ReaderAt, size int64, now time.Time) ([]store.Delivery, []int) {
 	var ds []store.Delivery
 	var from []int
 	seen := map[string]bool{}
@@ -286,7 +278,7 @@ func (s *session) filter(ctx context.Context, locals []store.Delivery, from []in
 
 // enqueue stores one queue message for rcpts: our Received field, the
 // added fields, then the message.
-func (s *session) enqueue(ctx context.Context, log *slog.Logger, id string, added []byte, body *os.File, size int64, now time.Time, rcpts []store.QueuedRcpt) error {
+func (s *session) enqueue(ctx context.Context, log *slog.Logger, id string, added []byte, body io.ReaderAt, size int64, now time.Time, rcpts []store.QueuedRcpt) error {
 	if s.r.opts.Queue == nil {
 		return errNoForward
 	}
