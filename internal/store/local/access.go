@@ -42,6 +42,8 @@ func (s *Store) MailboxStatus(ctx context.Context, account, name string) (store.
 // DeleteMailbox implements store.Access. INBOX cannot be deleted. The
 // folder's directory goes; sub-folders are their own directories and stay.
 func (s *Store) DeleteMailbox(ctx context.Context, account, name string) error {
+	s.layout.Add(1) // watched mailboxes look their directory up again
+	defer s.layout.Add(1)
 	name = canonicalMailbox(name)
 	if name == "INBOX" {
 		return fmt.Errorf("%w: INBOX cannot be deleted", store.ErrBadName)
@@ -62,6 +64,8 @@ func (s *Store) DeleteMailbox(ctx context.Context, account, name string) error {
 
 // RenameMailbox implements store.Access.
 func (s *Store) RenameMailbox(ctx context.Context, account, from, to string) error {
+	s.layout.Add(1) // watched mailboxes look their directory up again
+	defer s.layout.Add(1)
 	from, to = canonicalMailbox(from), canonicalMailbox(to)
 	if to == "INBOX" {
 		return fmt.Errorf("%w: cannot rename to INBOX", store.ErrExists)
@@ -133,6 +137,8 @@ func moveFolders(root string, moves [][2]string) error {
 // renameInbox creates the new mailbox and moves INBOX's messages there
 // (RFC 9051 §6.3.6); INBOX stays, empty.
 func (s *Store) renameInbox(ctx context.Context, account, to string) error {
+	s.layout.Add(1) // watched mailboxes look their directory up again
+	defer s.layout.Add(1)
 	if err := s.CreateMailbox(ctx, account, to, ""); err != nil {
 		return err
 	}
@@ -335,6 +341,7 @@ const watchPoll = time.Second
 func (s *Store) pollWatched(id int64) {
 	t := time.NewTicker(watchPoll)
 	defer t.Stop()
+	dir, gen := "", uint64(0) // looked up again after any RENAME or DELETE
 	for {
 		select {
 		case <-s.stop:
@@ -346,14 +353,25 @@ func (s *Store) pollWatched(id int64) {
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		dir, err := s.mailboxDir(ctx, id)
+		var err error
+		if g := s.layout.Load(); dir == "" || g != gen {
+			// A RENAME may have moved this mailbox, or given its old
+			// directory to another: never poll a directory by an old name.
+			gen = g
+			dir, err = s.mailboxDir(ctx, id)
+		}
+		if errors.Is(err, store.ErrNoMailbox) {
+			cancel()
+			s.watch.pollerDone(id, true) // the mailbox is gone
+			return
+		}
 		if err == nil {
 			err = s.pollDir(ctx, id, dir)
 		}
 		cancel()
 		if errors.Is(err, store.ErrNoMailbox) {
-			s.watch.pollerDone(id, true)
-			return
+			dir = "" // its directory moved: look it up on the next tick
+			continue
 		}
 		if err != nil {
 			s.log.Warn("watch: sync failed", "mailbox_id", id, "err", err)

@@ -173,6 +173,8 @@ func (s *Store) DeleteAppPassword(ctx context.Context, address, name string) err
 // DeleteAccount implements users.Directory. The index rows go; the Maildir
 // stays on disk for the operator to archive or remove.
 func (s *Store) DeleteAccount(ctx context.Context, address string) error {
+	s.layout.Add(1)
+	defer s.layout.Add(1)
 	return s.writeDir(ctx, func(tx *sql.Tx) error {
 		return affected(tx.Exec(`DELETE FROM accounts WHERE address = ?`, address))
 	})

@@ -32,6 +32,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
@@ -64,6 +65,7 @@ type Store struct {
 	kwLock  keywordLocks
 	watch   watchers
 	synced  syncMarks
+	layout  atomic.Uint64 // bumped by every mailbox RENAME or DELETE
 }
 
 // Open opens (creating if needed) the store in opts.Dir.

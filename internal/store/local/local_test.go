@@ -294,11 +294,22 @@ func TestWatchSeesOtherPrograms(t *testing.T) {
 	if len(msgs) != 2 {
 		t.Fatalf("%d messages after the notice, want 2", len(msgs))
 	}
+	// Renamed, and a new mailbox takes the old name (and directory): the
+	// poller must follow the watched mailbox, not the name.
 	must(t, s.RenameMailbox(ctx, acct, "Lists", "Archive/Lists"))
+	must(t, s.CreateMailbox(ctx, acct, "Lists", ""))
+	if err := s.Deliver(ctx, []store.Delivery{{Account: acct, Mailbox: "Lists", Body: strings.NewReader("Subject: n\r\n\r\nb\r\n"), BodySize: 15}})[0]; err != nil {
+		t.Fatal(err)
+	}
 	time.Sleep(2500 * time.Millisecond) // the poller runs at least twice
 	msgs, err = s.Messages(ctx, acct, "Archive/Lists")
 	must(t, err)
-	if len(msgs) != 2 {
-		t.Fatalf("%d messages after renaming the watched mailbox, want 2", len(msgs))
+	if len(msgs) != 2 || msgs[0].UID != 1 || msgs[1].UID != 2 {
+		t.Fatalf("renamed watched mailbox: %+v, want UIDs 1 and 2", msgs)
+	}
+	msgs, err = s.Messages(ctx, acct, "Lists")
+	must(t, err)
+	if len(msgs) != 1 {
+		t.Fatalf("new mailbox at the old name: %d messages, want 1", len(msgs))
 	}
 }
