@@ -60,8 +60,10 @@ func newConn(s *Server, nc net.Conn) *conn {
 	c := &conn{s: s, raw: nc, nc: nc, remote: remoteAddr(nc), id: newID()}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.log = s.log.With("cid", c.id, "remote", c.remote.String(), "service", "imap")
-	c.br = bufio.NewReaderSize(timedReader{c}, 8192)
-	c.bw = bufio.NewWriterSize(connWriter{c}, 8192)
+	// 4 KiB each: commands and responses that are longer pass through in
+	// pieces, and thousands of idle sessions keep only this much.
+	c.br = bufio.NewReaderSize(timedReader{c}, 4096)
+	c.bw = bufio.NewWriterSize(connWriter{c}, 4096)
 	return c
 }
 
