@@ -525,8 +525,8 @@ func TestFullDiskTmpfs(t *testing.T) {
 		t.Fatalf("RCPT before the fill: %v", err)
 	}
 
-	// Almost full: 150 KiB free. MAIL has passed; the message is staged,
-	// but its Maildir copy does not fit.
+	// Almost full: 150 KiB free. MAIL has passed; the message (200 KB) is
+	// staged in memory, but its Maildir copy does not fit.
 	filler := filepath.Join(s.data, "filler")
 	fillDisk(t, filler, 150<<10)
 	t.Logf("almost full: %d bytes free", freeSpace(s.data))
@@ -534,7 +534,7 @@ func TestFullDiskTmpfs(t *testing.T) {
 	if w, err := early.Data(); err != nil {
 		dataErr = err
 	} else {
-		_, _ = w.Write([]byte(testMessage(from, to, "during the fill", 120000)))
+		_, _ = w.Write([]byte(testMessage(from, to, "during the fill", 200000)))
 		dataErr = w.Close()
 	}
 	if c := smtpCode(dataErr); c < 400 || c > 499 {
@@ -601,7 +601,7 @@ func TestFullDiskTmpfs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := sendSMTP(s.addr(), from, to, testMessage(from, to, "during the fill", 120000)); err != nil {
+	if err := sendSMTP(s.addr(), from, to, testMessage(from, to, "during the fill", 200000)); err != nil {
 		t.Errorf("SMTP after space came back (the client's retry): %v", err)
 	}
 	if err := sendSMTP(s.addr(), from, to, testMessage(from, to, "after the fill", 2000)); err != nil {
