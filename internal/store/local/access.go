@@ -260,11 +260,10 @@ func (s *Store) Open(ctx context.Context, account, mailbox string, uid uint32) (
 	if err != nil {
 		return nil, err
 	}
-	sub, err := folderDir(name)
+	dir, err := s.dirOf(rel, name)
 	if err != nil {
 		return nil, err
 	}
-	dir := filepath.Join(s.mailDir, rel, sub)
 	return fileContent{path: filepath.Join(dir, file), size: size, base: baseName(filepath.Base(file)), dir: dir}, nil
 }
 
@@ -392,8 +391,7 @@ func (s *Store) mailboxDir(ctx context.Context, id int64) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	sub, err := folderDir(name)
-	return filepath.Join(s.mailDir, rel, sub), err
+	return s.dirOf(rel, name)
 }
 
 // fileContent is a message file read with CRLF line ends.

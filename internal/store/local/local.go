@@ -66,6 +66,8 @@ type Store struct {
 	watch   watchers
 	synced  syncMarks
 	layout  atomic.Uint64 // bumped by every mailbox RENAME or DELETE
+
+	maxBoxes int // mailboxes per account (maxMailboxes; tests lower it)
 }
 
 // Open opens (creating if needed) the store in opts.Dir.
@@ -90,6 +92,7 @@ func Open(opts Options) (*Store, error) {
 		stopped:  make(chan struct{}),
 		dirSync:  newSyncer(),
 		names:    newNameSource(opts.Hostname),
+		maxBoxes: maxMailboxes,
 	}
 	if err := s.openDB(); err != nil {
 		return nil, err

@@ -313,3 +313,22 @@ func TestWatchSeesOtherPrograms(t *testing.T) {
 		t.Fatalf("new mailbox at the old name: %d messages, want 1", len(msgs))
 	}
 }
+
+// TestMailboxLimit: a client cannot create mailboxes without end; the
+// refusal is a quota error and leaves no directory behind.
+func TestMailboxLimit(t *testing.T) {
+	t.Parallel()
+	s, ctx := newStore(t)
+	const acct = "me@example.test"
+	boxes, _ := s.Mailboxes(ctx, acct)
+	s.maxBoxes = len(boxes) + 2
+	must(t, s.CreateMailbox(ctx, acct, "one", ""))
+	must(t, s.CreateMailbox(ctx, acct, "two", ""))
+	if err := s.CreateMailbox(ctx, acct, "three", ""); !errors.Is(err, store.ErrOverQuota) {
+		t.Fatalf("mailbox over the limit: %v, want ErrOverQuota", err)
+	}
+	root, _ := s.MaildirPath(ctx, acct)
+	if _, err := os.Stat(filepath.Join(root, ".three")); !os.IsNotExist(err) {
+		t.Errorf("the refused mailbox left a directory: %v", err)
+	}
+}

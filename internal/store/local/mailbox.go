@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"time"
@@ -48,12 +49,24 @@ func canonicalMailbox(name string) string {
 	return name
 }
 
+// maxMailboxes bounds the mailboxes of one account: each is a directory
+// and index rows a client could otherwise create without end. Dovecot's
+// users rarely pass a few hundred.
+const maxMailboxes = 10000
+
 // CreateMailbox implements store.Mail.
 func (s *Store) CreateMailbox(ctx context.Context, account, name, specialUse string) error {
 	name = canonicalMailbox(name)
 	root, err := s.MaildirPath(ctx, account)
 	if err != nil {
 		return err
+	}
+	var n int
+	if err := s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM mailboxes m JOIN accounts a ON a.id = m.account_id WHERE a.address = ?`, account).Scan(&n); err != nil {
+		return err
+	}
+	if n >= s.maxBoxes {
+		return fmt.Errorf("%w: at most %d mailboxes per account", store.ErrOverQuota, s.maxBoxes)
 	}
 	sub, err := folderDir(name)
 	if err != nil {
@@ -142,6 +155,12 @@ func (s *Store) mailbox(ctx context.Context, account, name string) (int64, strin
 	if err != nil {
 		return 0, "", err
 	}
+	dir, err := s.dirOf(rel, name)
+	return id, dir, err
+}
+
+// dirOf returns the directory of mailbox name in the account Maildir rel.
+func (s *Store) dirOf(rel, name string) (string, error) {
 	sub, err := folderDir(name)
-	return id, filepath.Join(s.mailDir, rel, sub), err
+	return filepath.Join(s.mailDir, rel, sub), err
 }

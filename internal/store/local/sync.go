@@ -55,6 +55,10 @@ func (s *Store) syncDir(ctx context.Context, id int64, dir string) error {
 	}
 	unlock := s.synced.lock(id)
 	defer unlock()
+	// Another session may have synced while this one waited for the lock.
+	if mark, ok = s.synced.changed(id, dir); !ok {
+		return nil
+	}
 	now := time.Now()
 	files, err := listMaildir(dir)
 	if err != nil {
