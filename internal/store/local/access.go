@@ -291,12 +291,25 @@ func (s *Store) Append(ctx context.Context, account, mailbox string, flags []str
 
 // Quota implements store.Access.
 func (s *Store) Quota(ctx context.Context, account string) (used, limit int64, err error) {
-	// Most accounts have no quota: do not sum their mail.
-	err = s.rdb.QueryRowContext(ctx, `SELECT quota FROM accounts WHERE address = ?`, account).Scan(&limit)
-	if errors.Is(err, sql.ErrNoRows) {
+	// Most accounts have no quota: do not sum their mail. The limit is a
+	// directory field (SetQuota goes through writeDir), so it is cached.
+	type quota struct {
+		limit int64
+		ok    bool
+	}
+	q, err := get(s.dcache, "q:"+account, func() (quota, bool, error) {
+		var q quota
+		err := s.rdb.QueryRowContext(ctx, `SELECT quota FROM accounts WHERE address = ?`, account).Scan(&q.limit)
+		if errors.Is(err, sql.ErrNoRows) {
+			return q, true, nil
+		}
+		q.ok = true
+		return q, true, err
+	})
+	if err == nil && !q.ok {
 		return 0, 0, users.ErrNotFound
 	}
-	if err != nil || limit == 0 {
+	if limit = q.limit; err != nil || limit == 0 {
 		return 0, limit, err
 	}
 	err = s.rdb.QueryRowContext(ctx, `

@@ -37,6 +37,12 @@ const deliverWorkers = 4
 func (s *Store) Deliver(ctx context.Context, ds []store.Delivery) []error {
 	errs := make([]error, len(ds))
 	ps := make([]placed, len(ds))
+	if len(ds) == 1 { // the common case: no goroutine to hand over to
+		ps[0], errs[0] = s.place(ctx, &ds[0])
+		s.syncDirs(ps, errs)
+		s.index(ctx, ds, ps, errs)
+		return errs
+	}
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, deliverWorkers)
 	for i := range ds {
@@ -138,17 +144,26 @@ func (s *Store) syncDirs(ps []placed, errs []error) {
 			dirs[d] = append(dirs[d], i)
 		}
 	}
+	syncOne := func(d string, idx []int) {
+		if err := s.dirSync.sync(d); err != nil {
+			for _, i := range idx {
+				errs[i] = fmt.Errorf("deliver: sync %s: %w", d, classify(err))
+				_ = os.Remove(filepath.Join(ps[i].dir, ps[i].file))
+			}
+		}
+	}
+	if len(dirs) == 1 {
+		for d, idx := range dirs {
+			syncOne(d, idx)
+		}
+		return
+	}
 	var wg sync.WaitGroup
 	for d, idx := range dirs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := s.dirSync.sync(d); err != nil {
-				for _, i := range idx {
-					errs[i] = fmt.Errorf("deliver: sync %s: %w", d, classify(err))
-					_ = os.Remove(filepath.Join(ps[i].dir, ps[i].file))
-				}
-			}
+			syncOne(d, idx)
 		}()
 	}
 	wg.Wait()
@@ -169,7 +184,7 @@ func (s *Store) index(ctx context.Context, ds []store.Delivery, ps []placed, err
 	}
 	err := s.write(context.WithoutCancel(ctx), func(tx *sql.Tx) error {
 		for _, i := range ok {
-			uid, err := insertMessage(tx, ps[i])
+			uid, err := s.insertMessage(tx, ps[i])
 			if err != nil {
 				return err
 			}
@@ -192,22 +207,17 @@ func (s *Store) index(ctx context.Context, ds []store.Delivery, ps []placed, err
 // insertMessage gives a file the next UID and MODSEQ of its mailbox and
 // returns the UID. A row for the same file may exist already if a Sync saw
 // the file first; then that row's UID is returned.
-func insertMessage(tx *sql.Tx, p placed) (uint32, error) {
+func (s *Store) insertMessage(tx *sql.Tx, p placed) (uint32, error) {
 	base := baseName(filepath.Base(p.file))
-	res, err := tx.Exec(`
-		INSERT INTO messages(mailbox_id, uid, modseq, base, file, flags, internal_date, size)
-		SELECT id, uidnext, highestmodseq + 1, ?, ?, ?, ?, ? FROM mailboxes WHERE id = ?
-		ON CONFLICT(mailbox_id, base) DO NOTHING`,
-		base, p.file, strings.Join(p.flags, " "), p.date.UnixNano(), p.vsize, p.mailboxID)
+	var uid uint32
+	err := tx.Stmt(s.ws.insertMessage).QueryRow(base, p.file, strings.Join(p.flags, " "), p.date.UnixNano(), p.vsize, p.mailboxID).Scan(&uid)
+	if errors.Is(err, sql.ErrNoRows) { // there already
+		err = tx.Stmt(s.ws.messageUID).QueryRow(p.mailboxID, base).Scan(&uid)
+		return uid, err
+	}
 	if err != nil {
 		return 0, err
 	}
-	if n, _ := res.RowsAffected(); n > 0 {
-		if _, err = tx.Exec(`UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1 WHERE id = ?`, p.mailboxID); err != nil {
-			return 0, err
-		}
-	}
-	var uid uint32
-	err = tx.QueryRow(`SELECT uid FROM messages WHERE mailbox_id = ? AND base = ?`, p.mailboxID, base).Scan(&uid)
+	_, err = tx.Stmt(s.ws.bumpMailbox).Exec(p.mailboxID)
 	return uid, err
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -39,9 +40,11 @@ func (s *Store) Domains(ctx context.Context) ([]string, error) {
 
 // HasDomain implements users.Directory.
 func (s *Store) HasDomain(ctx context.Context, name string) (bool, error) {
-	var n int
-	err := s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM domains WHERE name = ?`, name).Scan(&n)
-	return n > 0, err
+	return get(s.dcache, "d:"+name, func() (bool, bool, error) {
+		var n int
+		err := s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM domains WHERE name = ?`, name).Scan(&n)
+		return n > 0, true, err
+	})
 }
 
 // AddAccount implements users.Directory. It also creates the account's
@@ -86,12 +89,22 @@ func (s *Store) makeFolders(rel string) error {
 
 // Account implements users.Directory.
 func (s *Store) Account(ctx context.Context, address string) (users.Account, error) {
-	row := s.rdb.QueryRowContext(ctx, `SELECT address, password, scram, created, disabled FROM accounts WHERE address = ?`, address)
-	a, err := scanAccount(row)
-	if errors.Is(err, sql.ErrNoRows) {
-		return a, users.ErrNotFound
+	type found struct {
+		a  users.Account
+		ok bool
 	}
-	return a, err
+	f, err := get(s.dcache, "a:"+address, func() (found, bool, error) {
+		row := s.rdb.QueryRowContext(ctx, `SELECT address, password, scram, created, disabled FROM accounts WHERE address = ?`, address)
+		a, err := scanAccount(row)
+		if errors.Is(err, sql.ErrNoRows) {
+			return found{}, true, nil
+		}
+		return found{a, true}, true, err
+	})
+	if err == nil && !f.ok {
+		err = users.ErrNotFound
+	}
+	return f.a, err
 }
 
 // Accounts implements users.Directory.
@@ -207,7 +220,11 @@ func (s *Store) DeleteAlias(ctx context.Context, address, target string) error {
 
 // AliasTargets implements users.Directory.
 func (s *Store) AliasTargets(ctx context.Context, address string) ([]string, error) {
-	return queryStrings(ctx, s.rdb, `SELECT target FROM aliases WHERE address = ? ORDER BY target`, address)
+	ts, err := get(s.dcache, "t:"+address, func() ([]string, bool, error) {
+		ts, err := queryStrings(ctx, s.rdb, `SELECT target FROM aliases WHERE address = ? ORDER BY target`, address)
+		return ts, true, err
+	})
+	return slices.Clone(ts), err
 }
 
 // Aliases implements users.Directory.

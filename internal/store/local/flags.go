@@ -232,7 +232,7 @@ func (s *Store) Copy(ctx context.Context, account, from, to string, uids []uint3
 		src, dst = nil, nil
 		for _, it := range items {
 			it.p.mailboxID = dstID
-			uid, err := insertMessage(tx, it.p)
+			uid, err := s.insertMessage(tx, it.p)
 			if err != nil {
 				return err
 			}

@@ -14,9 +14,10 @@
 //     fsynced, renamed into new/, new/ fsynced, index row committed with
 //     synchronous=FULL. Directory fsyncs and index commits are shared by
 //     concurrent deliveries (group commit); none is skipped.
-//   - All writes to the database go through one writer goroutine, which
-//     batches them into one transaction with a savepoint each; readers use
-//     a separate pool and never block it (WAL).
+//   - Writes to the database are batched: whoever finds no commit under way
+//     commits everything pending as one transaction, a savepoint per
+//     request (group commit, writeQueue); readers use a separate pool and
+//     never block it (WAL).
 //   - A crash between rename and commit leaves a file without an index row;
 //     Sync adds it. A crash before the rename leaves a file in tmp/, which is
 //     never visible and is removed after 36 hours.
@@ -53,14 +54,15 @@ type Store struct {
 	log      *slog.Logger
 
 	wdb *sql.DB // one connection: all writes
+	ws  *writeStmts
 	rdb *readDB // read pool, with prepared statements
 
-	writes  chan writeReq
-	stop    chan struct{}
-	stopped chan struct{}
-	close   sync.Once
+	wq    writeQueue
+	stop  chan struct{} // closed by Close: pollers end
+	close sync.Once
 
 	dirSync *syncer
+	dcache  *dirCache
 	names   nameSource
 	kwLock  keywordLocks
 	watch   watchers
@@ -87,17 +89,16 @@ func Open(opts Options) (*Store, error) {
 		mailDir:  filepath.Join(opts.Dir, "mail"),
 		hostname: opts.Hostname,
 		log:      log,
-		writes:   make(chan writeReq, 256),
 		stop:     make(chan struct{}),
-		stopped:  make(chan struct{}),
 		dirSync:  newSyncer(),
+		dcache:   newDirCache(opts.Dir),
 		names:    newNameSource(opts.Hostname),
 		maxBoxes: maxMailboxes,
 	}
+	s.wq.idle.L = &s.wq.mu
 	if err := s.openDB(); err != nil {
 		return nil, err
 	}
-	go s.writer()
 	if _, err := os.Stat(filepath.Join(s.dir, directoryFile)); errors.Is(err, os.ErrNotExist) {
 		if err := s.saveDirectory(context.Background()); err != nil {
 			log.Error("directory copy not saved", "err", err)
@@ -145,6 +146,10 @@ func (s *Store) openIndex() error {
 		s.wdb.Close()
 		return fmt.Errorf("local: %s: %w", path, err)
 	}
+	if s.ws, err = prepareWrites(s.wdb); err != nil {
+		s.wdb.Close()
+		return fmt.Errorf("local: %s: %w", path, err)
+	}
 	q.Add("_pragma", "query_only(1)")
 	rdb, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
 	s.rdb = &readDB{DB: rdb}
@@ -152,7 +157,10 @@ func (s *Store) openIndex() error {
 		s.wdb.Close()
 		return fmt.Errorf("local: open index: %w", err)
 	}
+	// Idle connections are kept: opening one costs a file open, a schema
+	// read and its prepared statements again (the default keeps only 2).
 	s.rdb.SetMaxOpenConns(8)
+	s.rdb.SetMaxIdleConns(8)
 	return nil
 }
 
@@ -160,9 +168,9 @@ func (s *Store) openIndex() error {
 func (s *Store) Close() error {
 	var err error
 	s.close.Do(func() {
+		s.closeWrites()
 		close(s.stop)
-		<-s.stopped
-		s.dirSync.close()
+		s.ws.close()
 		err = errors.Join(s.rdb.Close(), s.wdb.Close())
 	})
 	return err
@@ -171,72 +179,116 @@ func (s *Store) Close() error {
 // ErrClosed is returned by operations on a closed Store.
 var ErrClosed = errors.New("local: store closed")
 
-// writeReq is one unit of work for the writer goroutine.
+// writeReq is one unit of work for the writer.
 type writeReq struct {
 	ctx  context.Context
 	fn   func(*sql.Tx) error
-	done chan error
+	done chan error // the result, or errLead
 }
+
+// writeQueue holds the requests waiting for a transaction. One caller at
+// a time leads: it commits everything pending as one transaction (group
+// commit), its own request included. When it is done and more requests
+// arrived meanwhile, it hands the lead to the oldest of them, so nobody
+// leads for long and a lone writer never waits for another goroutine.
+type writeQueue struct {
+	mu      sync.Mutex
+	idle    sync.Cond // broadcast when nobody leads
+	pending []writeReq
+	leading bool
+	closed  bool
+}
+
+// errLead tells a waiting caller that the lead is now its own.
+var errLead = errors.New("local: lead the next commit")
 
 // write runs fn in a write transaction, possibly shared with other
 // callers' work, and returns when that transaction is committed.
 func (s *Store) write(ctx context.Context, fn func(*sql.Tx) error) error {
 	req := writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
-	select {
-	case s.writes <- req:
-	case <-s.stop:
+	q := &s.wq
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
 		return ErrClosed
-	case <-ctx.Done():
-		return ctx.Err()
 	}
-	return <-req.done // never abandoned: the caller must know the outcome
+	q.pending = append(q.pending, req)
+	lead := !q.leading
+	q.leading = true
+	q.mu.Unlock()
+	if lead {
+		s.lead()
+	}
+	for {
+		// Never abandoned for ctx: the caller must know the outcome.
+		err := <-req.done
+		if err != errLead {
+			return err
+		}
+		s.lead()
+	}
 }
 
 // maxBatch bounds the requests merged into one transaction.
 const maxBatch = 256
 
-func (s *Store) writer() {
-	defer close(s.stopped)
-	for {
-		var first writeReq
-		select {
-		case first = <-s.writes:
-		case <-s.stop:
-			s.drainWrites()
-			return
-		}
-		batch := []writeReq{first}
-	more:
-		for len(batch) < maxBatch {
-			select {
-			case r := <-s.writes:
-				batch = append(batch, r)
-			default:
-				break more
-			}
-		}
-		s.commit(batch)
-	}
+// lead commits one batch of pending requests; only the leader calls it,
+// and its own request is always in the batch (it is the oldest pending).
+func (s *Store) lead() {
+	q := &s.wq
+	q.mu.Lock()
+	n := min(len(q.pending), maxBatch)
+	batch := q.pending[:n:n]
+	q.pending = append([]writeReq(nil), q.pending[n:]...)
+	q.mu.Unlock()
+
+	defer s.handOff() // even after a panic in commit
+	s.commit(batch)
 }
 
-// drainWrites finishes requests that raced with Close.
-func (s *Store) drainWrites() {
-	for {
-		select {
-		case r := <-s.writes:
-			s.commit([]writeReq{r})
-		default:
-			return
-		}
+// handOff passes the lead to the oldest pending request, or gives it up.
+func (s *Store) handOff() {
+	q := &s.wq
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.pending) > 0 {
+		q.pending[0].done <- errLead // buffered: never blocks
+		return
+	}
+	q.leading = false
+	q.idle.Broadcast()
+}
+
+// closeWrites refuses new writes and waits for the pending ones.
+func (s *Store) closeWrites() {
+	q := &s.wq
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.closed = true
+	for q.leading {
+		q.idle.Wait()
 	}
 }
 
 // commit runs a batch in one transaction, each request in a savepoint so
 // that one failure does not undo the others.
+//
+// A panic in one request's function rolls the transaction back and fails
+// the whole batch before it goes on up the leader's stack (where the
+// session's recover logs and counts it), so no caller waits for ever.
 func (s *Store) commit(batch []writeReq) {
 	errs := make([]error, len(batch))
 	tx, err := s.wdb.Begin()
 	if err == nil {
+		defer func() {
+			if p := recover(); p != nil {
+				_ = tx.Rollback()
+				for _, r := range batch {
+					r.done <- fmt.Errorf("local: index write: panic: %v", p)
+				}
+				panic(p)
+			}
+		}()
 		for i, r := range batch {
 			errs[i] = runSavepoint(tx, r)
 		}

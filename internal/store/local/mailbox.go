@@ -144,6 +144,24 @@ func (s *Store) Messages(ctx context.Context, account, mailbox string) ([]store.
 // mailbox returns a mailbox's id and its directory.
 func (s *Store) mailbox(ctx context.Context, account, name string) (int64, string, error) {
 	name = canonicalMailbox(name)
+	if name != "INBOX" {
+		return s.lookupMailbox(ctx, account, name)
+	}
+	// INBOX is never deleted or renamed (RENAME moves its messages out):
+	// its row lives as long as the account, so the directory cache may
+	// keep it. Every delivery asks for it.
+	type box struct {
+		id  int64
+		dir string
+	}
+	b, err := get(s.dcache, "i:"+account, func() (box, bool, error) {
+		id, dir, err := s.lookupMailbox(ctx, account, name)
+		return box{id, dir}, true, err
+	})
+	return b.id, b.dir, err
+}
+
+func (s *Store) lookupMailbox(ctx context.Context, account, name string) (int64, string, error) {
 	var id int64
 	var rel string
 	err := s.rdb.QueryRowContext(ctx, `

@@ -204,10 +204,13 @@ var directoryTables = []string{"domains", "accounts", "aliases", "app_passwords"
 
 const directoryFile = "directory.json"
 
-// writeDir is write for changes to the directory tables: it also saves
-// their copy.
+// writeDir is write for changes to the directory tables: it also empties
+// the directory cache and saves their copy (which tells other processes'
+// caches, see dircache.go).
 func (s *Store) writeDir(ctx context.Context, fn func(*sql.Tx) error) error {
-	if err := s.write(ctx, fn); err != nil {
+	err := s.write(ctx, fn)
+	s.dcache.changed()
+	if err != nil {
 		return err
 	}
 	if err := s.saveDirectory(ctx); err != nil {

@@ -47,16 +47,27 @@ func (s *Store) SieveScript(ctx context.Context, account, name string) (string, 
 
 // ActiveSieveScript implements store.Sieve.
 func (s *Store) ActiveSieveScript(ctx context.Context, account string) (store.SieveScript, string, error) {
-	var sc store.SieveScript
-	var content string
-	var mod int64
-	err := s.rdb.QueryRowContext(ctx, `SELECT s.name, s.content, s.modified FROM sieve_scripts s
-		JOIN accounts a ON a.id = s.account_id WHERE a.address = ? AND s.active = 1`, account).Scan(&sc.Name, &content, &mod)
-	if errors.Is(err, sql.ErrNoRows) {
-		return sc, "", users.ErrNotFound
+	type active struct {
+		sc      store.SieveScript
+		content string
+		ok      bool
 	}
-	sc.Active, sc.Size, sc.Modified = true, int64(len(content)), time.Unix(mod, 0).UTC()
-	return sc, content, err
+	a, err := get(s.dcache, "s:"+account, func() (active, bool, error) {
+		var a active
+		var mod int64
+		err := s.rdb.QueryRowContext(ctx, `SELECT s.name, s.content, s.modified FROM sieve_scripts s
+			JOIN accounts a ON a.id = s.account_id WHERE a.address = ? AND s.active = 1`, account).Scan(&a.sc.Name, &a.content, &mod)
+		if errors.Is(err, sql.ErrNoRows) {
+			return a, true, nil
+		}
+		a.ok = true
+		a.sc.Active, a.sc.Size, a.sc.Modified = true, int64(len(a.content)), time.Unix(mod, 0).UTC()
+		return a, true, err
+	})
+	if err == nil && !a.ok {
+		err = users.ErrNotFound
+	}
+	return a.sc, a.content, err
 }
 
 // PutSieveScript implements store.Sieve.

@@ -53,3 +53,42 @@ func (r *readDB) Close() error {
 	r.stmts.Range(func(_, v any) bool { v.(*sql.Stmt).Close(); return true })
 	return r.DB.Close()
 }
+
+// writeStmts are the writer's hot statements, prepared once on its single
+// connection. A transaction uses them through tx.Stmt, which reuses that
+// preparation (database/sql prepares again only on a new connection).
+type writeStmts struct {
+	insertMessage, messageUID, bumpMailbox *sql.Stmt
+}
+
+func prepareWrites(db *sql.DB) (*writeStmts, error) {
+	var ws writeStmts
+	for _, q := range []struct {
+		st  **sql.Stmt
+		sql string
+	}{
+		// RETURNING gives the UID only when the row is new; a conflict
+		// (Sync saw the file first) returns nothing.
+		{&ws.insertMessage, `INSERT INTO messages(mailbox_id, uid, modseq, base, file, flags, internal_date, size)
+			SELECT id, uidnext, highestmodseq + 1, ?, ?, ?, ?, ? FROM mailboxes WHERE id = ?
+			ON CONFLICT(mailbox_id, base) DO NOTHING RETURNING uid`},
+		{&ws.messageUID, `SELECT uid FROM messages WHERE mailbox_id = ? AND base = ?`},
+		{&ws.bumpMailbox, `UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1 WHERE id = ?`},
+	} {
+		st, err := db.Prepare(q.sql)
+		if err != nil {
+			ws.close()
+			return nil, err
+		}
+		*q.st = st
+	}
+	return &ws, nil
+}
+
+func (ws *writeStmts) close() {
+	for _, st := range []*sql.Stmt{ws.insertMessage, ws.messageUID, ws.bumpMailbox} {
+		if st != nil {
+			st.Close()
+		}
+	}
+}

@@ -90,7 +90,7 @@ func (s *Store) syncDir(ctx context.Context, id int64, dir string) error {
 				return err
 			}
 		}
-		if err := s.write(ctx, func(tx *sql.Tx) error { return plan.apply(tx, id) }); err != nil {
+		if err := s.write(ctx, func(tx *sql.Tx) error { return plan.apply(s, tx, id) }); err != nil {
 			return err
 		}
 		s.watch.notify(id)
@@ -447,7 +447,7 @@ func fileFacts(dir, file string) (int64, time.Time, error) {
 	return v, fi.ModTime(), err
 }
 
-func (p syncPlan) apply(tx *sql.Tx, id int64) error {
+func (p syncPlan) apply(s *Store, tx *sql.Tx, id int64) error {
 	for _, uid := range p.remove {
 		if _, err := tx.Exec(`UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = ?`, id); err != nil {
 			return err
@@ -470,7 +470,7 @@ func (p syncPlan) apply(tx *sql.Tx, id int64) error {
 	}
 	for _, a := range p.add {
 		a.mailboxID = id
-		if _, err := insertMessage(tx, a); err != nil {
+		if _, err := s.insertMessage(tx, a); err != nil {
 			return err
 		}
 	}

@@ -5,79 +5,86 @@ import (
 	"sync"
 )
 
-// syncer fsyncs directories for many callers at once. Every caller gets an
-// fsync that started after its request, but requests that arrive while one
-// runs share the next one (group commit for directory entries).
+// group runs one operation (an fsync, a commit) on behalf of many callers:
+// every caller returns after a run that began after its call, so its own
+// work is covered, but callers that arrive while a run is under way share
+// the next one (group commit). The caller that finds nobody running does
+// the run itself, on its own goroutine: a lone caller never waits for
+// another goroutine to be scheduled.
+type group struct {
+	mu      sync.Mutex
+	cond    sync.Cond
+	running bool
+	started uint64 // runs begun
+	done    uint64 // runs finished
+	errRun  uint64 // the last run that failed
+	err     error  // its error
+}
+
+// do returns when a run of fn that began after the call has finished, with
+// that run's error (or a later failed run's: errors are never hidden).
+func (g *group) do(fn func() error) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.cond.L == nil {
+		g.cond.L = &g.mu
+	}
+	need := g.started + 1 // the first run that will begin after now
+	for g.done < need {
+		if g.running {
+			g.cond.Wait()
+			continue
+		}
+		g.running = true
+		g.started++
+		run := g.started
+		g.mu.Unlock()
+		err := fn()
+		g.mu.Lock()
+		g.running, g.done = false, run
+		if err != nil {
+			g.errRun, g.err = run, err
+		}
+		g.cond.Broadcast()
+	}
+	if g.errRun >= need {
+		return g.err
+	}
+	return nil
+}
+
+// syncer fsyncs directories for many callers at once, one group per
+// directory: the entries renamed into new/ by concurrent deliveries are
+// made durable by one fsync of new/.
 type syncer struct {
-	reqs chan syncReq
-	quit chan struct{}
-	done chan struct{}
+	mu     sync.Mutex
+	groups map[string]*group
 }
 
-type syncReq struct {
-	dir string
-	res chan error
-}
+// maxSyncGroups bounds the directories remembered; past it, the map starts
+// afresh. (A caller still holding a forgotten group is not harmed: every
+// run it waits for began after its call.)
+const maxSyncGroups = 4096
 
-func newSyncer() *syncer {
-	y := &syncer{reqs: make(chan syncReq, 256), quit: make(chan struct{}), done: make(chan struct{})}
-	go y.run()
-	return y
-}
+func newSyncer() *syncer { return &syncer{groups: map[string]*group{}} }
 
 // sync returns when dir has been fsynced after the call began.
 func (y *syncer) sync(dir string) error {
-	r := syncReq{dir: dir, res: make(chan error, 1)}
-	select {
-	case y.reqs <- r:
-		return <-r.res
-	case <-y.quit:
-		return syncDir(dir) // store closing: do it ourselves
-	}
+	return y.group(dir).do(func() error { return syncDir(dir) })
 }
 
-func (y *syncer) close() {
-	close(y.quit)
-	<-y.done
-}
-
-func (y *syncer) run() {
-	defer close(y.done)
-	for {
-		var first syncReq
-		select {
-		case first = <-y.reqs:
-		case <-y.quit:
-			return
+func (y *syncer) group(dir string) *group {
+	y.mu.Lock()
+	defer y.mu.Unlock()
+	g := y.groups[dir]
+	if g == nil {
+		if len(y.groups) >= maxSyncGroups {
+			y.groups = map[string]*group{}
 		}
-		batch := map[string][]chan error{first.dir: {first.res}}
-	more:
-		for {
-			select {
-			case r := <-y.reqs:
-				batch[r.dir] = append(batch[r.dir], r.res)
-			default:
-				break more
-			}
-		}
-		y.syncAll(batch)
+		g = &group{}
+		y.groups[dir] = g
 	}
-}
-
-// syncAll fsyncs the directories of one batch in parallel.
-func (y *syncer) syncAll(batch map[string][]chan error) {
-	var wg sync.WaitGroup
-	for dir, waiters := range batch {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			err := syncDir(dir)
-			for _, w := range waiters {
-				w <- err
-			}
-		}()
-	}
-	wg.Wait()
+	return g
 }
 
 func syncDir(dir string) error {
