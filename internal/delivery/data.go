@@ -11,6 +11,7 @@ import (
 	"net/mail"
 	"os"
 	"slices"
+	"sync"
 	"time"
 
 	"posthorn/internal/message"
@@ -64,18 +65,29 @@ func (s *session) receive(ctx context.Context, r io.Reader) (string, []error, er
 	return id, s.dispatch(ctx, log, id, added, stage, size), nil
 }
 
+// stageWriters and copyBufs are reused from one message to the next
+// rather than allocated for each (they drove the garbage collector).
+var (
+	stageWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 32<<10) }}
+	copyBufs     = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+)
+
 // stage copies the message through the header filter into memory or a
 // temporary file. The result is never nil; the caller closes it.
 func (s *session) stage(r io.Reader) (*staged, message.HeaderInfo, error) {
 	f := &staged{dir: s.r.opts.TempDir}
-	bw := bufio.NewWriterSize(f, 32<<10)
+	bw := stageWriters.Get().(*bufio.Writer)
+	bw.Reset(f)
+	defer func() { bw.Reset(nil); stageWriters.Put(bw) }()
+	buf := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(buf)
 	flt := &message.Filter{
 		W: bw, MaxBytes: s.r.opts.MaxHeaderBytes, MaxCount: s.r.opts.MaxHeaders,
 		// RFC 5321 §4.4: Return-Path is added at final delivery; any the
 		// message brings along is stale or forged.
 		Drop: func(name string) bool { return name == "return-path" },
 	}
-	_, err := io.Copy(flt, r)
+	_, err := io.CopyBuffer(flt, struct{ io.Reader }{r}, *buf)
 	if err == nil {
 		err = flt.Close()
 	}

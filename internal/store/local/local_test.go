@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -181,6 +182,37 @@ func TestLFWriter(t *testing.T) {
 		must(t, w.flush())
 		if b.String() != want {
 			t.Errorf("lfWriter(%q) = %q, want %q", in, b.String(), want)
+		}
+	}
+}
+
+// Written in chunks of every size, random text with CRs and LFs comes out
+// as with the simple rule: drop the CR of each CRLF, keep everything else;
+// and the counts match.
+func TestLFWriterChunks(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(1, 2))
+	alphabet := []byte("ab\r\n")
+	for range 500 {
+		in := make([]byte, rng.IntN(200))
+		for i := range in {
+			in[i] = alphabet[rng.IntN(len(alphabet))]
+		}
+		want := strings.ReplaceAll(string(in), "\r\n", "\n")
+		chunk := 1 + rng.IntN(16)
+		var b bytes.Buffer
+		w := &lfWriter{w: bufioWriter(&b)}
+		for p := in; len(p) > 0; {
+			n := min(chunk, len(p))
+			w.Write(p[:n])
+			p = p[n:]
+		}
+		must(t, w.flush())
+		if b.String() != want {
+			t.Fatalf("lfWriter(%q) in chunks of %d = %q, want %q", in, chunk, b.String(), want)
+		}
+		if w.n != int64(len(want)) || w.lines != int64(strings.Count(want, "\n")) {
+			t.Fatalf("counts %d/%d for %q", w.n, w.lines, want)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package local
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -186,34 +187,46 @@ type lfWriter struct {
 }
 
 func (l *lfWriter) Write(p []byte) (int, error) {
-	for _, c := range p {
-		if l.cr {
-			l.cr = false
-			if c != '\n' {
-				l.put('\r')
-			}
+	total := len(p)
+	if l.cr && len(p) > 0 {
+		l.cr = false
+		if p[0] != '\n' {
+			l.put(cr) // a lone CR is data
 		}
-		if c == '\r' {
-			l.cr = true
-			continue
-		}
-		l.put(c)
 	}
-	return len(p), nil
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\r')
+		if i < 0 {
+			l.put(p)
+			break
+		}
+		l.put(p[:i])
+		if i+1 == len(p) {
+			l.cr = true // held back: it may start a CRLF
+			break
+		}
+		if p[i+1] != '\n' {
+			l.put(cr)
+		}
+		p = p[i+1:] // a CRLF's LF starts the next run
+	}
+	return total, nil
 }
 
-func (l *lfWriter) put(c byte) {
-	_ = l.w.WriteByte(c) // errors surface at Flush
-	l.n++
-	if c == '\n' {
-		l.lines++
-	}
+var cr = []byte{'\r'}
+
+func (l *lfWriter) put(b []byte) {
+	_, _ = l.w.Write(b) // errors surface at Flush
+	l.n += int64(len(b))
+	l.lines += int64(bytes.Count(b, lf))
 }
+
+var lf = []byte{'\n'}
 
 // flush writes a trailing held-back CR and flushes.
 func (l *lfWriter) flush() error {
 	if l.cr {
-		l.put('\r')
+		l.put(cr)
 		l.cr = false
 	}
 	return l.w.Flush()
