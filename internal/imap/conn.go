@@ -48,7 +48,9 @@ type conn struct {
 	tls     bool
 	user    User
 	release func() // per-user connection count
-	mbox    *selected
+
+	headerUser uint32 // the user's number in the header cache, once asked
+	mbox       *selected
 
 	condstore, qresync, utf8, rev2 bool
 

@@ -3,10 +3,10 @@ package imap
 import (
 	"bufio"
 	"bytes"
-	"container/list"
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"posthorn/internal/message"
 )
@@ -28,7 +28,10 @@ func noRelease() {}
 // (with the blank line), parsed. The caller must not ask it for body
 // sections.
 func (c *conn) loadHeader(m Meta) (*fetchedMessage, error) {
-	key := headerKey{user: c.user.Name(), uidValidity: c.mbox.uidValidity, uid: m.UID}
+	if c.headerUser == 0 {
+		c.headerUser = c.s.headers.userID(c.user.Name())
+	}
+	key := headerKey{user: c.headerUser, uidValidity: c.mbox.uidValidity, uid: m.UID}
 	if h, ok := c.s.headers.get(key); ok {
 		return &fetchedMessage{data: h.data, root: h.root, release: noRelease}, nil
 	}
@@ -83,9 +86,11 @@ func readHeader(r io.Reader, limit int) ([]byte, error) {
 	}
 }
 
-// headerKey names one message for the cache.
+// headerKey names one message for the cache. The user is a number given
+// by the cache (userID): a key of three integers hashes fast, and SEARCH
+// looks up thousands in a row.
 type headerKey struct {
-	user        string
+	user        uint32
 	uidValidity uint32
 	uid         uint32
 }
@@ -100,33 +105,53 @@ type cachedHeader struct {
 // (about as large again) and bookkeeping.
 func (h cachedHeader) cost() int64 { return int64(3*len(h.data)) + 256 }
 
-// headerCache is a least-recently-used cache bounded in bytes.
+// headerCache is bounded in bytes and evicts by CLOCK (second chance): a
+// hit only sets the entry's reference bit, under a read lock, so that
+// sessions searching at once do not queue on one another; eviction, under
+// the write lock, passes over entries used since its last pass.
 type headerCache struct {
-	mu    sync.Mutex
+	mu    sync.RWMutex
 	max   int64
 	used  int64
-	order *list.List // front: most recent; values are *headerEntry
-	items map[headerKey]*list.Element
+	ring  []*headerEntry // CLOCK order
+	hand  int
+	items map[headerKey]*headerEntry
+	users map[string]uint32
 }
 
 type headerEntry struct {
 	key headerKey
 	val cachedHeader
+	ref atomic.Bool
 }
 
 func newHeaderCache(max int64) *headerCache {
-	return &headerCache{max: max, order: list.New(), items: map[headerKey]*list.Element{}}
+	return &headerCache{max: max, items: map[headerKey]*headerEntry{}, users: map[string]uint32{}}
+}
+
+// userID returns the number of a user name (sessions ask once).
+func (hc *headerCache) userID(name string) uint32 {
+	hc.mu.Lock()
+	defer hc.mu.Unlock()
+	id, ok := hc.users[name]
+	if !ok {
+		id = uint32(len(hc.users) + 1)
+		hc.users[name] = id
+	}
+	return id
 }
 
 func (hc *headerCache) get(k headerKey) (cachedHeader, bool) {
-	hc.mu.Lock()
-	defer hc.mu.Unlock()
+	hc.mu.RLock()
 	e, ok := hc.items[k]
+	hc.mu.RUnlock()
 	if !ok {
 		return cachedHeader{}, false
 	}
-	hc.order.MoveToFront(e)
-	return e.Value.(*headerEntry).val, true
+	if !e.ref.Load() {
+		e.ref.Store(true)
+	}
+	return e.val, true
 }
 
 func (hc *headerCache) put(k headerKey, v cachedHeader) {
@@ -138,13 +163,34 @@ func (hc *headerCache) put(k headerKey, v cachedHeader) {
 	if _, ok := hc.items[k]; ok {
 		return
 	}
-	hc.items[k] = hc.order.PushFront(&headerEntry{key: k, val: v})
+	for hc.used+v.cost() > hc.max && len(hc.ring) > 0 {
+		hc.evict()
+	}
+	e := &headerEntry{key: k, val: v}
+	hc.items[k] = e
+	hc.ring = append(hc.ring, e)
 	hc.used += v.cost()
-	for hc.used > hc.max {
-		last := hc.order.Back()
-		ent := last.Value.(*headerEntry)
-		hc.order.Remove(last)
-		delete(hc.items, ent.key)
-		hc.used -= ent.val.cost()
+}
+
+// evict removes one entry: the first at or after the hand that was not
+// used since the hand last passed it.
+func (hc *headerCache) evict() {
+	for {
+		if hc.hand >= len(hc.ring) {
+			hc.hand = 0
+		}
+		e := hc.ring[hc.hand]
+		if e.ref.Load() {
+			e.ref.Store(false)
+			hc.hand++
+			continue
+		}
+		last := len(hc.ring) - 1
+		hc.ring[hc.hand] = hc.ring[last]
+		hc.ring[last] = nil
+		hc.ring = hc.ring[:last]
+		delete(hc.items, e.key)
+		hc.used -= e.val.cost()
+		return
 	}
 }

@@ -32,22 +32,65 @@ func TestHeaderCacheEvicts(t *testing.T) {
 	root, _ := message.Parse([]byte("Subject: x\r\n\r\n"), message.Limits{})
 	data := []byte(strings.Repeat("h", 1000))
 	for uid := uint32(1); uid <= 100; uid++ {
-		hc.put(headerKey{"u", 1, uid}, cachedHeader{data: data, root: root})
+		hc.put(headerKey{7, 1, uid}, cachedHeader{data: data, root: root})
 		if hc.used > hc.max {
 			t.Fatalf("used %d over max %d", hc.used, hc.max)
 		}
 	}
-	if _, ok := hc.get(headerKey{"u", 1, 1}); ok {
+	if _, ok := hc.get(headerKey{7, 1, 1}); ok {
 		t.Error("the oldest entry survived")
 	}
-	if h, ok := hc.get(headerKey{"u", 1, 100}); !ok || string(h.data) != string(data) {
+	if h, ok := hc.get(headerKey{7, 1, 100}); !ok || string(h.data) != string(data) {
 		t.Error("the newest entry is missing")
 	}
-	if _, ok := hc.get(headerKey{"u", 2, 100}); ok {
+	if _, ok := hc.get(headerKey{7, 2, 100}); ok {
 		t.Error("another UIDVALIDITY hit the cache")
 	}
-	hc.put(headerKey{"u", 1, 500}, cachedHeader{data: make([]byte, 8<<10), root: root})
-	if _, ok := hc.get(headerKey{"u", 1, 500}); ok {
+	if hc.userID("a@example.test") == hc.userID("b@example.test") || hc.userID("a@example.test") != hc.userID("a@example.test") {
+		t.Error("user numbers are not one per name")
+	}
+	hc.put(headerKey{7, 1, 500}, cachedHeader{data: make([]byte, 8<<10), root: root})
+	if _, ok := hc.get(headerKey{7, 1, 500}); ok {
 		t.Error("an entry over a sixteenth of the cache was kept")
+	}
+}
+
+// An entry read since the hand last passed gets a second chance: a header
+// in use survives a stream of new ones that are read once.
+func TestHeaderCacheKeepsUsedEntries(t *testing.T) {
+	hc := newHeaderCache(64 << 10)
+	root, _ := message.Parse([]byte("Subject: x\r\n\r\n"), message.Limits{})
+	data := []byte(strings.Repeat("h", 1000))
+	hot := headerKey{1, 1, 1}
+	hc.put(hot, cachedHeader{data: data, root: root})
+	for uid := uint32(2); uid <= 400; uid++ {
+		if _, ok := hc.get(hot); !ok {
+			t.Fatalf("the entry in use was evicted after %d others", uid-2)
+		}
+		hc.put(headerKey{1, 1, uid}, cachedHeader{data: data, root: root})
+	}
+	if len(hc.items) != len(hc.ring) || hc.used > hc.max {
+		t.Errorf("%d items, %d in the ring, %d bytes of %d", len(hc.items), len(hc.ring), hc.used, hc.max)
+	}
+}
+
+func TestHasFold(t *testing.T) {
+	for _, c := range []struct {
+		s, needle string
+		want      bool
+	}{
+		{"Hello World", "world", true},
+		{"Hello World", "o w", true},
+		{"Hello", "hello!", false},
+		{"", "", true},
+		{"abc", "", true},
+		{"GRÜSSE aus Köln", "köln", true}, // non-ASCII needle: Unicode lower-casing
+		{"Grüße AUS Köln", "aus", true},   // ASCII needle in UTF-8 text
+		{"ÄBC", "äbc", true},
+		{"aaab", "aab", true},
+	} {
+		if got := hasFold(c.s, c.needle); got != c.want {
+			t.Errorf("hasFold(%q, %q) = %v", c.s, c.needle, got)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"posthorn/internal/message"
 )
@@ -453,20 +454,59 @@ func (st *searchState) textMatch(k *searchKey) bool {
 var wordDecoder = mime.WordDecoder{CharsetReader: nil}
 
 // headerHas looks for needle in field (all fields when field is "").
+// Field names are ASCII (RFC 5322 §2.2), so a length check comes first.
 func headerHas(p *message.Part, field, needle string) bool {
 	for _, f := range p.Header {
-		if field != "" && !strings.EqualFold(f.Name, field) {
+		if field != "" && (len(f.Name) != len(field) || !strings.EqualFold(f.Name, field)) {
 			continue
 		}
 		v := f.Value
-		if d, err := wordDecoder.DecodeHeader(v); err == nil {
-			v = d
+		if strings.Contains(v, "=?") { // RFC 2047 encoded words
+			if d, err := wordDecoder.DecodeHeader(v); err == nil {
+				v = d
+			}
 		}
-		if strings.Contains(strings.ToLower(v), needle) {
+		if hasFold(v, needle) {
 			return true
 		}
 	}
 	return false
+}
+
+// hasFold reports whether s contains needle, which is in lower case,
+// ignoring case. An ASCII needle is matched with ASCII case folding
+// (what RFC 9051 §6.4.4 asks for) without copying s; any other with
+// Unicode lower-casing.
+func hasFold(s, needle string) bool {
+	for i := 0; i < len(needle); i++ {
+		if needle[i] >= utf8.RuneSelf {
+			return strings.Contains(strings.ToLower(s), needle)
+		}
+	}
+	if needle == "" {
+		return true
+	}
+	first := needle[0]
+	for i := 0; i+len(needle) <= len(s); i++ {
+		if lowerASCII(s[i]) != first {
+			continue
+		}
+		j := 1
+		for j < len(needle) && lowerASCII(s[i+j]) == needle[j] {
+			j++
+		}
+		if j == len(needle) {
+			return true
+		}
+	}
+	return false
+}
+
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 // bodyHas searches the text parts of p, decoded.

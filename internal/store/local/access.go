@@ -58,6 +58,7 @@ func (s *Store) DeleteMailbox(ctx context.Context, account, name string) error {
 	if err != nil {
 		return err
 	}
+	s.snaps.drop(id)
 	s.watch.notify(id)
 	return os.RemoveAll(dir)
 }
@@ -174,13 +175,7 @@ func (s *Store) Snapshot(ctx context.Context, account, mailbox string) (store.Sn
 	if err := s.syncDir(ctx, id, dir); err != nil {
 		return store.Snapshot{}, err
 	}
-	var snap store.Snapshot
-	if err := s.rdb.QueryRowContext(ctx, `SELECT uidvalidity, uidnext, highestmodseq FROM mailboxes WHERE id = ?`, id).
-		Scan(&snap.UIDValidity, &snap.UIDNext, &snap.HighestModSeq); err != nil {
-		return snap, err
-	}
-	snap.Messages, err = s.metas(ctx, `WHERE mailbox_id = ? ORDER BY uid`, id)
-	return snap, err
+	return s.readSnapshot(ctx, id)
 }
 
 // Changes implements store.Access.
@@ -200,26 +195,16 @@ func (s *Store) Changes(ctx context.Context, account, mailbox string, since uint
 	if since >= c.HighestModSeq {
 		return c, nil
 	}
-	if c.Updated, err = s.metas(ctx, `WHERE mailbox_id = ? AND modseq > ? ORDER BY uid`, id, since); err != nil {
+	if c.Updated, err = queryMetas(ctx, s.rdb, `WHERE mailbox_id = ? AND modseq > ? ORDER BY uid`, id, since); err != nil {
 		return c, err
 	}
-	rows, err := s.rdb.QueryContext(ctx, `SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid`, id, since)
-	if err != nil {
-		return c, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var uid uint32
-		if err := rows.Scan(&uid); err != nil {
-			return c, err
-		}
-		c.Expunged = append(c.Expunged, uid)
-	}
-	return c, rows.Err()
+	c.Expunged, err = queryUIDs(ctx, s.rdb, `SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid`, id, since)
+	return c, err
 }
 
-func (s *Store) metas(ctx context.Context, where string, args ...any) ([]store.MessageMeta, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT uid, modseq, flags, internal_date, size FROM messages `+where, args...)
+// queryMetas reads the message rows selected by where.
+func queryMetas(ctx context.Context, q querier, where string, args ...any) ([]store.MessageMeta, error) {
+	rows, err := q.QueryContext(ctx, `SELECT uid, modseq, flags, internal_date, size FROM messages `+where, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -235,6 +220,24 @@ func (s *Store) metas(ctx context.Context, where string, args ...any) ([]store.M
 		m.Flags = strings.Fields(flags)
 		m.InternalDate = time.Unix(0, date).UTC()
 		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// queryUIDs reads a list of UIDs.
+func queryUIDs(ctx context.Context, q querier, query string, args ...any) ([]uint32, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []uint32
+	for rows.Next() {
+		var uid uint32
+		if err := rows.Scan(&uid); err != nil {
+			return nil, err
+		}
+		out = append(out, uid)
 	}
 	return out, rows.Err()
 }

@@ -63,6 +63,7 @@ type Store struct {
 
 	dirSync *syncer
 	dcache  *dirCache
+	snaps   snapshots
 	names   nameSource
 	kwLock  keywordLocks
 	watch   watchers

@@ -48,6 +48,35 @@ func (r *readDB) QueryRowContext(ctx context.Context, q string, args ...any) *sq
 	return st.QueryRowContext(ctx, args...)
 }
 
+// querier runs a query: the read pool, or a read transaction on it.
+type querier interface {
+	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+}
+
+// readTx is a read transaction that uses the pool's prepared statements
+// (database/sql reuses a statement already prepared on the transaction's
+// connection).
+type readTx struct {
+	*sql.Tx
+	r *readDB
+}
+
+func (t readTx) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	st, err := t.r.stmt(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return t.Tx.StmtContext(ctx, st).QueryContext(ctx, args...)
+}
+
+func (t readTx) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	st, err := t.r.stmt(ctx, q)
+	if err != nil {
+		return t.Tx.QueryRowContext(ctx, q, args...)
+	}
+	return t.Tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+}
+
 // Close closes the statements, then the pool.
 func (r *readDB) Close() error {
 	r.stmts.Range(func(_, v any) bool { v.(*sql.Stmt).Close(); return true })
