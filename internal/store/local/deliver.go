@@ -77,7 +77,6 @@ func (s *Store) placeReader(ctx context.Context, account, mailbox string, flags 
 	if p.date.IsZero() {
 		p.date = time.Now()
 	}
-	p.date = p.date.Truncate(time.Microsecond) // what the file's mtime keeps (futimes)
 	base := s.names.next()
 	tmp := filepath.Join(dir, "tmp", base)
 	n, lines, err := writeSynced(tmp, src, p.date)
@@ -142,10 +141,10 @@ func writeSynced(path string, src io.Reader, date time.Time) (n, lines int64, er
 		return 0, 0, err
 	}
 	// INTERNALDATE is the file's mtime, as in Dovecot. Set before the
-	// fsync, so that it is as durable as the content.
-	tv := syscall.NsecToTimeval(date.UnixNano())
-	if err := syscall.Futimes(int(f.Fd()), []syscall.Timeval{tv, tv}); err != nil {
-		return 0, 0, &os.PathError{Op: "futimes", Path: path, Err: err}
+	// fsync, so that it is as durable as the content. (By path: Go's
+	// Futimes goes through /proc, which a chroot may lack.)
+	if err := os.Chtimes(path, date, date); err != nil {
+		return 0, 0, err
 	}
 	if err := f.Sync(); err != nil {
 		return 0, 0, err

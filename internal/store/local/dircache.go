@@ -1,6 +1,7 @@
 package local
 
 import (
+	"os"
 	"path/filepath"
 	"sync"
 	"syscall"
@@ -13,7 +14,7 @@ import (
 //
 // Admin commands change the directory from their own processes, so an
 // in-process notice is not enough. Every change rewrites DATA/directory.json
-// by rename (writeDir), and that file's identity (inode, times, size) is
+// by rename (writeDir), and that file's identity (inode, mtime, size) is
 // the cache's generation: a lookup stats it, and a different identity
 // empties the cache. Changes made here also empty it directly, before the
 // copy is saved. Entries live at most dirCacheTTL, in case a copy could
@@ -31,12 +32,14 @@ type dirCache struct {
 	m      map[string]any
 }
 
-// dirGen identifies one version of the directory.
+// dirGen identifies one version of the directory: the copy's identity
+// on disk (each save is a new file renamed into place), and the changes
+// made by this process.
 type dirGen struct {
-	ino, size uint64
-	mtime     syscall.Timespec
-	ctime     syscall.Timespec
-	local     uint64 // changes made by this process
+	ino   uint64
+	size  int64
+	mtime int64
+	local uint64
 }
 
 const (
@@ -51,14 +54,18 @@ func newDirCache(dataDir string) *dirCache {
 // current returns the directory's generation, or false when it cannot be
 // known (no copy on disk).
 func (c *dirCache) current() (dirGen, bool) {
-	var st syscall.Stat_t
-	if err := syscall.Stat(c.path, &st); err != nil {
+	fi, err := os.Stat(c.path)
+	if err != nil {
 		return dirGen{}, false
 	}
+	g := dirGen{size: fi.Size(), mtime: fi.ModTime().UnixNano()}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		g.ino = uint64(st.Ino)
+	}
 	c.mu.Lock()
-	local := c.gen.local
+	g.local = c.gen.local
 	c.mu.Unlock()
-	return dirGen{ino: st.Ino, size: uint64(st.Size), mtime: st.Mtim, ctime: st.Ctim, local: local}, true
+	return g, true
 }
 
 // get returns the cached answer for key, or load's, caching it when ok
