@@ -1,7 +1,9 @@
 package imap
 
 import (
+	"bufio"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -19,6 +21,7 @@ func (c *conn) cmdIdle(tag string, s *scanner) error {
 		return err
 	}
 	c.deadline = time.Now().Add(c.s.opts.IdleTimeout)
+	defer c.parkWriter()()
 	lines := make(chan lineResult, 1)
 	c.noFlush.Store(true) // the reader goroutine must not touch the writer
 	c.waiting.Store(true) // shutdown may interrupt an idling session
@@ -48,6 +51,31 @@ func (c *conn) cmdIdle(tag string, s *scanner) error {
 		}
 	}
 }
+
+// idleWriters holds the 4 KiB write buffers of sessions in IDLE: an idle
+// session writes an untagged response now and then, which a small buffer
+// carries as well, and thousands of them then hold 4 KiB less each.
+var idleWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) }}
+
+// parkWriter swaps the session's (flushed) write buffer for a small one
+// and returns the function that gives it a full-size one back.
+func (c *conn) parkWriter() func() {
+	full := c.bw
+	full.Reset(nil)
+	idleWriters.Put(full)
+	c.bw = bufio.NewWriterSize(connWriter{c}, smallWriter)
+	return func() {
+		// The tagged end of IDLE may still be in it; a failed write
+		// leaves the connection broken, and the next read ends it.
+		_ = c.bw.Flush()
+		c.bw = idleWriters.Get().(*bufio.Writer)
+		c.bw.Reset(connWriter{c})
+	}
+}
+
+// smallWriter is the write buffer of a session in IDLE (bufio's minimum is
+// 16 octets).
+const smallWriter = 128
 
 type lineResult struct {
 	line string

@@ -193,6 +193,39 @@ func TestAppendAndIdle(t *testing.T) {
 	c.do("b APPEND NoSuch {1+}\r\nx", "b NO [TRYCREATE]")
 }
 
+// A session in IDLE writes through a small buffer (parkWriter): updates
+// longer than it arrive whole and in order, and the session gets its full
+// buffer back for what follows, IDLE after IDLE.
+func TestIdleUpdatesThroughSmallBuffer(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	for range 12 {
+		e.deliver(t, msg1)
+	}
+	watcher := e.login(t)
+	watcher.do("s SELECT INBOX", "s OK")
+	c := e.login(t)
+	c.do("s SELECT INBOX", "s OK")
+	for round := range 2 {
+		watcher.send("i IDLE\r\n")
+		watcher.line("+ idling")
+		flag := []string{"$Alpha", "$Beta"}[round]
+		c.do("f STORE 1:12 +FLAGS.SILENT ("+flag+")", "f OK")
+		for i := 1; i <= 12; i++ {
+			l := watcher.line("* " + itoa(i) + " FETCH")
+			if !strings.Contains(l, flag) {
+				t.Fatalf("round %d: update %d = %q, want %s", round, i, l, flag)
+			}
+		}
+		watcher.send("DONE\r\n")
+		watcher.line("i OK")
+		out := watcher.do("g FETCH 1:12 (FLAGS UID)", "g OK")
+		if n := len(out); n != 13 {
+			t.Fatalf("round %d: FETCH after IDLE gave %d lines: %q", round, n, out)
+		}
+	}
+}
+
 func TestQresync(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
