@@ -91,7 +91,7 @@ type Snapshot struct {
 	UIDValidity   uint32
 	UIDNext       uint32
 	HighestModSeq uint64
-	Messages      []MessageMeta // in UID order
+	Messages      []MessageMeta // in UID order; shared: read it, never change it
 }
 
 // Changes is what changed in a mailbox after some modseq.

@@ -3,7 +3,6 @@ package local
 import (
 	"context"
 	"database/sql"
-	"slices"
 	"sync"
 
 	"posthorn/internal/store"
@@ -22,8 +21,10 @@ import (
 // UIDVALIDITY, or a HIGHESTMODSEQ lower than the cached one (a mailbox
 // deleted and made again under the same id), means a full read.
 //
-// Cached lists are shared: they and their Flags slices are never changed
-// in place, only replaced; callers get their own copy of the list.
+// Cached lists are shared, with callers too: they and their Flags slices
+// are never changed in place, only replaced (store.Snapshot says callers
+// must not change them). A copy for each SELECT was 144 KiB of garbage
+// per session on a 2,000-message mailbox.
 type snapshots struct {
 	mu    sync.Mutex
 	byID  map[int64]*snapEntry
@@ -137,8 +138,7 @@ func (s *Store) readSnapshot(ctx context.Context, id int64) (store.Snapshot, err
 		}
 	}
 	s.snaps.put(id, snap)
-	snap.Messages = slices.Clone(snap.Messages)
-	return snap, nil
+	return snap, nil // Messages shared with the cache: read-only (store.Snapshot)
 }
 
 // applyChanges returns list (UID order) with the updated messages put in
