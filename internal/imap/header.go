@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 
@@ -109,7 +110,14 @@ func (h cachedHeader) cost() int64 { return int64(3*len(h.data)) + 256 }
 // hit only sets the entry's reference bit, under a read lock, so that
 // sessions searching at once do not queue on one another; eviction, under
 // the write lock, passes over entries used since its last pass.
+//
+// A full cache admits one missed header in eight (admitOneIn): a SEARCH
+// over a mailbox larger than the cache would otherwise evict, one by one,
+// the very headers its next pass needs (every pass would miss); this way
+// repeated passes hit about as often as the cache is large against the
+// mailbox, while a header read again and again still gets in soon.
 type headerCache struct {
+	admit func() bool
 	mu    sync.RWMutex
 	max   int64
 	used  int64
@@ -125,8 +133,12 @@ type headerEntry struct {
 	ref atomic.Bool
 }
 
+// admitOneIn is the share of misses a full cache admits.
+const admitOneIn = 8
+
 func newHeaderCache(max int64) *headerCache {
-	return &headerCache{max: max, items: map[headerKey]*headerEntry{}, users: map[string]uint32{}}
+	return &headerCache{max: max, items: map[headerKey]*headerEntry{}, users: map[string]uint32{},
+		admit: func() bool { return rand.IntN(admitOneIn) == 0 }}
 }
 
 // userID returns the number of a user name (sessions ask once).
@@ -163,34 +175,50 @@ func (hc *headerCache) put(k headerKey, v cachedHeader) {
 	if _, ok := hc.items[k]; ok {
 		return
 	}
-	for hc.used+v.cost() > hc.max && len(hc.ring) > 0 {
-		hc.evict()
+	if hc.used+v.cost() > hc.max && !hc.admit() {
+		return
 	}
 	e := &headerEntry{key: k, val: v}
 	hc.items[k] = e
-	hc.ring = append(hc.ring, e)
 	hc.used += v.cost()
+	if hc.used <= hc.max {
+		hc.ring = append(hc.ring, e)
+		return
+	}
+	// Full: the new entry takes the first victim's slot, just behind the
+	// hand, so it has a whole turn before it can be evicted; any further
+	// victims (it needed more room) leave the ring.
+	hc.ring[hc.victim()] = e
+	for hc.used > hc.max {
+		hc.removeAt(hc.victim())
+	}
 }
 
-// evict removes one entry: the first at or after the hand that was not
-// used since the hand last passed it.
-func (hc *headerCache) evict() {
+// victim moves the hand to the first entry not used since the hand last
+// passed it, forgets that entry and returns its slot; the hand moves past
+// it.
+func (hc *headerCache) victim() int {
 	for {
 		if hc.hand >= len(hc.ring) {
 			hc.hand = 0
 		}
-		e := hc.ring[hc.hand]
+		i := hc.hand
+		hc.hand++
+		e := hc.ring[i]
 		if e.ref.Load() {
 			e.ref.Store(false)
-			hc.hand++
 			continue
 		}
-		last := len(hc.ring) - 1
-		hc.ring[hc.hand] = hc.ring[last]
-		hc.ring[last] = nil
-		hc.ring = hc.ring[:last]
 		delete(hc.items, e.key)
 		hc.used -= e.val.cost()
-		return
+		return i
 	}
+}
+
+// removeAt takes slot i out of the ring; the last entry fills it.
+func (hc *headerCache) removeAt(i int) {
+	last := len(hc.ring) - 1
+	hc.ring[i] = hc.ring[last]
+	hc.ring[last] = nil
+	hc.ring = hc.ring[:last]
 }

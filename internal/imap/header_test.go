@@ -29,6 +29,7 @@ func TestReadHeader(t *testing.T) {
 
 func TestHeaderCacheEvicts(t *testing.T) {
 	hc := newHeaderCache(64 << 10)
+	hc.admit = func() bool { return true }
 	root, _ := message.Parse([]byte("Subject: x\r\n\r\n"), message.Limits{})
 	data := []byte(strings.Repeat("h", 1000))
 	for uid := uint32(1); uid <= 100; uid++ {
@@ -39,6 +40,11 @@ func TestHeaderCacheEvicts(t *testing.T) {
 	}
 	if _, ok := hc.get(headerKey{7, 1, 1}); ok {
 		t.Error("the oldest entry survived")
+	}
+	for uid := uint32(91); uid <= 100; uid++ { // about 20 fit
+		if _, ok := hc.get(headerKey{7, 1, uid}); !ok {
+			t.Errorf("entry %d of the last ten inserted was evicted", uid)
+		}
 	}
 	if h, ok := hc.get(headerKey{7, 1, 100}); !ok || string(h.data) != string(data) {
 		t.Error("the newest entry is missing")
@@ -59,6 +65,7 @@ func TestHeaderCacheEvicts(t *testing.T) {
 // in use survives a stream of new ones that are read once.
 func TestHeaderCacheKeepsUsedEntries(t *testing.T) {
 	hc := newHeaderCache(64 << 10)
+	hc.admit = func() bool { return true }
 	root, _ := message.Parse([]byte("Subject: x\r\n\r\n"), message.Limits{})
 	data := []byte(strings.Repeat("h", 1000))
 	hot := headerKey{1, 1, 1}
@@ -92,5 +99,32 @@ func TestHasFold(t *testing.T) {
 		if got := hasFold(c.s, c.needle); got != c.want {
 			t.Errorf("hasFold(%q, %q) = %v", c.s, c.needle, got)
 		}
+	}
+}
+
+// Passes over more headers than the cache holds (a SEARCH of a mailbox
+// larger than the cache) must not evict exactly what the next pass needs:
+// after a few passes, a good share of each pass hits.
+func TestHeaderCacheScanResistance(t *testing.T) {
+	hc := newHeaderCache(64 << 10) // about 20 entries of this size
+	root, _ := message.Parse([]byte("Subject: x\r\n\r\n"), message.Limits{})
+	data := []byte(strings.Repeat("h", 1000))
+	const keys = 40
+	hits := 0
+	for pass := range 20 {
+		for uid := uint32(1); uid <= keys; uid++ {
+			k := headerKey{1, 1, uid}
+			if _, ok := hc.get(k); ok {
+				if pass >= 10 {
+					hits++
+				}
+				continue
+			}
+			hc.put(k, cachedHeader{data: data, root: root})
+		}
+	}
+	// Least recently used (or CLOCK without admission) hits nothing here.
+	if rate := float64(hits) / (10 * keys); rate < 0.25 {
+		t.Errorf("hit rate over the last ten passes %.2f, want at least 0.25 (the cache holds about half the keys)", rate)
 	}
 }
