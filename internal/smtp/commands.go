@@ -406,6 +406,7 @@ func (c *conn) cmdData(arg string) {
 	}
 	c.reply(CodeStartData, "", "End data with <CR><LF>.<CR><LF>")
 	c.deadline = time.Now().Add(c.s.opts.DataTimeout)
+	defer c.bigReader()()
 	dr := newDotReader(c.br, c.limits())
 	if c.s.opts.LMTP {
 		c.lmtpData(dr)

@@ -12,6 +12,7 @@ import (
 	"net"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -63,6 +64,30 @@ func newConn(s *Server, nc net.Conn) *conn {
 	c.br = bufio.NewReaderSize(timedReader{c}, size)
 	c.bw = bufio.NewWriterSize(connWriter{c}, 4096)
 	return c
+}
+
+// dataReaders are the read buffers of messages being received: 64 KiB
+// take a 100 KiB message in a few reads where the 4 KiB command buffer
+// needs 25, and they go back to the pool when the message is in.
+var dataReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 64<<10) }}
+
+// bigReader gives the session a 64 KiB read buffer for a message (its
+// command buffer is empty then: cmdData checks) and returns the function
+// that gives the command buffer back. If the client already sent more
+// (pipelined commands after the message), the big buffer stays.
+func (c *conn) bigReader() func() {
+	small := c.br
+	c.br = dataReaders.Get().(*bufio.Reader)
+	c.br.Reset(timedReader{c})
+	return func() {
+		if c.br.Buffered() > 0 {
+			return
+		}
+		big := c.br
+		c.br = small
+		big.Reset(nil)
+		dataReaders.Put(big)
+	}
 }
 
 // timedReader reads from the current connection with the phase deadline.

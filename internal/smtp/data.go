@@ -83,7 +83,8 @@ type dotReader struct {
 	state int
 	check lineChecker
 	eof   bool
-	buf   []byte
+	buf   []byte // checked output of the last step
+	off   int    // buf[off:] is not yet returned: the caller's p was full
 }
 
 const (
@@ -98,33 +99,34 @@ func newDotReader(br *bufio.Reader, lim dataLimits) *dotReader {
 	return &dotReader{br: br, check: lineChecker{lim: lim}}
 }
 
-// Read implements io.Reader.
+// Read implements io.Reader. A step may yield more octets than p has room
+// for (a run of text is as long as what is buffered): the rest is kept
+// for the next call, never dropped.
 func (r *dotReader) Read(p []byte) (int, error) {
-	if r.check.err != nil {
-		return 0, r.check.err
-	}
-	if r.eof {
-		return 0, io.EOF
-	}
 	n := 0
-	for n < len(p) && !r.eof && r.check.err == nil {
-		r.buf = r.buf[:0]
+	for {
+		if r.off < len(r.buf) {
+			c := copy(p[n:], r.buf[r.off:])
+			n += c
+			r.off += c
+			if n == len(p) {
+				return n, nil
+			}
+		}
+		switch {
+		case r.check.err != nil:
+			return n, r.check.err
+		case r.eof && n == 0:
+			return 0, io.EOF
+		case r.eof, n > 0 && r.br.Buffered() == 0:
+			return n, nil // return what we have rather than block
+		}
+		r.buf, r.off = r.buf[:0], 0
 		if err := r.step(); err != nil {
 			return n, err
 		}
-		k := r.check.check(r.buf)
-		n += copy(p[n:], r.buf[:k])
-		if r.br.Buffered() == 0 && n > 0 {
-			break // return what we have rather than block
-		}
+		r.buf = r.buf[:r.check.check(r.buf)]
 	}
-	if r.check.err != nil {
-		return n, r.check.err
-	}
-	if r.eof && n == 0 {
-		return 0, io.EOF
-	}
-	return n, nil
 }
 
 // step consumes input and appends the resulting message octets to r.buf.

@@ -50,6 +50,44 @@ func TestDeliveryDotUnstuffed(t *testing.T) {
 	c.cmd("NOOP", "250")
 }
 
+// A message is read through a 64 KiB buffer that goes back to a pool
+// afterwards (bigReader). Commands pipelined right behind the final dot
+// stay in that buffer and must still be served, message after message;
+// a message far larger than the buffer arrives whole.
+func TestDataBufferAndPipelinedCommandsAfterIt(t *testing.T) {
+	t.Parallel()
+	b := &fakeBackend{}
+	_, addr := testServer(t, b, nil)
+	c := dial(t, addr)
+	c.startTx()
+	c.cmd("DATA", "354")
+	big := "Subject: big\r\n\r\n" + strings.Repeat(strings.Repeat("x", 998)+"\r\n", 300)
+	// The end of the message and the next transaction in one write.
+	c.send(big + ".\r\nMAIL FROM:<b@client.test>\r\nRCPT TO:<me@mx.test>\r\nDATA\r\n")
+	c.expect("250 2.0.0 Ok: queued as ID1")
+	c.expect("250 2.1.0")
+	c.expect("250 2.1.5")
+	c.expect("354")
+	c.send("Subject: second\r\n\r\nhi\r\n.\r\nNOOP\r\n")
+	c.expect("250 2.0.0 Ok: queued as ID1")
+	c.expect("250")
+	c.cmd("MAIL FROM:<c@client.test>", "250 2.1.0")
+	c.cmd("RCPT TO:<me@mx.test>", "250 2.1.5")
+	c.cmd("DATA", "354")
+	c.send("Subject: third\r\n\r\nhi\r\n.\r\n")
+	c.expect("250 2.0.0 Ok: queued as ID1")
+	got := b.messages()
+	if len(got) != 3 || got[0] != big || got[1] != "Subject: second\r\n\r\nhi\r\n" || got[2] != "Subject: third\r\n\r\nhi\r\n" {
+		t.Errorf("%d messages; sizes %v", len(got), func() (n []int) {
+			for _, m := range got {
+				n = append(n, len(m))
+			}
+			return
+		}())
+	}
+	c.cmd("QUIT", "221")
+}
+
 func TestSequenceErrors(t *testing.T) {
 	t.Parallel()
 	_, addr := testServer(t, &fakeBackend{}, func(o *Options) { o.MaxErrors = 100 })
