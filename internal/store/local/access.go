@@ -340,58 +340,79 @@ func (s *Store) Watch(account, mailbox string) (<-chan struct{}, func()) {
 		return ch, func() {}
 	}
 	ch, stop := s.watch.add(id)
-	if s.watch.startPoller(id) {
-		go s.pollWatched(id)
-	}
+	s.watch.poll.Do(func() { go s.pollWatched() })
 	return ch, stop
 }
 
 // watchPoll is how often a watched mailbox is looked at for changes made
-// behind the store's back (another program in the Maildir). One poller
-// per mailbox serves all its watchers, however many sessions idle on it.
+// behind the store's back (another program in the Maildir).
 const watchPoll = time.Second
 
-// pollWatched syncs mailbox id every watchPoll while anyone watches it;
-// a change found notifies the watchers (syncDir does).
-func (s *Store) pollWatched(id int64) {
+// pollWatched syncs, every watchPoll, each mailbox that someone watches; a
+// change found notifies its watchers (syncDir does). One goroutine serves
+// every watched mailbox, however many sessions idle on how many
+// mailboxes: a wake-up a second, not one per mailbox (thousands of idle
+// sessions on hundreds of mailboxes kept the scheduler busy).
+func (s *Store) pollWatched() {
 	t := time.NewTicker(watchPoll)
 	defer t.Stop()
-	dir, gen := "", uint64(0) // looked up again after any RENAME or DELETE
+	known := map[int64]watchPlace{}
 	for {
 		select {
 		case <-s.stop:
-			s.watch.pollerDone(id, true)
 			return
 		case <-t.C:
 		}
-		if s.watch.pollerDone(id, false) {
-			return
-		}
+		ids := s.watch.watched()
+		live := make(map[int64]bool, len(ids))
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		var err error
-		if g := s.layout.Load(); dir == "" || g != gen {
-			// A RENAME may have moved this mailbox, or given its old
-			// directory to another: never poll a directory by an old name.
-			gen = g
-			dir, err = s.mailboxDir(ctx, id)
-		}
-		if errors.Is(err, store.ErrNoMailbox) {
-			cancel()
-			s.watch.pollerDone(id, true) // the mailbox is gone
-			return
-		}
-		if err == nil {
-			err = s.pollDir(ctx, id, dir)
+		for _, id := range ids {
+			live[id] = true
+			known[id] = s.pollOne(ctx, id, known[id])
 		}
 		cancel()
-		if errors.Is(err, store.ErrNoMailbox) {
-			dir = "" // its directory moved: look it up on the next tick
-			continue
-		}
-		if err != nil {
-			s.log.Warn("watch: sync failed", "mailbox_id", id, "err", err)
+		for id := range known {
+			if !live[id] {
+				delete(known, id)
+			}
 		}
 	}
+}
+
+// watchPlace is where a watched mailbox was last found. It is looked up
+// again after any RENAME or DELETE (the layout generation), since a
+// RENAME may move a mailbox or give its old directory to another: a
+// directory is never polled by an old name.
+type watchPlace struct {
+	dir  string
+	gen  uint64
+	gone bool // deleted: not looked up again until the layout changes
+}
+
+// pollOne polls one watched mailbox and returns where it now is.
+func (s *Store) pollOne(ctx context.Context, id int64, p watchPlace) watchPlace {
+	if g := s.layout.Load(); p.dir == "" || g != p.gen {
+		if p.gone && g == p.gen {
+			return p
+		}
+		dir, err := s.mailboxDir(ctx, id)
+		p = watchPlace{dir: dir, gen: g}
+		if errors.Is(err, store.ErrNoMailbox) {
+			p.gone = true
+			return p
+		}
+		if err != nil {
+			s.log.Warn("watch: mailbox lookup failed", "mailbox_id", id, "err", err)
+			return watchPlace{}
+		}
+	}
+	err := s.pollDir(ctx, id, p.dir)
+	if errors.Is(err, store.ErrNoMailbox) {
+		p.dir = "" // its directory moved: look it up on the next tick
+	} else if err != nil {
+		s.log.Warn("watch: sync failed", "mailbox_id", id, "err", err)
+	}
+	return p
 }
 
 // mailboxDir returns the directory of mailbox id, looked up afresh: a

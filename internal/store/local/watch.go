@@ -4,36 +4,20 @@ import "sync"
 
 // watchers fans change notices out to sessions watching a mailbox.
 type watchers struct {
-	mu      sync.Mutex
-	subs    map[int64]map[chan struct{}]struct{}
-	pollers map[int64]bool // mailboxes with a running poller
+	mu   sync.Mutex
+	subs map[int64]map[chan struct{}]struct{}
+	poll sync.Once // starts the store's one poller (Store.pollWatched)
 }
 
-// startPoller reports whether the caller must start the poller of id
-// (none runs yet).
-func (w *watchers) startPoller(id int64) bool {
+// watched returns the mailboxes that someone watches.
+func (w *watchers) watched() []int64 {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.pollers == nil {
-		w.pollers = map[int64]bool{}
+	ids := make([]int64, 0, len(w.subs))
+	for id := range w.subs {
+		ids = append(ids, id)
 	}
-	if w.pollers[id] {
-		return false
-	}
-	w.pollers[id] = true
-	return true
-}
-
-// pollerDone reports whether the poller of id must stop: forced, or
-// nobody watches any more. When it must, it is marked stopped.
-func (w *watchers) pollerDone(id int64, force bool) bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if force || len(w.subs[id]) == 0 {
-		delete(w.pollers, id)
-		return true
-	}
-	return false
+	return ids
 }
 
 func (w *watchers) add(id int64) (chan struct{}, func()) {
