@@ -60,13 +60,13 @@ func (s *Store) syncDir(ctx context.Context, id int64, dir string) error {
 		return nil
 	}
 	now := time.Now()
-	files, err := listMaildir(dir)
+	prev := s.synced.listing(id, dir, now)
+	files, err := listMaildir(dir, len(prev))
 	if err != nil {
 		return classify(err)
 	}
 	cost := time.Since(now)
 	letters := readKeywords(dir)
-	prev := s.synced.listing(id, dir, now)
 	var plan syncPlan
 	if touched, ok := prev.touched(files); ok {
 		if len(touched) > 0 {
@@ -154,8 +154,8 @@ type listing map[string]string
 // listMaildir reads new/ and cur/ (unsorted: the order does not matter).
 // A missing one is an error, never an empty mailbox: a Maildir moved away
 // (RENAME) under a sync must not read as "every message deleted".
-func listMaildir(dir string) (listing, error) {
-	out := listing{}
+func listMaildir(dir string, sizeHint int) (listing, error) {
+	out := make(listing, sizeHint) // the last listing's size: no rehashing as it fills
 	for _, sd := range []string{"new", "cur"} {
 		ents, err := readDirUnsorted(filepath.Join(dir, sd))
 		if errors.Is(err, os.ErrNotExist) {
