@@ -346,6 +346,59 @@ func TestWatchSeesOtherPrograms(t *testing.T) {
 	}
 }
 
+// TestWatchManyMailboxes: the store's one poller serves every watched
+// mailbox of every account, a watcher that stops is no longer served, and
+// a mailbox deleted while watched does not stop the others.
+func TestWatchManyMailboxes(t *testing.T) {
+	t.Parallel()
+	s, ctx := newStore(t)
+	must(t, s.AddAccount(ctx, users.Account{Address: "you@example.test", PasswordHash: "x", Created: time.Now()}))
+	type box struct{ acct, name string }
+	boxes := []box{{"me@example.test", "INBOX"}, {"me@example.test", "A"}, {"you@example.test", "INBOX"}, {"you@example.test", "B"}}
+	chans := make([]<-chan struct{}, len(boxes))
+	for i, b := range boxes {
+		if b.name != "INBOX" {
+			must(t, s.CreateMailbox(ctx, b.acct, b.name, ""))
+		}
+		must(t, s.Sync(ctx, b.acct, b.name))
+		ch, stop := s.Watch(b.acct, b.name)
+		defer stop()
+		chans[i] = ch
+	}
+	must(t, s.DeleteMailbox(ctx, "me@example.test", "A")) // its watcher stays
+	drain := func(ch <-chan struct{}) {
+		for {
+			select {
+			case <-ch:
+			default:
+				return
+			}
+		}
+	}
+	for round := range 2 {
+		for i, b := range boxes {
+			if b.name == "A" {
+				continue
+			}
+			drain(chans[i])
+			_, dir, err := s.mailbox(ctx, b.acct, b.name)
+			must(t, err)
+			name := fmt.Sprintf("%d.R%dM%d.other", time.Now().Unix(), round, i)
+			must(t, os.WriteFile(filepath.Join(dir, "new", name), []byte("Subject: y\n\nhi\n"), 0o600))
+		}
+		for i, b := range boxes {
+			if b.name == "A" {
+				continue
+			}
+			select {
+			case <-chans[i]:
+			case <-time.After(5 * time.Second):
+				t.Fatalf("round %d: no notice for %s %s within 5 s of a file dropped into new/", round, b.acct, b.name)
+			}
+		}
+	}
+}
+
 // TestMailboxLimit: a client cannot create mailboxes without end; the
 // refusal is a quota error and leaves no directory behind.
 func TestMailboxLimit(t *testing.T) {
