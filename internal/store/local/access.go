@@ -195,10 +195,7 @@ func (s *Store) Changes(ctx context.Context, account, mailbox string, since uint
 	if since >= c.HighestModSeq {
 		return c, nil
 	}
-	if c.Updated, err = queryMetas(ctx, s.rdb, `WHERE mailbox_id = ? AND modseq > ? ORDER BY uid`, id, since); err != nil {
-		return c, err
-	}
-	c.Expunged, err = queryUIDs(ctx, s.rdb, `SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid`, id, since)
+	c.Updated, c.Expunged, err = changedSince(ctx, s.rdb, id, since)
 	return c, err
 }
 
@@ -224,22 +221,15 @@ func queryMetas(ctx context.Context, q querier, where string, args ...any) ([]st
 	return out, rows.Err()
 }
 
-// queryUIDs reads a list of UIDs.
-func queryUIDs(ctx context.Context, q querier, query string, args ...any) ([]uint32, error) {
-	rows, err := q.QueryContext(ctx, query, args...)
+// changedSince reads what changed in mailbox id after MODSEQ since: the
+// messages added or changed, and the UIDs expunged, both in UID order.
+func changedSince(ctx context.Context, q querier, id int64, since uint64) ([]store.MessageMeta, []uint32, error) {
+	updated, err := queryMetas(ctx, q, `WHERE mailbox_id = ? AND modseq > ? ORDER BY uid`, id, since)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	defer rows.Close()
-	var out []uint32
-	for rows.Next() {
-		var uid uint32
-		if err := rows.Scan(&uid); err != nil {
-			return nil, err
-		}
-		out = append(out, uid)
-	}
-	return out, rows.Err()
+	gone, err := queryColumn[uint32](ctx, q, `SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid`, id, since)
+	return updated, gone, err
 }
 
 // Open implements store.Access.

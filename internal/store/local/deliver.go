@@ -40,10 +40,16 @@ func (s *Store) Deliver(ctx context.Context, ds []store.Delivery) []error {
 	ps := make([]placed, len(ds))
 	if len(ds) == 1 { // the common case: no goroutine to hand over to
 		ps[0], errs[0] = s.place(ctx, &ds[0])
-		s.syncDirs(ps, errs)
-		s.index(ctx, ds, ps, errs)
-		return errs
+	} else {
+		s.placeAll(ctx, ds, ps, errs)
 	}
+	s.syncDirs(ps, errs)
+	s.index(ctx, ds, ps, errs)
+	return errs
+}
+
+// placeAll writes several deliveries' files, deliverWorkers at a time.
+func (s *Store) placeAll(ctx context.Context, ds []store.Delivery, ps []placed, errs []error) {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, deliverWorkers)
 	for i := range ds {
@@ -55,9 +61,6 @@ func (s *Store) Deliver(ctx context.Context, ds []store.Delivery) []error {
 		}()
 	}
 	wg.Wait()
-	s.syncDirs(ps, errs)
-	s.index(ctx, ds, ps, errs)
-	return errs
 }
 
 // place writes one delivery's file and renames it into place.

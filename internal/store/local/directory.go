@@ -35,7 +35,7 @@ func (s *Store) DeleteDomain(ctx context.Context, name string) error {
 
 // Domains implements users.Directory.
 func (s *Store) Domains(ctx context.Context) ([]string, error) {
-	return queryStrings(ctx, s.rdb, `SELECT name FROM domains ORDER BY name`)
+	return queryColumn[string](ctx, s.rdb, `SELECT name FROM domains ORDER BY name`)
 }
 
 // HasDomain implements users.Directory.
@@ -221,7 +221,7 @@ func (s *Store) DeleteAlias(ctx context.Context, address, target string) error {
 // AliasTargets implements users.Directory.
 func (s *Store) AliasTargets(ctx context.Context, address string) ([]string, error) {
 	ts, err := get(s.dcache, "t:"+address, func() ([]string, bool, error) {
-		ts, err := queryStrings(ctx, s.rdb, `SELECT target FROM aliases WHERE address = ? ORDER BY target`, address)
+		ts, err := queryColumn[string](ctx, s.rdb, `SELECT target FROM aliases WHERE address = ? ORDER BY target`, address)
 		return ts, true, err
 	})
 	return slices.Clone(ts), err
@@ -249,15 +249,16 @@ func (s *Store) Aliases(ctx context.Context, domain string) ([]users.Alias, erro
 	return out, rows.Err()
 }
 
-func queryStrings(ctx context.Context, db *readDB, q string, args ...any) ([]string, error) {
-	rows, err := db.QueryContext(ctx, q, args...)
+// queryColumn reads a one-column result.
+func queryColumn[T any](ctx context.Context, q querier, query string, args ...any) ([]T, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []string
+	var out []T
 	for rows.Next() {
-		var v string
+		var v T
 		if err := rows.Scan(&v); err != nil {
 			return nil, err
 		}

@@ -123,11 +123,7 @@ func (s *Store) readSnapshot(ctx context.Context, id int64) (store.Snapshot, err
 	case ok && cached.UIDValidity == snap.UIDValidity && cached.HighestModSeq == snap.HighestModSeq:
 		snap.Messages = cached.Messages
 	case ok && cached.UIDValidity == snap.UIDValidity && cached.HighestModSeq < snap.HighestModSeq:
-		updated, err := queryMetas(ctx, tx, `WHERE mailbox_id = ? AND modseq > ? ORDER BY uid`, id, cached.HighestModSeq)
-		if err != nil {
-			return snap, err
-		}
-		gone, err := queryUIDs(ctx, tx, `SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid`, id, cached.HighestModSeq)
+		updated, gone, err := changedSince(ctx, tx, id, cached.HighestModSeq)
 		if err != nil {
 			return snap, err
 		}
