@@ -335,35 +335,46 @@ func (s *Store) Watch(account, mailbox string) (<-chan struct{}, func()) {
 }
 
 // watchPoll is how often a watched mailbox is looked at for changes made
-// behind the store's back (another program in the Maildir).
+// behind the store's back (another program in the Maildir), when inotify
+// does not report them.
 const watchPoll = time.Second
 
-// pollWatched syncs, every watchPoll, each mailbox that someone watches; a
-// change found notifies its watchers (syncDir does). One goroutine serves
-// every watched mailbox, however many sessions idle on how many
-// mailboxes: a wake-up a second, not one per mailbox (thousands of idle
-// sessions on hundreds of mailboxes kept the scheduler busy).
+// pollWatched syncs each mailbox that someone watches: at once when
+// inotify reports an event in it (poke), and every watchPoll those that
+// inotify does not serve. A change found notifies its watchers (syncDir
+// does). One goroutine serves every watched mailbox, however many
+// sessions idle on how many mailboxes: a wake-up a second, not one per
+// mailbox (thousands of idle sessions on hundreds of mailboxes kept the
+// scheduler busy).
 func (s *Store) pollWatched() {
-	t := time.NewTicker(watchPoll)
+	t := time.NewTicker(s.pollEvery)
 	defer t.Stop()
 	known := map[int64]watchPlace{}
 	for {
+		var ids []int64
+		evented := false
 		select {
 		case <-s.stop:
 			return
+		case <-s.watch.poke:
+			ids, evented = s.watch.takeDirty(), true
 		case <-t.C:
+			ids = s.watch.watched()
 		}
-		ids := s.watch.watched()
-		live := make(map[int64]bool, len(ids))
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		for _, id := range ids {
-			live[id] = true
-			known[id] = s.pollOne(ctx, id, known[id])
+			known[id] = s.pollOne(ctx, id, known[id], evented)
 		}
 		cancel()
-		for id := range known {
-			if !live[id] {
-				delete(known, id)
+		if !evented {
+			live := make(map[int64]bool, len(ids))
+			for _, id := range ids {
+				live[id] = true
+			}
+			for id := range known {
+				if !live[id] {
+					delete(known, id)
+				}
 			}
 		}
 	}
@@ -379,8 +390,10 @@ type watchPlace struct {
 	gone bool // deleted: not looked up again until the layout changes
 }
 
-// pollOne polls one watched mailbox and returns where it now is.
-func (s *Store) pollOne(ctx context.Context, id int64, p watchPlace) watchPlace {
+// pollOne polls one watched mailbox and returns where it now is. After an
+// inotify event it syncs at once; on the tick it leaves mailboxes inotify
+// serves alone.
+func (s *Store) pollOne(ctx context.Context, id int64, p watchPlace, evented bool) watchPlace {
 	if g := s.layout.Load(); p.dir == "" || g != p.gen {
 		if p.gone && g == p.gen {
 			return p
@@ -396,7 +409,15 @@ func (s *Store) pollOne(ctx context.Context, id int64, p watchPlace) watchPlace 
 			return watchPlace{}
 		}
 	}
-	err := s.pollDir(ctx, id, p.dir)
+	var err error
+	switch {
+	case evented:
+		err = s.syncDir(ctx, id, p.dir)
+	case s.fsw != nil && s.fsw.watching(id, p.dir):
+		return p
+	default:
+		err = s.pollDir(ctx, id, p.dir)
+	}
 	if errors.Is(err, store.ErrNoMailbox) {
 		p.dir = "" // its directory moved: look it up on the next tick
 	} else if err != nil {

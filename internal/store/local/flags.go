@@ -121,6 +121,11 @@ func (s *Store) setOne(tx *sql.Tx, id int64, dir string, uid uint32, op store.Fl
 		return store.MessageMeta{}, true, nil
 	}
 	newFile, err := s.renameForFlags(dir, file, newFlags)
+	if errors.Is(err, os.ErrNotExist) {
+		// Another program deleted the file: the message is gone, and the
+		// next sync expunges its row. Nothing to change.
+		return store.MessageMeta{}, true, nil
+	}
 	if err != nil {
 		return m, false, err
 	}

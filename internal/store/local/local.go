@@ -34,6 +34,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
@@ -68,9 +69,11 @@ type Store struct {
 	kwLock  keywordLocks
 	watch   watchers
 	synced  syncMarks
+	fsw     *dirWatch     // nil: no inotify here, directory mtimes are compared
 	layout  atomic.Uint64 // bumped by every mailbox RENAME or DELETE
 
-	maxBoxes int // mailboxes per account (maxMailboxes; tests lower it)
+	maxBoxes  int           // mailboxes per account (maxMailboxes; tests lower it)
+	pollEvery time.Duration // watchPoll; tests raise it to see inotify alone at work
 }
 
 // Open opens (creating if needed) the store in opts.Dir.
@@ -86,19 +89,27 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("local: %w", err)
 	}
 	s := &Store{
-		dir:      opts.Dir,
-		mailDir:  filepath.Join(opts.Dir, "mail"),
-		hostname: opts.Hostname,
-		log:      log,
-		stop:     make(chan struct{}),
-		dirSync:  newSyncer(),
-		dcache:   newDirCache(opts.Dir),
-		names:    newNameSource(opts.Hostname),
-		maxBoxes: maxMailboxes,
+		dir:       opts.Dir,
+		mailDir:   filepath.Join(opts.Dir, "mail"),
+		hostname:  opts.Hostname,
+		log:       log,
+		stop:      make(chan struct{}),
+		dirSync:   newSyncer(),
+		dcache:    newDirCache(opts.Dir),
+		names:     newNameSource(opts.Hostname),
+		maxBoxes:  maxMailboxes,
+		pollEvery: watchPoll,
 	}
 	s.wq.idle.L = &s.wq.mu
+	s.watch.poke = make(chan struct{}, 1)
 	if err := s.openDB(); err != nil {
 		return nil, err
+	}
+	if w, err := newDirWatch(s.mailDir); err != nil {
+		log.Debug("mail directories are compared by mtime", "reason", err)
+	} else {
+		s.fsw = w
+		go w.run(s.watch.wake)
 	}
 	if _, err := os.Stat(filepath.Join(s.dir, directoryFile)); errors.Is(err, os.ErrNotExist) {
 		if err := s.saveDirectory(context.Background()); err != nil {
@@ -171,6 +182,9 @@ func (s *Store) Close() error {
 	s.close.Do(func() {
 		s.closeWrites()
 		close(s.stop)
+		if s.fsw != nil {
+			s.fsw.close()
+		}
 		s.ws.close()
 		err = errors.Join(s.rdb.Close(), s.wdb.Close())
 	})

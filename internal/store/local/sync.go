@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"posthorn/internal/store"
@@ -35,9 +36,22 @@ func (s *Store) Sync(ctx context.Context, account, mailbox string) error {
 	return s.syncDir(ctx, id, dir)
 }
 
-// syncDir reconciles one Maildir with its index. When neither new/ nor
-// cur/ has changed (mtime) since the last sync, it does nothing: a rename
-// or unlink always changes the directory's mtime.
+// syncDir reconciles one Maildir with its index. Where inotify serves
+// the mail directories (dirwatch_linux.go), it looks only at the file
+// names reported changed since the last sync, and at nothing when none
+// were; elsewhere it compares directory mtimes.
+func (s *Store) syncDir(ctx context.Context, id int64, dir string) error {
+	if s.fsw != nil {
+		if done, err := s.syncWatched(ctx, id, dir); done {
+			return err
+		}
+	}
+	return s.syncByMtime(ctx, id, dir)
+}
+
+// syncByMtime does nothing when neither new/ nor cur/ has changed (mtime)
+// since the last sync: a rename or unlink always changes the directory's
+// mtime.
 //
 // Otherwise it lists the directory and compares the listing with the one
 // of the last sync: only the files whose names differ (new, gone, renamed)
@@ -48,7 +62,7 @@ func (s *Store) Sync(ctx context.Context, account, mailbox string) error {
 // comparison of every row (the listing of a large mailbox still costs its
 // readdir). A full comparison runs when there is no listing, and once a
 // minute at most as a safety net.
-func (s *Store) syncDir(ctx context.Context, id int64, dir string) error {
+func (s *Store) syncByMtime(ctx context.Context, id int64, dir string) error {
 	mark, ok := s.synced.changed(id, dir)
 	if !ok {
 		return nil
@@ -59,8 +73,66 @@ func (s *Store) syncDir(ctx context.Context, id int64, dir string) error {
 	if mark, ok = s.synced.changed(id, dir); !ok {
 		return nil
 	}
+	if err := s.syncListing(ctx, id, dir, time.Now()); err != nil {
+		return err
+	}
+	// A directory changed moments ago may change again within the same
+	// timestamp tick, unseen: trust its mark only once it is old enough
+	// (Dovecot does the same with its "dirty" window).
+	if time.Since(mark.new) > dirtyWindow && time.Since(mark.cur) > dirtyWindow {
+		s.synced.set(id, mark)
+	} else {
+		s.synced.forget(id)
+	}
+	return nil
+}
+
+// syncWatched is syncDir through inotify; done is false when the
+// mailbox's directories cannot be watched (the caller compares mtimes).
+//
+// A mailbox with a listing and no event since the last sync is up to date
+// without a system call beyond reading the empty event queue. Reported
+// names are looked at one by one (syncNames); a new listing is taken when
+// there is none, when a full comparison is due, and when events were lost.
+// Any error drops the listing, so the next sync lists the directory.
+func (s *Store) syncWatched(ctx context.Context, id int64, dir string) (done bool, err error) {
+	if prev, _ := s.synced.listing(id, dir, time.Now()); prev != nil && s.fsw.clean(id, dir) {
+		return true, nil
+	}
+	unlock := s.synced.lock(id)
+	defer unlock()
+	defer func() {
+		s.fsw.settle(id)
+		if err != nil {
+			s.synced.drop(id)
+		}
+	}()
 	now := time.Now()
-	prev := s.synced.listing(id, dir, now)
+	if prev, _ := s.synced.listing(id, dir, now); prev != nil {
+		switch st, names := s.fsw.take(id, dir); st {
+		case unchanged:
+			return true, nil
+		case changedNames:
+			return true, s.syncNames(ctx, id, dir, prev, names, now)
+		}
+	}
+	if !s.fsw.add(id, dir) {
+		return false, nil
+	}
+	s.fsw.take(id, dir) // the listing below covers them
+	s.synced.forget(id) // mtime marks are not kept up to date meanwhile
+	return true, s.syncListing(ctx, id, dir, now)
+}
+
+// syncListing lists dir and makes the index agree with it; the caller
+// holds id's sync lock.
+func (s *Store) syncListing(ctx context.Context, id int64, dir string, now time.Time) error {
+	prev, since := s.synced.listing(id, dir, now)
+	var modseq uint64
+	if err := s.rdb.QueryRowContext(ctx, `SELECT highestmodseq FROM mailboxes WHERE id = ?`, id).Scan(&modseq); err != nil {
+		return classify(err)
+	}
+	s.synced.lists.Add(1)
 	files, err := listMaildir(dir, len(prev))
 	if err != nil {
 		return classify(err)
@@ -69,6 +141,14 @@ func (s *Store) syncDir(ctx context.Context, id int64, dir string) error {
 	letters := readKeywords(dir)
 	var plan syncPlan
 	if touched, ok := prev.touched(files); ok {
+		// The store's own changes since the last listing: a message it
+		// delivered and another program deleted before this sync is in
+		// neither listing, but in the index.
+		own, err := queryColumn[string](ctx, s.rdb, `SELECT base FROM messages WHERE mailbox_id = ? AND modseq > ?`, id, since)
+		if err != nil {
+			return err
+		}
+		touched = union(touched, own)
 		if len(touched) > 0 {
 			rows, err := s.indexRowsFor(ctx, id, touched)
 			if err != nil {
@@ -84,27 +164,92 @@ func (s *Store) syncDir(ctx context.Context, id int64, dir string) error {
 		}
 		plan = diff(files.scanned(nil, letters), rows, letters)
 	}
-	if !plan.empty() {
-		for i := range plan.add {
-			if plan.add[i].vsize, plan.add[i].date, err = fileFacts(dir, plan.add[i].file); err != nil {
-				return err
+	if err := s.applyPlan(ctx, id, dir, plan); err != nil {
+		return err
+	}
+	if evicted, ok := s.synced.record(id, dir, files, prev == nil, now, cost, modseq); ok && s.fsw != nil {
+		s.fsw.remove(evicted)
+	}
+	return nil
+}
+
+// syncNames makes the index agree with the files of the given names
+// ("new/…", "cur/…"), which inotify reported changed since the listing
+// prev was taken; prev is updated in place. A name that exists replaces
+// its base's entry; one that is gone removes the entry only when the
+// entry is that name (a move to cur/ reports both names, in either
+// order). Every base named is compared with the index, the gone ones too:
+// a message the store delivered and another program deleted before this
+// sync was never in the listing, but is in the index.
+func (s *Store) syncNames(ctx context.Context, id int64, dir string, prev listing, names []string, now time.Time) error {
+	touched := make([]string, 0, len(names))
+	seen := make(map[string]bool, len(names))
+	for _, n := range names {
+		b := baseName(filepath.Base(n))
+		fi, err := os.Lstat(filepath.Join(dir, n))
+		switch {
+		case err == nil && fi.Mode().IsRegular():
+			prev[b] = n
+		case err == nil || errors.Is(err, os.ErrNotExist):
+			if prev[b] == n {
+				delete(prev, b)
 			}
+		default:
+			return classify(err)
 		}
-		if err := s.write(ctx, func(tx *sql.Tx) error { return plan.apply(s, tx, id) }); err != nil {
+		if !seen[b] {
+			seen[b] = true
+			touched = append(touched, b)
+		}
+	}
+	if len(touched) > 0 {
+		letters := readKeywords(dir)
+		rows, err := s.indexRowsFor(ctx, id, touched)
+		if err != nil {
 			return err
 		}
-		s.watch.notify(id)
+		if err := s.applyPlan(ctx, id, dir, diff(prev.scanned(touched, letters), rows, letters)); err != nil {
+			return err
+		}
 	}
-	full := prev == nil
-	s.synced.record(id, dir, files, full, now, cost)
-	// A directory changed moments ago may change again within the same
-	// timestamp tick, unseen: trust its mark only once it is old enough
-	// (Dovecot does the same with its "dirty" window).
-	if time.Since(mark.new) > dirtyWindow && time.Since(mark.cur) > dirtyWindow {
-		s.synced.set(id, mark)
-	} else {
-		s.synced.forget(id)
+	s.synced.touch(id, now)
+	return nil
+}
+
+// union returns a with the strings of b it lacks.
+func union(a, b []string) []string {
+	if len(b) == 0 {
+		return a
 	}
+	in := make(map[string]bool, len(a))
+	for _, x := range a {
+		in[x] = true
+	}
+	for _, x := range b {
+		if !in[x] {
+			in[x] = true
+			a = append(a, x)
+		}
+	}
+	return a
+}
+
+// applyPlan writes a sync's changes to the index and wakes the mailbox's
+// watchers.
+func (s *Store) applyPlan(ctx context.Context, id int64, dir string, plan syncPlan) error {
+	if plan.empty() {
+		return nil
+	}
+	var err error
+	for i := range plan.add {
+		if plan.add[i].vsize, plan.add[i].date, err = fileFacts(dir, plan.add[i].file); err != nil {
+			return err
+		}
+	}
+	if err := s.write(ctx, func(tx *sql.Tx) error { return plan.apply(s, tx, id) }); err != nil {
+		return err
+	}
+	s.watch.notify(id)
 	return nil
 }
 
@@ -228,6 +373,7 @@ func (l listing) scanned(bases []string, letters []string) []scanned {
 // syncMarks remembers, per mailbox, the directory mtimes it was synced at
 // and the listing the index agreed with then.
 type syncMarks struct {
+	lists    atomic.Int64 // directory listings taken (tests count them)
 	mu       sync.Mutex
 	m        map[int64]dirMark
 	listings map[int64]*dirListing
@@ -242,6 +388,7 @@ type dirListing struct {
 	fullAt   time.Time // last full comparison
 	syncedAt time.Time
 	cost     time.Duration // of the last directory listing
+	modseq   uint64        // the mailbox's HIGHESTMODSEQ before the listing was read
 }
 
 // changed returns the current mark of dir and whether it differs from
@@ -292,16 +439,16 @@ func (m *syncMarks) lock(id int64) func() {
 	return l.Unlock
 }
 
-// listing returns the listing of the last sync of id, or nil when a full
-// comparison is due.
-func (m *syncMarks) listing(id int64, dir string, now time.Time) listing {
+// listing returns the listing of the last sync of id, and the mailbox's
+// HIGHESTMODSEQ before it was read; nil when a full comparison is due.
+func (m *syncMarks) listing(id int64, dir string, now time.Time) (listing, uint64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	l := m.listings[id]
 	if l == nil || l.dir != dir || now.Sub(l.fullAt) > fullSyncEvery {
-		return nil
+		return nil, 0
 	}
-	return l.files
+	return l.files, l.modseq
 }
 
 // syncedWithin reports whether id was synced recently enough for a poll:
@@ -318,8 +465,9 @@ func (m *syncMarks) syncedWithin(id int64, dir string) bool {
 }
 
 // record keeps the listing the index now agrees with; cost is how long
-// reading the directory took.
-func (m *syncMarks) record(id int64, dir string, files listing, full bool, now time.Time, cost time.Duration) {
+// reading the directory took. It returns the mailbox whose listing it
+// dropped to stay within maxListings, if any.
+func (m *syncMarks) record(id int64, dir string, files listing, full bool, now time.Time, cost time.Duration, modseq uint64) (evicted int64, ok bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.listings == nil {
@@ -328,25 +476,45 @@ func (m *syncMarks) record(id int64, dir string, files listing, full bool, now t
 	l := m.listings[id]
 	if l == nil || l.dir != dir {
 		if !full {
-			return
+			return 0, false
 		}
 		l = &dirListing{dir: dir}
 		m.listings[id] = l
 	}
-	l.files, l.syncedAt, l.cost = files, now, cost
+	l.files, l.syncedAt, l.cost, l.modseq = files, now, cost, modseq
 	if full {
 		l.fullAt = now
 	}
-	if len(m.listings) > maxListings {
-		var oldest int64
-		var at time.Time
-		for k, v := range m.listings {
-			if at.IsZero() || v.syncedAt.Before(at) {
-				oldest, at = k, v.syncedAt
-			}
-		}
-		delete(m.listings, oldest)
+	if len(m.listings) <= maxListings {
+		return 0, false
 	}
+	var oldest int64
+	var at time.Time
+	for k, v := range m.listings {
+		if at.IsZero() || v.syncedAt.Before(at) {
+			oldest, at = k, v.syncedAt
+		}
+	}
+	delete(m.listings, oldest)
+	return oldest, true
+}
+
+// touch notes a sync of id's listing that changed it in place.
+func (m *syncMarks) touch(id int64, now time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if l := m.listings[id]; l != nil {
+		l.syncedAt = now
+	}
+}
+
+// drop forgets id's listing and marks: its next sync lists the directory
+// and compares it with the whole index.
+func (m *syncMarks) drop(id int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.listings, id)
+	delete(m.m, id)
 }
 
 func (s *Store) indexRows(ctx context.Context, id int64) (map[string]indexed, error) {

@@ -4,9 +4,46 @@ import "sync"
 
 // watchers fans change notices out to sessions watching a mailbox.
 type watchers struct {
-	mu   sync.Mutex
-	subs map[int64]map[chan struct{}]struct{}
-	poll sync.Once // starts the store's one poller (Store.pollWatched)
+	mu    sync.Mutex
+	subs  map[int64]map[chan struct{}]struct{}
+	poll  sync.Once          // starts the store's one poller (Store.pollWatched)
+	dirty map[int64]struct{} // watched mailboxes with inotify events, for the poller
+	poke  chan struct{}      // the poller has dirty mailboxes to sync (made by Open)
+}
+
+// wake notes inotify events in the given mailboxes (dirwatch_linux.go):
+// those someone watches are synced by the poller at once.
+func (w *watchers) wake(ids []int64) {
+	w.mu.Lock()
+	n := 0
+	for _, id := range ids {
+		if len(w.subs[id]) > 0 {
+			if w.dirty == nil {
+				w.dirty = map[int64]struct{}{}
+			}
+			w.dirty[id] = struct{}{}
+			n++
+		}
+	}
+	w.mu.Unlock()
+	if n > 0 {
+		select {
+		case w.poke <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// takeDirty returns and forgets the mailboxes wake noted.
+func (w *watchers) takeDirty() []int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	ids := make([]int64, 0, len(w.dirty))
+	for id := range w.dirty {
+		ids = append(ids, id)
+	}
+	w.dirty = nil
+	return ids
 }
 
 // watched returns the mailboxes that someone watches.
