@@ -38,8 +38,13 @@ type snapEntry struct {
 	used uint64
 }
 
-// maxCachedMessages bounds the messages held (about 100 bytes each).
-const maxCachedMessages = 500_000
+// maxCachedMessages bounds the messages held (about 100 bytes each), and
+// maxCachedMailboxes the lists (an eviction scans them all: many small
+// mailboxes must not make every SELECT of a new one slow).
+const (
+	maxCachedMessages  = 500_000
+	maxCachedMailboxes = 5_000
+)
 
 func (c *snapshots) get(id int64) (store.Snapshot, bool) {
 	c.mu.Lock()
@@ -76,7 +81,7 @@ func (c *snapshots) put(id int64, snap store.Snapshot) {
 	c.clock++
 	c.byID[id] = &snapEntry{snap: snap, used: c.clock}
 	c.total += len(snap.Messages)
-	for c.total > limit {
+	for c.total > limit || len(c.byID) > maxCachedMailboxes {
 		c.evictOldest()
 	}
 }

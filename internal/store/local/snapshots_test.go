@@ -145,3 +145,33 @@ func TestSnapshotCacheMailboxRecreated(t *testing.T) {
 		t.Errorf("recreated mailbox shows %d messages", len(snap.Messages))
 	}
 }
+
+// TestSnapshotCacheBounds: the cache holds at most maxCachedMailboxes
+// lists however small they are, and at most its message limit, dropping
+// the least recently used first.
+func TestSnapshotCacheBounds(t *testing.T) {
+	t.Parallel()
+	var c snapshots
+	for id := range int64(maxCachedMailboxes + 100) {
+		c.put(id, store.Snapshot{HighestModSeq: 1})
+	}
+	if len(c.byID) != maxCachedMailboxes {
+		t.Fatalf("%d empty lists cached, want %d", len(c.byID), maxCachedMailboxes)
+	}
+	if _, ok := c.get(0); ok {
+		t.Error("the oldest list survived")
+	}
+	if _, ok := c.get(maxCachedMailboxes + 99); !ok {
+		t.Error("the newest list was dropped")
+	}
+
+	c = snapshots{max: 10}
+	four := store.Snapshot{HighestModSeq: 1, Messages: make([]store.MessageMeta, 4)}
+	c.put(1, four)
+	c.put(2, four)
+	c.get(1) // 2 is now the least recently used
+	c.put(3, four)
+	if _, ok := c.get(2); ok || c.total != 8 {
+		t.Errorf("after 12 messages with room for 10: list 2 cached %v, total %d; want dropped, 8", ok, c.total)
+	}
+}
