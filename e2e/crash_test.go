@@ -2,9 +2,11 @@ package e2e_test
 
 import (
 	"encoding/json"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -74,7 +76,7 @@ print(json.dumps({"acked": acked, "tries": tries, "errors": errors, "rejected": 
 `
 
 // TestCrashKill9 kills the server with SIGKILL under load, three times at
-// different moments, restarting it on the same data directory each time.
+// random moments (killSchedule), restarting it on the same data directory each time.
 // Every message that got its 250 must be in the Maildir, complete; a
 // message sent once and acknowledged must be there exactly once. Only a
 // message with an attempt whose 250 was lost (and was then retried) may be
@@ -86,8 +88,11 @@ func TestCrashKill9(t *testing.T) {
 	start := time.Now()
 	py := startPython(t, s, 50*time.Second, crashSenders, "8", stopFile, "40")
 
+	rng, seed := killSchedule(t)
 	var restarts []time.Time
-	for _, after := range []time.Duration{1500 * time.Millisecond, 1100 * time.Millisecond, 1900 * time.Millisecond} {
+	for round := range 3 {
+		after := 700*time.Millisecond + time.Duration(rng.Int64N(int64(1800*time.Millisecond)))
+		t.Logf("kill %d after %v (seed %d)", round+1, after.Round(time.Millisecond), seed)
 		time.Sleep(after)
 		s.kill9()
 		time.Sleep(100 * time.Millisecond) // senders meet a closed port
@@ -191,4 +196,21 @@ func TestCrashKill9(t *testing.T) {
 	if d := time.Since(start); d > 60*time.Second {
 		t.Errorf("crash test took %v, budget 60s", d)
 	}
+}
+
+// killSchedule returns the random source for the moments of SIGKILL and
+// its seed: POSTHORN_KILL_SEED when set (to repeat a run), else the clock,
+// so that every run tries a different schedule. The seed is logged.
+func killSchedule(t *testing.T) (*rand.Rand, uint64) {
+	t.Helper()
+	seed := uint64(time.Now().UnixNano())
+	if v := os.Getenv("POSTHORN_KILL_SEED"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("POSTHORN_KILL_SEED=%q: %v", v, err)
+		}
+		seed = n
+	}
+	t.Logf("kill schedule seed %d (repeat with POSTHORN_KILL_SEED=%d)", seed, seed)
+	return rand.New(rand.NewPCG(seed, 7)), seed
 }

@@ -452,7 +452,14 @@ func TestFetchKill9Resume(t *testing.T) {
 		"--password-file", dv.pwFile, "--tls-fingerprint", certFingerprint(t)}
 	start := time.Now()
 	var logs strings.Builder // of every run
-	for i, at := range []int{60, 190, 330} {
+	rng, seed := killSchedule(t)
+	var kills []int // after this many messages delivered, increasing
+	for prev := 0; len(kills) < 3; {
+		prev += 30 + rng.IntN(120)
+		kills = append(kills, prev)
+	}
+	t.Logf("kills after %v messages (seed %d)", kills, seed)
+	for i, at := range kills {
 		log := filepath.Join(t.TempDir(), "fetch.log")
 		lf, err := os.Create(log)
 		if err != nil {

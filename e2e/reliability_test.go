@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -175,8 +174,7 @@ func TestCrashMixedKill9(t *testing.T) {
 	dns := newFakeDNS(t, mxZone("remote.test"))
 	s := newRelServer(t, relOpts{submission: true, imap: true, tables: outboundTables(mx.port, dns.addr, "1s", "2s")})
 
-	seed := uint64(time.Now().UnixNano())
-	rng := rand.New(rand.NewPCG(seed, 7))
+	rng, seed := killSchedule(t)
 	var (
 		kills    [][2]time.Time         // SIGKILL sent, process gone
 		acked    = map[string]float64{} // subject → when acknowledged
