@@ -67,13 +67,14 @@ func (f *fetchedMessage) slice(a, b int64) []byte {
 	return f.data[a:b]
 }
 
-// literal renders data as a literal (or literal8 when it holds NUL).
-func literal(data []byte, binary bool) string {
+// literalHead is the start of a literal (or literal8 when data holds
+// NUL) that carries data.
+func literalHead(data []byte, binary bool) string {
 	prefix := "{"
 	if binary && bytes.IndexByte(data, 0) >= 0 {
 		prefix = "~{" // RFC 3516 §4.2
 	}
-	return prefix + strconv.Itoa(len(data)) + "}\r\n" + string(data)
+	return prefix + strconv.Itoa(len(data)) + "}\r\n"
 }
 
 // findPart walks a section path (RFC 9051 §6.4.5). It returns the part and
@@ -97,42 +98,94 @@ func findPart(root *message.Part, path []int) (*message.Part, error) {
 	return p, nil
 }
 
-// sectionValue renders BODY[…], BINARY[…] and BINARY.SIZE[…].
-func (c *conn) sectionValue(sec *section, msg *fetchedMessage) (string, error) {
-	data, err := sectionData(sec, msg)
+// sectionValue renders BODY[…], BINARY[…] and BINARY.SIZE[…]. The data
+// is a view into the message where it can be; what had to be made
+// (decoded parts, selected header fields) is charged to fs.
+func (c *conn) sectionValue(sec *section, msg *fetchedMessage, fs *fetchScratch) (fetchPiece, error) {
+	data, err := fs.sectionData(sec, msg)
 	if errors.Is(err, errNoSection) {
 		data, err = nil, nil // a part that does not exist reads as empty
 	}
 	if err != nil {
-		return "", err
+		return fetchPiece{}, err
 	}
 	if sec.kind == "BINARY.SIZE" {
-		return sec.label + " " + strconv.Itoa(len(data)), nil
+		return fetchPiece{text: sec.label + " " + strconv.Itoa(len(data))}, nil
 	}
 	label := sec.label
 	if sec.partial {
 		label += "<" + strconv.FormatInt(sec.offset, 10) + ">"
 		data = partial(data, sec.offset, sec.length)
 	}
-	return label + " " + literal(data, sec.kind == "BINARY"), nil
+	return fetchPiece{text: label + " " + literalHead(data, sec.kind == "BINARY"), data: data}, nil
 }
 
+// partial is the <off.n> substring of data (RFC 9051 §6.4.5); off and n
+// come from the client, up to 2^63-1 each, so off+n may overflow.
 func partial(data []byte, off, n int64) []byte {
-	if off >= int64(len(data)) {
+	size := int64(len(data))
+	if off >= size {
 		return nil
 	}
-	return data[off:min(int64(len(data)), off+n)]
+	return data[off:min(size, off+min(n, size-off))]
 }
 
-func sectionData(sec *section, msg *fetchedMessage) ([]byte, error) {
+// fetchPiece is one item of a FETCH response: its text and, for a
+// literal, the octets written after it as they are.
+type fetchPiece struct {
+	text string
+	data []byte
+}
+
+// fetchScratch holds what one message's FETCH items computed: decoded
+// parts are shared by every item that asks for them, and the octets made
+// for the response are bounded. Without that bound, one short command
+// repeating BINARY[1] or HEADER.FIELDS.NOT (…) thousands of times made
+// the server hold thousands of copies of a large part.
+type fetchScratch struct {
+	decoded map[*message.Part][]byte
+	made    int64
+	limit   int64 // 1 MiB, and twice the message once it is loaded
+}
+
+func (fs *fetchScratch) charge(n int) error {
+	fs.made += int64(n)
+	if fs.made > fs.limit {
+		return no("LIMIT", "FETCH asks for too much data made from one message; ask for fewer items")
+	}
+	return nil
+}
+
+func (fs *fetchScratch) sectionData(sec *section, msg *fetchedMessage) ([]byte, error) {
 	p, err := findPart(msg.root, sec.path)
 	if err != nil {
 		return nil, err
 	}
-	top := len(sec.path) == 0
 	if sec.kind != "BODY" {
-		return decodeBody(p, msg.slice(p.BodyStart, p.End))
+		if d, ok := fs.decoded[p]; ok {
+			return d, nil
+		}
+		d, err := decodeBody(p, msg.slice(p.BodyStart, p.End))
+		if err != nil {
+			return nil, err
+		}
+		if fs.decoded == nil {
+			fs.decoded = map[*message.Part][]byte{}
+		}
+		fs.decoded[p] = d
+		return d, fs.charge(len(d))
 	}
+	d, err := sectionData(sec, msg, p)
+	if err == nil && strings.HasPrefix(sec.text, "HEADER.FIELDS") {
+		err = fs.charge(len(d))
+	}
+	return d, err
+}
+
+// sectionData returns BODY[…] of part p (found by sec.path): a view into
+// the message, or the selected header fields.
+func sectionData(sec *section, msg *fetchedMessage, p *message.Part) ([]byte, error) {
+	top := len(sec.path) == 0
 	switch sec.text {
 	case "":
 		if top {

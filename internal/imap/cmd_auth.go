@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"posthorn/internal/sasl"
@@ -246,13 +247,21 @@ func (c *conn) saslLoop(srv sasl.Server, resp []byte) (string, error) {
 	}
 }
 
-// readLine reads one CRLF line of at most max octets.
+// readLine reads one CRLF line of at most max octets. A longer line is
+// read to its end and refused: what follows its first max octets is not
+// a command of its own.
 func (c *conn) readLine(max int) (string, error) {
 	var b []byte
 	for {
 		chunk, err := c.br.ReadSlice('\n')
 		b = append(b, chunk...)
 		if len(b) > max {
+			for errors.Is(err, bufio.ErrBufferFull) {
+				_, err = c.br.ReadSlice('\n')
+			}
+			if err != nil {
+				return "", err
+			}
 			return "", bad("", "Line too long")
 		}
 		if errors.Is(err, bufio.ErrBufferFull) {
@@ -298,9 +307,13 @@ func (c *conn) cmdEnable(tag string, s *scanner) error {
 		default:
 			continue
 		}
-		on = append(on, n)
+		if !slices.Contains(on, n) {
+			on = append(on, n)
+		}
 	}
-	c.writef("* ENABLED %s\r\n", strings.Join(on, " "))
+	// RFC 5161 §4: "ENABLED" *(SP capability), nothing after the word
+	// when nothing was enabled.
+	c.writef("* ENABLED%s\r\n", strings.Join(append([]string{""}, on...), " "))
 	c.ok(tag, "", "ENABLE completed")
 	return nil
 }

@@ -171,9 +171,14 @@ func (c *conn) selectResponses(m *selected) {
 		c.writef("* 0 RECENT\r\n")
 	}
 	flags := []string{`\Answered`, `\Flagged`, `\Deleted`, `\Seen`, `\Draft`}
+	seen := map[string]bool{}
+	for _, f := range flags {
+		seen[strings.ToLower(f)] = true
+	}
 	for _, msg := range m.msgs {
 		for _, f := range msg.Flags {
-			if !containsFold(flags, f) {
+			if k := strings.ToLower(f); !seen[k] { // flags are case-insensitive
+				seen[k] = true
 				flags = append(flags, f)
 			}
 		}

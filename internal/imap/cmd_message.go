@@ -2,6 +2,7 @@ package imap
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"strconv"
 	"strings"
@@ -24,9 +25,11 @@ func (c *conn) cmdAppend(tag string, s *scanner) error {
 	}
 	if _, err := c.user.Status(c.ctx, name); err != nil {
 		if errors.Is(err, ErrNoMailbox) {
-			return no("TRYCREATE", "No such mailbox")
+			err = no("TRYCREATE", "No such mailbox")
+		} else {
+			err = c.mapErr(err)
 		}
-		return c.mapErr(err)
+		return c.refuseLiteral(s, err)
 	}
 	n, err := s.literalHeader(c.s.opts.AppendLimit)
 	if errors.Is(err, errTooBig) {
@@ -80,6 +83,31 @@ func appendOptions(s *scanner) ([]string, time.Time, error) {
 		}
 	}
 	return flags, date, nil
+}
+
+// refuseLiteral answers err to a command whose literal is still to come.
+// A synchronising literal is never asked for (RFC 9051 §7.5: NO instead
+// of "+"); the octets of a non-synchronising one are on their way and
+// belong to this command (RFC 7888 §3), so they are read and dropped
+// first. One larger than the server takes is a literalError: refuse
+// closes the connection unless it can skip it.
+func (c *conn) refuseLiteral(s *scanner, err error) error {
+	n, sync, lerr := s.literalSize()
+	switch {
+	case lerr != nil:
+		return lerr
+	case sync:
+		return err
+	case n > c.s.opts.AppendLimit:
+		return &literalError{n: n}
+	}
+	if _, derr := c.br.Discard(int(n)); derr != nil {
+		return derr
+	}
+	if lerr := s.crlf(); lerr != nil {
+		return lerr
+	}
+	return err
 }
 
 // seqArg reads a sequence set atom.
@@ -140,7 +168,7 @@ func (c *conn) cmdStore(tag string, s *scanner, uid bool) error {
 	if err != nil {
 		return err
 	}
-	since, err := storeModifiers(s)
+	since, given, err := storeModifiers(s)
 	if err != nil {
 		return err
 	}
@@ -154,16 +182,27 @@ func (c *conn) cmdStore(tag string, s *scanner, uid bool) error {
 	if c.mbox.readOnly {
 		return no("READ-ONLY", "Mailbox is read-only")
 	}
-	if since > 0 {
+	if given {
 		c.condstore = true
 	}
 	idx, err := c.targets(set, uid)
 	if err != nil {
 		return err
 	}
-	changed, failed, err := c.user.SetFlags(c.ctx, c.mbox.name, c.uidsOf(idx), op, flags, since)
-	if err != nil {
-		return c.mapErr(err)
+	if err := c.checkFlagCount(idx, op, flags); err != nil {
+		return err
+	}
+	var changed []Meta
+	var failed []uint32
+	if given && since == 0 {
+		// RFC 7162 §3.1.3: UNCHANGEDSINCE 0 fails for every message,
+		// whose flags always exist.
+		failed = c.uidsOf(idx)
+	} else {
+		changed, failed, err = c.user.SetFlags(c.ctx, c.mbox.name, c.uidsOf(idx), op, flags, since)
+		if err != nil {
+			return c.mapErr(err)
+		}
 	}
 	c.storeResponses(changed, silent, uid)
 	code := ""
@@ -174,15 +213,42 @@ func (c *conn) cmdStore(tag string, s *scanner, uid bool) error {
 	return nil
 }
 
-func storeModifiers(s *scanner) (uint64, error) {
+// checkFlagCount refuses a STORE that would leave a message with more
+// than maxMessageFlags flags (as this session last saw them).
+func (c *conn) checkFlagCount(idx []int, op FlagOp, flags []string) error {
+	if op == FlagsRemove {
+		return nil
+	}
+	given := make(map[string]bool, len(flags))
+	for _, f := range flags {
+		given[strings.ToLower(f)] = true
+	}
+	for _, i := range idx {
+		n := len(given)
+		if op == FlagsAdd {
+			for _, f := range c.mbox.msgs[i].Flags {
+				if !given[strings.ToLower(f)] {
+					n++
+				}
+			}
+		}
+		if n > maxMessageFlags {
+			return no("LIMIT", fmt.Sprintf("A message has at most %d flags", maxMessageFlags))
+		}
+	}
+	return nil
+}
+
+// storeModifiers reads " [(UNCHANGEDSINCE n)] "; given tells
+// UNCHANGEDSINCE 0 from none.
+func storeModifiers(s *scanner) (since uint64, given bool, err error) {
 	if err := s.sp(); err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	if b, _ := s.peek(); b != '(' {
-		return 0, nil
+		return 0, false, nil
 	}
-	var since uint64
-	err := s.list(func() error {
+	err = s.list(func() error {
 		a, err := s.atom()
 		if err != nil || !strings.EqualFold(a, "UNCHANGEDSINCE") {
 			return syntaxf("unknown STORE modifier")
@@ -191,13 +257,13 @@ func storeModifiers(s *scanner) (uint64, error) {
 			return err
 		}
 		n, err := s.number64()
-		since = uint64(n)
+		since, given = uint64(n), true
 		return err
 	})
 	if err == nil {
 		err = s.sp()
 	}
-	return since, err
+	return since, given, err
 }
 
 func storeAction(s *scanner) (FlagOp, bool, []string, error) {

@@ -299,6 +299,17 @@ func (c *conn) refuse(tag string, err error, sc *scanner) error {
 			c.errors++
 		}
 		c.tagged(tag, re.status, re.code, re.text)
+		if sc.eol {
+			return nil
+		}
+		// Refused before the end of the line (BADCHARSET, a bad mailbox
+		// name): the rest of the line is this command's, not another.
+		if serr := skipLine(c.br); serr != nil {
+			if errors.Is(serr, errTooBig) {
+				c.writef("* BYE Literal too big\r\n")
+			}
+			return serr
+		}
 		return nil
 	case errors.As(err, &le):
 		c.errors++

@@ -221,10 +221,16 @@ func (sec *section) parseText(s *scanner) error {
 		}
 		if err := s.list(func() error {
 			f, err := s.astring()
+			if err == nil && !fieldNameAtom(f) {
+				err = syntaxf("bad header field name")
+			}
 			sec.fields = append(sec.fields, strings.ToUpper(f))
 			return err
 		}); err != nil {
 			return err
+		}
+		if len(sec.fields) == 0 { // RFC 9051 §9: header-list has at least one
+			return syntaxf("empty header field list")
 		}
 	default:
 		return syntaxf("bad section text %s", t)
@@ -234,6 +240,21 @@ func (sec *section) parseText(s *scanner) error {
 	}
 	sec.text = t
 	return nil
+}
+
+// fieldNameAtom reports whether f is a header field name (RFC 5322 §3.6.8
+// ftext) that can be echoed in the response label as an atom: printable
+// ASCII without ':' and without IMAP's atom-specials.
+func fieldNameAtom(f string) bool {
+	if f == "" {
+		return false
+	}
+	for i := 0; i < len(f); i++ {
+		if c := f[i]; c <= ' ' || c >= 0x7f || strings.IndexByte(`:(){%*"\]`, c) >= 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func (sec *section) parsePartial(s *scanner) error {
@@ -325,13 +346,16 @@ func (c *conn) fetchOne(i int, items []fetchItem) error {
 	m := c.mbox.msgs[i]
 	var msg *fetchedMessage
 	setSeen := false
-	var out []string
 	load := c.loadHeader
 	for _, it := range items {
 		if it.needsContent() && !it.headerOnly() {
 			load = c.loadMessage
 		}
 	}
+	// Every item is computed before the first octet is written: an error
+	// must not leave half a response on the wire.
+	out := make([]fetchPiece, 0, len(items)+1)
+	fs := &fetchScratch{limit: 1 << 20}
 	for _, it := range items {
 		if it.needsContent() && msg == nil {
 			var err error
@@ -339,8 +363,9 @@ func (c *conn) fetchOne(i int, items []fetchItem) error {
 				return err
 			}
 			defer msg.release()
+			fs.limit += 2 * int64(len(msg.data))
 		}
-		v, err := c.fetchValue(it, m, msg)
+		v, err := c.fetchValue(it, m, msg, fs)
 		if err != nil {
 			return err
 		}
@@ -353,11 +378,19 @@ func (c *conn) fetchOne(i int, items []fetchItem) error {
 		if changed, _, err := c.user.SetFlags(c.ctx, c.mbox.name, []uint32{m.UID}, FlagsAdd, []string{`\Seen`}, 0); err == nil && len(changed) == 1 {
 			c.mbox.msgs[i] = changed[0]
 			if !hasItem(items, "FLAGS") {
-				out = append(out, "FLAGS ("+strings.Join(changed[0].Flags, " ")+")")
+				out = append(out, fetchPiece{text: "FLAGS (" + strings.Join(changed[0].Flags, " ") + ")"})
 			}
 		}
 	}
-	c.writef("* %d FETCH (%s)\r\n", i+1, strings.Join(out, " "))
+	c.writef("* %d FETCH (", i+1)
+	for j, p := range out {
+		if j > 0 {
+			c.bw.WriteByte(' ')
+		}
+		c.bw.WriteString(p.text)
+		c.bw.Write(p.data)
+	}
+	c.bw.WriteString(")\r\n")
 	return nil
 }
 
@@ -375,26 +408,32 @@ func (it fetchItem) needsContent() bool {
 	return it.section != nil || it.name == "ENVELOPE" || it.name == "BODYSTRUCTURE" || it.name == "BODY"
 }
 
-func (c *conn) fetchValue(it fetchItem, m Meta, msg *fetchedMessage) (string, error) {
+func (c *conn) fetchValue(it fetchItem, m Meta, msg *fetchedMessage, fs *fetchScratch) (fetchPiece, error) {
+	var v string
 	switch it.name {
 	case "UID":
-		return "UID " + strconv.FormatUint(uint64(m.UID), 10), nil
+		v = "UID " + strconv.FormatUint(uint64(m.UID), 10)
 	case "FLAGS":
-		return "FLAGS (" + strings.Join(m.Flags, " ") + ")", nil
+		v = "FLAGS (" + strings.Join(m.Flags, " ") + ")"
 	case "INTERNALDATE":
-		return "INTERNALDATE \"" + m.InternalDate.Local().Format("02-Jan-2006 15:04:05 -0700") + "\"", nil
+		v = "INTERNALDATE \"" + m.InternalDate.Local().Format("02-Jan-2006 15:04:05 -0700") + "\""
 	case "RFC822.SIZE":
-		return "RFC822.SIZE " + strconv.FormatInt(m.Size, 10), nil
+		v = "RFC822.SIZE " + strconv.FormatInt(m.Size, 10)
 	case "MODSEQ":
-		return "MODSEQ (" + strconv.FormatUint(m.ModSeq, 10) + ")", nil
+		v = "MODSEQ (" + strconv.FormatUint(m.ModSeq, 10) + ")"
 	case "ENVELOPE":
-		return "ENVELOPE " + c.envelope(msg.root), nil
+		v = "ENVELOPE " + c.envelope(msg.root)
 	case "BODYSTRUCTURE":
-		return "BODYSTRUCTURE " + c.bodyStructure(msg.root, true), nil
+		v = "BODYSTRUCTURE " + c.bodyStructure(msg.root, true)
 	case "BODY":
-		return "BODY " + c.bodyStructure(msg.root, false), nil
+		v = "BODY " + c.bodyStructure(msg.root, false)
+	default:
+		return c.sectionValue(it.section, msg, fs)
 	}
-	return c.sectionValue(it.section, msg)
+	if err := fs.charge(len(v)); err != nil {
+		return fetchPiece{}, err
+	}
+	return fetchPiece{text: v}, nil
 }
 
 var errNoSection = errors.New("no such section")

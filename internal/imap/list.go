@@ -171,35 +171,132 @@ func (s *scanner) listAtom() (string, error) {
 
 // listMatches writes a LIST (or LSUB) line for each mailbox matching.
 func (c *conn) listMatches(ref string, pats []string, o listOptions) error {
+	if len(pats) > maxListPatterns {
+		return no("LIMIT", "Too many LIST patterns")
+	}
 	boxes, err := c.user.Mailboxes(c.ctx)
 	if err != nil {
 		return c.mapErr(err)
 	}
+	m := newListMatcher(ref, pats)
+	parents := parentNames(boxes)
 	for _, b := range boxes {
-		if !matchAny(ref, pats, b.Name) || o.subscribedOnly && !b.Subscribed || o.specialOnly && b.SpecialUse == "" {
+		ok, err := m.matches(b.Name)
+		if err != nil {
+			return err
+		}
+		if !ok || o.subscribedOnly && !b.Subscribed || o.specialOnly && b.SpecialUse == "" {
 			continue
 		}
-		c.writeList(b, boxes, o)
+		c.writeList(b, parents[b.Name], o)
 	}
 	return nil
 }
 
-func matchAny(ref string, pats []string, name string) bool {
-	for _, p := range pats {
-		full := ref + p
-		if strings.HasPrefix(strings.ToUpper(full), "INBOX") && name == "INBOX" {
-			full = "INBOX" + full[5:]
-		}
-		if match(full, name) {
-			return true
-		}
-	}
-	return false
+// maxListPatterns bounds the patterns of one LIST (RFC 5258 allows a
+// list); listWork bounds the comparison steps of one LIST, so that long
+// patterns against thousands of long names cannot hold a core for
+// minutes: clients use a few short patterns, far below it.
+const (
+	maxListPatterns = 100
+	listWork        = 200_000_000
+)
+
+// listMatcher holds the patterns of one LIST, prepared once.
+type listMatcher struct {
+	pats []listPattern
+	work int
 }
 
-func (c *conn) writeList(b MailboxInfo, all []MailboxInfo, o listOptions) {
+type listPattern struct {
+	runes  []rune
+	prefix string // the literal text before the first wildcard
+	inbox  bool   // begins with "INBOX" in any case: matches INBOX so
+}
+
+func newListMatcher(ref string, pats []string) *listMatcher {
+	m := &listMatcher{}
+	for _, p := range pats {
+		full := collapseWildcards(ref + p)
+		lp := listPattern{runes: []rune(full), inbox: len(full) >= 5 && strings.EqualFold(full[:5], "INBOX")}
+		lp.prefix, _, _ = strings.Cut(full, "*")
+		lp.prefix, _, _ = strings.Cut(lp.prefix, "%")
+		m.pats = append(m.pats, lp)
+	}
+	return m
+}
+
+// matches reports whether name matches any pattern; past listWork steps
+// it gives up with a NO [LIMIT].
+func (m *listMatcher) matches(name string) (bool, error) {
+	var n []rune
+	for _, p := range m.pats {
+		pr := p.runes
+		if name == "INBOX" && p.inbox {
+			pr = append([]rune("INBOX"), pr[5:]...) // INBOX is case-insensitive
+		} else if !strings.HasPrefix(name, p.prefix) {
+			continue
+		}
+		if n == nil {
+			n = []rune(name)
+		}
+		if m.work += len(pr) * (len(n) + 1); m.work > listWork {
+			return false, no("LIMIT", "LIST patterns too complex")
+		}
+		if match(pr, n) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// collapseWildcards turns each run of wildcards into one: "**", "*%" and
+// "%*" match what "*" does, "%%" what "%" does.
+func collapseWildcards(p string) string {
+	if !strings.Contains(p, "**") && !strings.Contains(p, "%%") && !strings.Contains(p, "*%") && !strings.Contains(p, "%*") {
+		return p
+	}
+	var b strings.Builder
+	for i := 0; i < len(p); {
+		if p[i] != '*' && p[i] != '%' {
+			b.WriteByte(p[i])
+			i++
+			continue
+		}
+		j, star := i, false
+		for j < len(p) && (p[j] == '*' || p[j] == '%') {
+			star = star || p[j] == '*'
+			j++
+		}
+		if star {
+			b.WriteByte('*')
+		} else {
+			b.WriteByte('%')
+		}
+		i = j
+	}
+	return b.String()
+}
+
+// parentNames returns the names that have children ("a" for "a/b").
+func parentNames(boxes []MailboxInfo) map[string]bool {
+	out := map[string]bool{}
+	for _, b := range boxes {
+		for i := len(b.Name) - 1; i > 0; i-- {
+			if b.Name[i] == '/' {
+				if out[b.Name[:i]] {
+					break // and so are its own parents
+				}
+				out[b.Name[:i]] = true
+			}
+		}
+	}
+	return out
+}
+
+func (c *conn) writeList(b MailboxInfo, hasChildren bool, o listOptions) {
 	var attrs []string
-	if hasChildren(b.Name, all) {
+	if hasChildren {
 		attrs = append(attrs, `\HasChildren`)
 	} else {
 		attrs = append(attrs, `\HasNoChildren`)
@@ -222,19 +319,9 @@ func (c *conn) writeList(b MailboxInfo, all []MailboxInfo, o listOptions) {
 	}
 }
 
-func hasChildren(name string, all []MailboxInfo) bool {
-	for _, b := range all {
-		if strings.HasPrefix(b.Name, name+"/") {
-			return true
-		}
-	}
-	return false
-}
-
 // match matches a LIST pattern: "*" any run, "%" any run without "/"
 // (RFC 9051 §6.3.9). Dynamic programming: no exponential backtracking.
-func match(pat, name string) bool {
-	p, n := []rune(pat), []rune(name)
+func match(p, n []rune) bool {
 	prev := make([]bool, len(n)+1)
 	cur := make([]bool, len(n)+1)
 	prev[0] = true

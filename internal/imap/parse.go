@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -223,26 +224,8 @@ func (s *scanner) quoted() (string, error) {
 // literalHeader reads "{n}" or "{n+}" (and "~{n}" for literal8) with its
 // CRLF, and sends the continuation for a synchronising literal.
 func (s *scanner) literalHeader(max int64) (int64, error) {
-	c, _ := s.peek()
-	if c == '~' {
-		_, _ = s.next() // literal8 (RFC 3516): the same framing
-	}
-	if err := s.expect('{'); err != nil {
-		return 0, err
-	}
-	n, err := s.number64()
+	n, sync, err := s.literalSize()
 	if err != nil {
-		return 0, err
-	}
-	sync := true
-	if c, _ := s.peek(); c == '+' || c == '-' {
-		_, _ = s.next()
-		sync = false
-	}
-	if err := s.expect('}'); err != nil {
-		return 0, err
-	}
-	if err := s.crlf(); err != nil {
 		return 0, err
 	}
 	if n > max {
@@ -257,6 +240,30 @@ func (s *scanner) literalHeader(max int64) (int64, error) {
 		}
 	}
 	return n, nil
+}
+
+// literalSize reads "[~]{n[+|-]}" CRLF; sync is false for a
+// non-synchronising literal (RFC 7888), whose octets follow at once.
+func (s *scanner) literalSize() (n int64, sync bool, err error) {
+	c, _ := s.peek()
+	if c == '~' {
+		_, _ = s.next() // literal8 (RFC 3516): the same framing
+	}
+	if err := s.expect('{'); err != nil {
+		return 0, false, err
+	}
+	if n, err = s.number64(); err != nil {
+		return 0, false, err
+	}
+	sync = true
+	if c, _ := s.peek(); c == '+' || c == '-' {
+		_, _ = s.next()
+		sync = false
+	}
+	if err := s.expect('}'); err != nil {
+		return 0, false, err
+	}
+	return n, sync, s.crlf()
 }
 
 // literalError is a non-synchronising literal too big to take: its octets
@@ -306,10 +313,11 @@ func (s *scanner) number64() (int64, error) {
 			break
 		}
 		_, _ = s.next()
-		if n > (1<<63-1-9)/10 {
+		d := int64(c - '0')
+		if n > (math.MaxInt64-d)/10 { // RFC 9051 §9: up to 2^63-1
 			return 0, syntaxf("number too large")
 		}
-		n = n*10 + int64(c-'0')
+		n = n*10 + d
 		digits++
 	}
 	if digits == 0 {
@@ -365,12 +373,20 @@ func (s *scanner) flag() (string, error) {
 func (s *scanner) flagList() ([]string, error) {
 	var flags []string
 	err := s.list(func() error {
+		if len(flags) == maxMessageFlags {
+			return syntaxf("more than %d flags", maxMessageFlags)
+		}
 		f, err := s.flag()
 		flags = append(flags, f)
 		return err
 	})
 	return flags, err
 }
+
+// maxMessageFlags bounds the flags of one message, and so of one flag
+// list: every SELECT lists the mailbox's keywords, and 50,000 of them
+// made it send most of a megabyte and take seconds.
+const maxMessageFlags = 128
 
 // mailbox reads a mailbox name; INBOX in any case means INBOX. Names are
 // modified UTF-7 (RFC 3501 §5.1.3) unless UTF-8 was enabled.

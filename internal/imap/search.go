@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"mime"
 	"net/mail"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -41,6 +42,9 @@ func (c *conn) cmdSearch(tag string, s *scanner, uid bool) error {
 		return err
 	}
 	root := &searchKey{op: "AND", kids: keys}
+	if root.countKeys("BODY", "TEXT") > maxBodyKeys {
+		return no("LIMIT", "Too many BODY and TEXT keys in one SEARCH")
+	}
 	usesModseq := root.uses("MODSEQ")
 	if usesModseq {
 		c.condstore = true
@@ -306,11 +310,12 @@ func (k *searchKey) uses(op string) bool {
 
 // searchState carries a message's lazily loaded content.
 type searchState struct {
-	c    *conn
-	i    int
-	msg  *fetchedMessage // the whole message, once a key needs it
-	head *fetchedMessage // the header section alone
-	err  error
+	c       *conn
+	i       int
+	msg     *fetchedMessage // the whole message, once a key needs it
+	head    *fetchedMessage // the header section alone
+	lowered map[*message.Part][]byte
+	err     error
 }
 
 func (c *conn) matches(k *searchKey, i int) (bool, error) {
@@ -439,7 +444,7 @@ func (st *searchState) textMatch(k *searchKey) bool {
 		if k.op == "TEXT" && headerHas(msg.root, "", needle) {
 			return true
 		}
-		return bodyHas(msg, msg.root, needle)
+		return st.bodyHas(msg, msg.root, needle)
 	}
 	head := st.loadHeader()
 	if head == nil {
@@ -509,27 +514,52 @@ func lowerASCII(c byte) byte {
 	return c
 }
 
-// bodyHas searches the text parts of p, decoded.
-func bodyHas(msg *fetchedMessage, p *message.Part, needle string) bool {
+// bodyHas searches the text parts of p, decoded and lower-cased once per
+// message however many keys ask.
+func (st *searchState) bodyHas(msg *fetchedMessage, p *message.Part, needle string) bool {
 	if len(p.Parts) > 0 {
 		for _, ch := range p.Parts {
-			if bodyHas(msg, ch, needle) {
+			if st.bodyHas(msg, ch, needle) {
 				return true
 			}
 		}
 		return false
 	}
 	if p.Message != nil {
-		return headerHas(p.Message, "", needle) || bodyHas(msg, p.Message, needle)
+		return headerHas(p.Message, "", needle) || st.bodyHas(msg, p.Message, needle)
 	}
 	if p.Type != "text" && p.Type != "" {
 		return false
 	}
-	body, err := decodeBody(p, msg.slice(p.BodyStart, p.End))
-	if err != nil {
-		body = msg.slice(p.BodyStart, p.End)
+	text, ok := st.lowered[p]
+	if !ok {
+		body, err := decodeBody(p, msg.slice(p.BodyStart, p.End))
+		if err != nil {
+			body = msg.slice(p.BodyStart, p.End)
+		}
+		text = bytes.ToLower(body)
+		if st.lowered == nil {
+			st.lowered = map[*message.Part][]byte{}
+		}
+		st.lowered[p] = text
 	}
-	return bytes.Contains(bytes.ToLower(body), []byte(needle))
+	return bytes.Contains(text, []byte(needle))
+}
+
+// maxBodyKeys bounds the BODY and TEXT keys of one SEARCH: each reads
+// every text part of every message searched. Clients send a few.
+const maxBodyKeys = 64
+
+// countKeys counts the nodes of a search program that use op.
+func (k *searchKey) countKeys(ops ...string) int {
+	n := 0
+	if slices.Contains(ops, k.op) {
+		n++
+	}
+	for _, kid := range k.kids {
+		n += kid.countKeys(ops...)
+	}
+	return n
 }
 
 // searchResponse writes SEARCH or ESEARCH (RFC 4731, and RFC 9051 §7.3.4

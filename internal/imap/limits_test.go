@@ -1,0 +1,195 @@
+package imap_test
+
+import (
+	"encoding/base64"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Attack inputs from a red-team pass: each once crashed a session, made
+// the server hold memory or a core far beyond the command's size, or put
+// the session out of step with its client.
+
+// A partial range whose offset plus length overflows int64 (RFC 9051 §9
+// allows both up to 2^63-1) is the rest of the message, not a panic.
+func TestFetchPartialOverflow(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	e.deliver(t, msg1)
+	c := e.login(t)
+	c.do("s SELECT INBOX", "s OK")
+	out := c.do("f FETCH 1 BODY.PEEK[]<100.9223372036854775799>", "f OK")
+	if want := fmt.Sprintf("BODY[]<100> {%d}", len(msg1)-100); !contains(out, want) {
+		t.Errorf("got %q, want %q", out, want)
+	}
+	c.do("g FETCH 1 BODY.PEEK[]<9223372036854775807.9223372036854775807>", "g OK")
+}
+
+// Items repeated in one FETCH share what they decode, and what a FETCH
+// makes from one message is bounded: a few hundred octets of command must
+// not make the server hold hundreds of copies of a large part.
+func TestFetchRepeatedItemsBounded(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	attachment := base64.StdEncoding.EncodeToString([]byte(strings.Repeat("x", 300<<10)))
+	var hdr strings.Builder
+	for i := range 400 {
+		fmt.Fprintf(&hdr, "X-Filler-%03d: %s\r\n", i, strings.Repeat("y", 60))
+	}
+	msg := hdr.String() + "Subject: big\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n" +
+		"--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n" + attachment + "\r\n--b--\r\n"
+	e.deliver(t, msg)
+	c := e.login(t)
+	c.do("s SELECT INBOX", "s OK")
+
+	items := strings.TrimSpace(strings.Repeat("BINARY.SIZE[2] ", 300))
+	out := c.do("f FETCH 1 ("+items+")", "f OK")
+	if n := strings.Count(strings.Join(out, "\n"), fmt.Sprintf("BINARY.SIZE[2] %d", 300<<10)); n != 300 {
+		t.Errorf("%d BINARY.SIZE items answered, want 300", n)
+	}
+	var fields []string
+	for i := range 300 {
+		fields = append(fields, fmt.Sprintf("BODY.PEEK[HEADER.FIELDS.NOT (X-Other-%d)]", i))
+	}
+	c.do("g FETCH 1 ("+strings.Join(fields, " ")+")", "g NO [LIMIT]")
+	c.do("h FETCH 1 (BODY.PEEK[HEADER.FIELDS.NOT (X-Other)] BINARY.PEEK[2] BODY.PEEK[2])", "h OK")
+}
+
+// BODY and TEXT keys read every text part of every message searched: a
+// SEARCH has at most 64 of them, and repeated ones decode a part once.
+func TestSearchBodyKeysBounded(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	e.deliver(t, msg2)
+	c := e.login(t)
+	c.do("s SELECT INBOX", "s OK")
+	out := c.do("a SEARCH "+strings.TrimSpace(strings.Repeat("BODY needle ", 64)), "a OK")
+	if !contains(out, "* SEARCH 1") {
+		t.Errorf("64 BODY keys: %q", out)
+	}
+	c.do("b SEARCH "+strings.TrimSpace(strings.Repeat("BODY needle ", 65)), "b NO [LIMIT]")
+	c.do("c NOOP", "c OK")
+}
+
+// LIST takes at most 100 patterns, runs of wildcards count as one, and a
+// pattern too costly to compare against the names gets NO [LIMIT].
+func TestListPatternsBounded(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	c := e.login(t)
+	for _, n := range []string{"a", "a/b", "a-c", strings.Repeat("n", 200)} {
+		c.do("c CREATE "+n, "c OK")
+	}
+	out := c.do(`l LIST "" *`, "l OK")
+	if !contains(out, `(\HasChildren) "/" "a"`) || !contains(out, `(\HasNoChildren) "/" "a-c"`) || !contains(out, `(\HasNoChildren) "/" "a/b"`) {
+		t.Errorf("children: %q", out)
+	}
+	c.do(`m LIST "" (`+strings.TrimSpace(strings.Repeat("x ", 101))+`)`, "m NO [LIMIT]")
+	start := time.Now()
+	out = c.do(`n LIST "`+strings.Repeat("%", 30000)+`" (`+strings.TrimSpace(strings.Repeat("x ", 100))+`)`, "n OK")
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("LIST with a 30,000-wildcard reference took %v", d)
+	}
+	if len(out) != 1 {
+		t.Errorf("nothing ends in x, got %q", out)
+	}
+	c.do(`o LIST "" "`+strings.Repeat("a%", 5000)+`"`, "o OK")
+}
+
+// A flag list has at most 128 flags, and so has a message; SELECT lists
+// the mailbox's keywords once each, whatever their case.
+func TestKeywordLimits(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	e.deliver(t, msg1)
+	c := e.login(t)
+	c.do("s SELECT INBOX", "s OK")
+	kw := func(prefix string, n int) string {
+		var k []string
+		for i := range n {
+			k = append(k, fmt.Sprintf("%s%d", prefix, i))
+		}
+		return strings.Join(k, " ")
+	}
+	c.do("a STORE 1 +FLAGS ("+kw("k", 129)+")", "a BAD")
+	c.do("b STORE 1 +FLAGS ("+kw("k", 100)+")", "b OK")
+	c.do("c STORE 1 +FLAGS ("+kw("j", 40)+")", "c NO [LIMIT]")
+	c.do("d STORE 1 +FLAGS (K1 k2 j1)", "d OK")
+	out := c.do("e SELECT INBOX", "e OK")
+	for _, l := range out {
+		if strings.HasPrefix(l, "* FLAGS") && (strings.Count(l, " k1 ") != 1 || strings.Contains(l, "K1") || !strings.Contains(l, " j1")) {
+			t.Errorf("FLAGS: %q", l)
+		}
+	}
+}
+
+// A line too long for IDLE's DONE is read to its end and refused: its
+// tail is not run as a command of its own.
+func TestIdleLongLine(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	c := e.login(t)
+	c.do("s SELECT INBOX", "s OK")
+	c.send("i IDLE\r\n")
+	c.line("+ ")
+	c.send(strings.Repeat("x", 4096) + "z9 NOOP\r\n")
+	c.line("i BAD")
+	out := c.do("n NOOP", "n OK")
+	if contains(out, "z9") {
+		t.Errorf("the tail of the long line ran: %q", out)
+	}
+}
+
+// APPEND to a missing mailbox reads (and drops) a non-synchronising
+// literal before its NO [TRYCREATE], however large, and never asks for a
+// synchronising one; a NO before the end of a line skips the rest of it.
+func TestRefusalsKeepTheSessionInStep(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	c := e.login(t)
+	for _, n := range []int{116, 100 << 10} {
+		body := "Subject: x\r\n\r\n" + strings.Repeat("z", n-14)
+		c.send(fmt.Sprintf("a APPEND NoSuchBox {%d+}\r\n%s\r\n", n, body))
+		c.line("a NO [TRYCREATE]")
+		if out := c.do("b NOOP", "b OK"); len(out) != 1 {
+			t.Errorf("after an APPEND of %d octets: %q", n, out)
+		}
+	}
+	c.send("s APPEND NoSuchBox {20}\r\n")
+	c.line("s NO [TRYCREATE]")
+	c.do("t NOOP", "t OK")
+
+	c.do("u SELECT INBOX", "u OK")
+	out := c.do(`g SEARCH CHARSET "KOI8-R"g2 NOOP`, "g NO [BADCHARSET")
+	c.do("h NOOP", "h OK")
+	if contains(out, "g2") {
+		t.Errorf("the rest of a refused line ran: %q", out)
+	}
+}
+
+// Smaller points of the RFCs: UNCHANGEDSINCE 0 always fails (RFC 7162
+// §3.1.3), ENABLED lists each capability once and nothing after the word
+// when nothing was enabled (RFC 5161), and a header field list has at
+// least one field, each a field name (RFC 9051 §9).
+func TestProtocolDetails(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	e.deliver(t, msg1)
+	c := e.login(t)
+	if out := c.do("a ENABLE FOO", "a OK"); out[0] != "* ENABLED" {
+		t.Errorf("ENABLE FOO: %q", out)
+	}
+	if out := c.do("b ENABLE CONDSTORE CONDSTORE", "b OK"); out[0] != "* ENABLED CONDSTORE" {
+		t.Errorf("ENABLE CONDSTORE CONDSTORE: %q", out)
+	}
+	c.do("s SELECT INBOX", "s OK")
+	out := c.do(`c STORE 1 (UNCHANGEDSINCE 0) +FLAGS (\Flagged)`, "c OK [MODIFIED 1]")
+	if contains(out, "FETCH") {
+		t.Errorf("UNCHANGEDSINCE 0 changed flags: %q", out)
+	}
+	c.do("d FETCH 1 BODY.PEEK[HEADER.FIELDS ()]", "d BAD")
+	c.do(`e FETCH 1 BODY.PEEK[HEADER.FIELDS ("Subject X")]`, "e BAD")
+	c.do(`f FETCH 1 BODY.PEEK[HEADER.FIELDS ("Subject")]`, "f OK")
+}
