@@ -284,7 +284,7 @@ func (c *conn) cmdRcpt(arg string) {
 		return
 	}
 	if c.rcpts >= c.s.opts.MaxRecipients {
-		c.replyErr(errTooManyRcpt) // RFC 5321 §4.5.3.1.10
+		c.refuseOvershoot()
 		return
 	}
 	if err := c.sess.Rcpt(c.ctx, path, opts); err != nil {
@@ -293,6 +293,23 @@ func (c *conn) cmdRcpt(arg string) {
 	}
 	c.rcpts++
 	c.reply(CodeOK, "2.1.5", "Ok")
+}
+
+// refuseOvershoot answers a RCPT over the recipient limit. RFC 5321
+// §4.5.3.1.10: a server with a limit "MUST behave in an orderly fashion,
+// such as rejecting additional addresses over its limit rather than
+// silently discarding addresses previously accepted", and the client then
+// sends the message to those it got. So, like Postfix's
+// smtpd_recipient_overshoot_limit, these 452s are not protocol errors
+// until a transaction has had as many of them as the limit itself (1000 by
+// default, Postfix's default too); past that the client is flooding, and
+// each one counts toward MaxErrors and the 421.
+func (c *conn) refuseOvershoot() {
+	if c.overshoot++; c.overshoot > c.s.opts.MaxRecipients {
+		c.fail(errTooManyRcpt)
+		return
+	}
+	c.reply(errTooManyRcpt.Code, errTooManyRcpt.Enhanced, "%s", errTooManyRcpt.Msg)
 }
 
 // badParam refuses a parameter: 501 when we know it but the value is bad,

@@ -41,10 +41,11 @@ type conn struct {
 	junk   int  // commands that move no mail (NOOP, RSET, …)
 
 	// Transaction state, cleared by resetTx.
-	mail  bool
-	utf8  bool
-	rcpts int
-	bdat  *bdatState
+	mail      bool
+	utf8      bool
+	rcpts     int
+	overshoot int // RCPTs refused for the recipient limit (cmdRcpt)
+	bdat      *bdatState
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -310,7 +311,7 @@ func (c *conn) resetTx() {
 	if c.mail && c.sess != nil {
 		c.sess.Reset()
 	}
-	c.mail, c.utf8, c.rcpts = false, false, 0
+	c.mail, c.utf8, c.rcpts, c.overshoot = false, false, 0, 0
 }
 
 var errAborted = errors.New("smtp: transaction aborted")

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -123,6 +124,68 @@ func TestRcptRejectionsAndLimit(t *testing.T) {
 	c.cmd("RCPT TO:<x@other.test>", "554 5.7.1")
 	c.cmd("RCPT TO:<b@mx.test>", "250")
 	c.cmd("RCPT TO:<c@mx.test>", "452 4.5.3") // RFC 5321 §4.5.3.1.10
+}
+
+// TestRcptOvershoot: recipients over the limit are refused one by one, the
+// accepted ones stay and get the message (RFC 5321 §4.5.3.1.10), and those
+// refusals are no protocol errors until there are as many as the limit.
+func TestRcptOvershoot(t *testing.T) {
+	t.Parallel()
+	const limit, maxErrors = 100, 5
+	rcpts := func(from, n int) (cmds string, addrs []string) {
+		for i := from; i < from+n; i++ {
+			addrs = append(addrs, fmt.Sprintf("r%d@mx.test", i))
+			cmds += "RCPT TO:<" + addrs[len(addrs)-1] + ">\r\n"
+		}
+		return cmds, addrs
+	}
+	opts := func(o *Options) { o.MaxRecipients, o.MaxErrors = limit, maxErrors }
+
+	t.Run("message goes to the accepted", func(t *testing.T) {
+		t.Parallel()
+		b := &fakeBackend{}
+		_, addr := testServer(t, b, opts)
+		c := dial(t, addr)
+		c.cmd("EHLO client.test", "250")
+		c.cmd("MAIL FROM:<a@client.test>", "250 2.1.0")
+		cmds, addrs := rcpts(0, limit+50) // RFC 2920: one pipelined batch
+		c.send(cmds)
+		for i := range addrs {
+			if i < limit {
+				c.expect("250 2.1.5")
+			} else {
+				c.expect("452 4.5.3")
+			}
+		}
+		c.cmd("DATA", "354")
+		c.cmd("Subject: many\r\n\r\nbody\r\n.", "250 2.0.0")
+		c.cmd("NOOP", "250")
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if !slices.Equal(b.rcpts, addrs[:limit]) || len(b.msgs) != 1 {
+			t.Errorf("delivered %d messages to %d recipients, want 1 to the first %d", len(b.msgs), len(b.rcpts), limit)
+		}
+	})
+
+	t.Run("flood is cut off", func(t *testing.T) {
+		t.Parallel()
+		_, addr := testServer(t, &fakeBackend{}, opts)
+		c := dial(t, addr)
+		c.cmd("EHLO client.test", "250")
+		c.cmd("MAIL FROM:<a@client.test>", "250 2.1.0")
+		cmds, _ := rcpts(0, 2*limit+maxErrors) // no more: unread input would make the close a reset
+		c.send(cmds)
+		for range limit {
+			c.expect("250 2.1.5")
+		}
+		for range limit + maxErrors { // free ones, then counted ones
+			c.expect("452 4.5.3")
+		}
+		c.expect("421 4.7.0")
+		if !c.closed() {
+			t.Error("connection still open after 421")
+		}
+	})
 }
 
 // The inbound end-of-data variants of the SMTP-smuggling research
