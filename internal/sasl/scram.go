@@ -1,12 +1,15 @@
 package sasl
 
 import (
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/xdg-go/scram"
 )
@@ -72,6 +75,11 @@ func ParseSCRAMCredentials(s string) (SCRAMCredentials, error) {
 
 // SCRAMLookup returns the stored credentials and canonical identity for a
 // user name; authz is the requested authorization identity ("" if none).
+// It refuses a user (unknown, disabled, without SCRAM credentials, or not
+// allowed to act as authz) with ErrAuthFailed, and may then still return
+// the canonical form of the name as the identity: the server derives its
+// stand-in salt from it, so that all spellings of one name get one salt,
+// as those of a real account do. Any other error ends the exchange at once.
 type SCRAMLookup func(authz, user string) (SCRAMCredentials, string, error)
 
 type scramServer struct {
@@ -80,24 +88,82 @@ type scramServer struct {
 	id      string
 	ids     map[string]string // user name → canonical identity, from lookup
 	lookErr error
+	doomed  bool // the lookup refused: the exchange runs on and fails
 	step    int
 }
 
 // NewSCRAMSHA256 returns a SCRAM-SHA-256 server (no channel binding).
 func NewSCRAMSHA256(lookup SCRAMLookup) Server {
 	s := &scramServer{lookup: lookup, ids: map[string]string{}}
-	srv, _ := scram.SHA256.NewServer(func(user string) (scram.StoredCredentials, error) {
-		c, id, err := lookup(s.conv.AuthzID(), user)
-		if err != nil {
-			s.lookErr = err
-			return scram.StoredCredentials{}, err
-		}
-		s.ids[user] = id
-		return scram.StoredCredentials{KeyFactors: scram.KeyFactors{Salt: string(c.Salt), Iters: c.Iters},
-			StoredKey: c.StoredKey, ServerKey: c.ServerKey}, nil
-	})
+	srv, _ := scram.SHA256.NewServer(s.credentials)
 	s.conv = srv.NewConversation()
 	return s
+}
+
+// credentials answers the conversation's credential lookup. A refused user
+// is not refused here: a failure at client-first, where a known user gets
+// the server-first message with its salt, would tell anyone which names
+// exist. The exchange goes on with stand-in credentials and fails at
+// client-final exactly as a wrong password does (PostgreSQL's
+// mock_scram_secret does the same).
+func (s *scramServer) credentials(user string) (scram.StoredCredentials, error) {
+	authz := s.conv.AuthzID()
+	c, id, err := s.lookup(authz, user)
+	if errors.Is(err, ErrAuthFailed) {
+		s.doomed = true
+		c, err = s.standIn(authz, user, id)
+	}
+	if err != nil {
+		s.lookErr = err
+		return scram.StoredCredentials{}, err
+	}
+	s.ids[user] = id
+	return scram.StoredCredentials{KeyFactors: scram.KeyFactors{Salt: string(c.Salt), Iters: c.Iters},
+		StoredKey: c.StoredKey, ServerKey: c.ServerKey}, nil
+}
+
+// standIn returns the credentials for a refused user: its own when only
+// the authorization identity was refused (a made-up salt would differ from
+// the one the user gets without authz, and so show that it exists), fake
+// ones otherwise. name is the canonical name from the lookup, if any.
+func (s *scramServer) standIn(authz, user, name string) (SCRAMCredentials, error) {
+	if authz != "" {
+		c, _, err := s.lookup("", user)
+		if !errors.Is(err, ErrAuthFailed) { // the user's own, or a block
+			return c, err
+		}
+	}
+	if name == "" {
+		name = strings.ToLower(user)
+	}
+	return fakeCredentials(name), nil
+}
+
+// fakeKey keys the salts of fake credentials. It is made once per process,
+// as no store is at hand here. The limit: a real salt stays until the
+// password changes, while a fake one changes when the daemon restarts, so
+// whoever records a name's salt before and after a restart can still tell
+// the two apart.
+var fakeKey = sync.OnceValue(func() []byte {
+	k := make([]byte, 32)
+	_, _ = rand.Read(k) // never fails (crypto/rand, Go 1.24)
+	return k
+})
+
+// fakeCredentials are credentials for no account that look like those
+// NewSCRAMCredentials makes: a 16-byte salt, the same iteration count, and
+// keys of the right size. The salt is fixed for a name (HMAC-SHA-256 of it
+// under fakeKey), as a real account's is. The server does no PBKDF2 for
+// real credentials either (it checks the proof against StoredKey), so the
+// exchange costs the same.
+func fakeCredentials(name string) SCRAMCredentials {
+	derive := func(label string) []byte {
+		m := hmac.New(sha256.New, fakeKey())
+		m.Write([]byte(label + "\x00" + name))
+		return m.Sum(nil)
+	}
+	return SCRAMCredentials{Salt: derive("salt")[:16], Iters: scramIters,
+		StoredKey: derive("stored"), ServerKey: derive("server")}
 }
 
 func (s *scramServer) Identity() string { return s.id }
@@ -123,7 +189,7 @@ func (s *scramServer) Next(resp []byte) ([]byte, bool, error) {
 	case 2:
 		s.step = 3
 		out, err := s.conv.Step(string(resp))
-		if err != nil || !s.conv.Valid() {
+		if err != nil || !s.conv.Valid() || s.doomed {
 			return nil, false, s.fail(err)
 		}
 		s.id = s.ids[s.conv.Username()]

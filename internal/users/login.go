@@ -157,7 +157,9 @@ func (s *Service) SASL(ctx context.Context, mech, proto string, ip netip.Addr) (
 }
 
 // scramLookup finds stored SCRAM credentials. SCRAM proves the account
-// password only: app passwords have no SCRAM credentials.
+// password only: app passwords have no SCRAM credentials. A refusal still
+// names the canonical address, which keys the fake salt that sasl answers
+// with, so that every spelling of a name that is no account gets one salt.
 func (s *Service) scramLookup(ctx context.Context, ip netip.Addr) sasl.SCRAMLookup {
 	return func(authz, user string) (sasl.SCRAMCredentials, string, error) {
 		if s.guard.Blocked(ip) {
@@ -165,11 +167,11 @@ func (s *Service) scramLookup(ctx context.Context, ip netip.Addr) sasl.SCRAMLook
 		}
 		addr, err := s.loginAddress(user)
 		if err != nil || (authz != "" && authz != user && authz != addr) {
-			return sasl.SCRAMCredentials{}, "", sasl.ErrAuthFailed
+			return sasl.SCRAMCredentials{}, addr, sasl.ErrAuthFailed
 		}
 		a, err := s.dir.Account(ctx, addr)
 		if err != nil || a.Disabled || a.SCRAM == "" {
-			return sasl.SCRAMCredentials{}, "", sasl.ErrAuthFailed
+			return sasl.SCRAMCredentials{}, addr, sasl.ErrAuthFailed
 		}
 		c, err := sasl.ParseSCRAMCredentials(a.SCRAM)
 		return c, addr, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -140,6 +141,40 @@ func TestSASLThroughService(t *testing.T) {
 	srv, _ := s.SASL(ctx, sasl.Plain, "smtp", netip.MustParseAddr("203.0.113.10"))
 	if _, done, err := srv.Next(sasl.PlainResponse("", "me@example.test", "secret")); !done || err != nil {
 		t.Errorf("PLAIN: %v %v", done, err)
+	}
+}
+
+// TestSCRAMUnknownUserIsAFailure: SCRAM for a name that is no account
+// runs to client-final, where it fails and counts in the Guard like a
+// wrong password; all spellings of the name get one salt.
+func TestSCRAMUnknownUserIsAFailure(t *testing.T) {
+	t.Parallel()
+	d := newFakeDir()
+	d.mustDomain("example.test")
+	g := NewGuard(GuardOptions{MaxFailures: 2, MaxDelay: time.Millisecond})
+	s, _ := New(Options{Directory: d, Guard: g})
+	ctx := context.Background()
+	var salts []string
+	for i, user := range []string{"nobody@example.test", "NoBody@Example.TEST."} {
+		srv, _ := s.SASL(ctx, sasl.ScramSHA256, "imap", testIP)
+		cl, _ := sasl.NewSCRAMClient(user, "secret")
+		first, _ := cl.Step(nil)
+		ch, _, err := srv.Next(first)
+		if err != nil {
+			t.Fatalf("%s: client-first: %v", user, err)
+		}
+		salts = append(salts, strings.Split(string(ch), ",")[1])
+		final, _ := cl.Step(ch)
+		want := sasl.ErrAuthFailed
+		if i == 1 {
+			want = ErrBlocked // the second failure blocks: the first counted
+		}
+		if _, done, err := srv.Next(final); done || !errors.Is(err, want) {
+			t.Errorf("%s: done %v err %v, want %v", user, done, err, want)
+		}
+	}
+	if salts[0] != salts[1] {
+		t.Errorf("one name, two salts: %v", salts)
 	}
 }
 
