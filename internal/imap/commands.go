@@ -53,6 +53,8 @@ var commands = map[string]command{
 	"UID EXPUNGE":  {(*conn).cmdUIDExpunge, inSelected},
 	"SEARCH":       {func(c *conn, t string, s *scanner) error { return c.cmdSearch(t, s, false) }, inSelected},
 	"UID SEARCH":   {func(c *conn, t string, s *scanner) error { return c.cmdSearch(t, s, true) }, inSelected},
+	"SORT":         {func(c *conn, t string, s *scanner) error { return c.cmdSort(t, s, false) }, inSelected},
+	"UID SORT":     {func(c *conn, t string, s *scanner) error { return c.cmdSort(t, s, true) }, inSelected},
 	"FETCH":        {func(c *conn, t string, s *scanner) error { return c.cmdFetch(t, s, false) }, inSelected},
 	"UID FETCH":    {func(c *conn, t string, s *scanner) error { return c.cmdFetch(t, s, true) }, inSelected},
 	"STORE":        {func(c *conn, t string, s *scanner) error { return c.cmdStore(t, s, false) }, inSelected},

@@ -1,0 +1,139 @@
+package imap
+
+import "strings"
+
+// baseSubject extracts the base subject of RFC 5256 §2.1, which SORT
+// (SUBJECT) and THREAD=ORDEREDSUBJECT compare: "Re: [list] Fwd: Hi
+// (fwd)" and "hi" have the same one, up to case.
+func baseSubject(subject string) string {
+	s := collapseSpace(decodeWords(subject)) // step 1
+	for {
+		s = trimTrailers(s) // step 2
+		for {               // steps 3 to 5
+			t := trimBlob(trimLeaders(s))
+			if t == s {
+				break
+			}
+			s = t
+		}
+		// Step 6: "[fwd: …]" is unwrapped and the rest examined again.
+		if len(s) >= 6 && strings.EqualFold(s[:5], "[fwd:") && s[len(s)-1] == ']' {
+			s = s[5 : len(s)-1]
+			continue
+		}
+		return s
+	}
+}
+
+// collapseSpace turns tabs and line breaks into spaces and runs of spaces
+// into one.
+func collapseSpace(s string) string {
+	var b strings.Builder
+	space := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == ' ' || c == '\t' || c == '\r' || c == '\n' {
+			space = true
+			continue
+		}
+		if space && b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		space = false
+		b.WriteByte(c)
+	}
+	if space && b.Len() > 0 {
+		b.WriteByte(' ')
+	}
+	return b.String()
+}
+
+// trimTrailers removes subj-trailer ("(fwd)" / WSP) from the end, again
+// and again.
+func trimTrailers(s string) string {
+	for {
+		t := strings.TrimRight(s, " ")
+		if len(t) >= 5 && strings.EqualFold(t[len(t)-5:], "(fwd)") {
+			t = t[:len(t)-5]
+		}
+		if t == s {
+			return s
+		}
+		s = t
+	}
+}
+
+// trimLeaders removes subj-leader ((*subj-blob subj-refwd) / WSP) from the
+// start, again and again.
+func trimLeaders(s string) string {
+	for {
+		if strings.HasPrefix(s, " ") {
+			s = s[1:]
+			continue
+		}
+		n := refwdLen(s)
+		if n == 0 {
+			return s
+		}
+		s = s[n:]
+	}
+}
+
+// refwdLen is the length of *subj-blob subj-refwd at the start of s, or 0:
+//
+//	subj-refwd = ("re" / ("fw" ["d"])) *WSP [subj-blob] ":"
+func refwdLen(s string) int {
+	p := 0
+	for {
+		n := blobLen(s[p:])
+		if n == 0 {
+			break
+		}
+		p += n
+	}
+	switch {
+	case len(s) >= p+2 && strings.EqualFold(s[p:p+2], "re"):
+		p += 2
+	case len(s) >= p+2 && strings.EqualFold(s[p:p+2], "fw"):
+		p += 2
+		if len(s) > p && (s[p] == 'd' || s[p] == 'D') {
+			p++
+		}
+	default:
+		return 0
+	}
+	for len(s) > p && s[p] == ' ' {
+		p++
+	}
+	p += blobLen(s[p:])
+	if len(s) > p && s[p] == ':' {
+		return p + 1
+	}
+	return 0
+}
+
+// blobLen is the length of subj-blob ("[" *BLOBCHAR "]" *WSP, BLOBCHAR
+// being anything but brackets) at the start of s, or 0.
+func blobLen(s string) int {
+	if !strings.HasPrefix(s, "[") {
+		return 0
+	}
+	end := strings.IndexAny(s[1:], "[]")
+	if end < 0 || s[1+end] != ']' {
+		return 0
+	}
+	p := end + 2
+	for len(s) > p && s[p] == ' ' {
+		p++
+	}
+	return p
+}
+
+// trimBlob removes a leading subj-blob (step 4) unless nothing would be
+// left of the subject.
+func trimBlob(s string) string {
+	if n := blobLen(s); n > 0 && n < len(s) {
+		return s[n:]
+	}
+	return s
+}
