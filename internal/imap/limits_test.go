@@ -193,3 +193,46 @@ func TestProtocolDetails(t *testing.T) {
 	c.do(`e FETCH 1 BODY.PEEK[HEADER.FIELDS ("Subject X")]`, "e BAD")
 	c.do(`f FETCH 1 BODY.PEEK[HEADER.FIELDS ("Subject")]`, "f OK")
 }
+
+// Another session's expunge of many messages reaches a session as
+// EXPUNGE responses numbered as RFC 9051 §7.5.1 says (each renumbers the
+// messages after it), and its message list is compacted in one pass.
+func TestExpungeNotificationsNumbering(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	for i := 1; i <= 40; i++ {
+		e.deliver(t, fmt.Sprintf("Subject: %d\r\n\r\nbody\r\n", i))
+	}
+	a, b := e.login(t), e.login(t)
+	a.do("s SELECT INBOX", "s OK")
+	b.do("s SELECT INBOX", "s OK")
+	var odd []string
+	for i := 1; i <= 40; i += 2 {
+		odd = append(odd, fmt.Sprint(i))
+	}
+	a.do(`t UID STORE `+strings.Join(odd, ",")+` +FLAGS.SILENT (\Deleted)`, "t OK")
+	a.do("x EXPUNGE", "x OK")
+	out := b.do("n NOOP", "n OK")
+	uids := make([]int, 40) // the client's view: sequence number - 1 → UID
+	for i := range uids {
+		uids[i] = i + 1
+	}
+	for _, l := range out {
+		var n int
+		if _, err := fmt.Sscanf(l, "* %d EXPUNGE", &n); err == nil {
+			uids = append(uids[:n-1], uids[n:]...)
+		}
+	}
+	if len(uids) != 20 {
+		t.Fatalf("%d messages left after the EXPUNGEs, want 20: %q", len(uids), out)
+	}
+	for i, u := range uids {
+		if u != 2*(i+1) {
+			t.Fatalf("after the EXPUNGEs the client has UIDs %v, want the even ones", uids)
+		}
+	}
+	out = b.do("f FETCH 1:* (UID)", "f OK")
+	if len(out) != 21 || !contains(out, "* 20 FETCH (UID 40)") || !contains(out, "* 1 FETCH (UID 2)") {
+		t.Errorf("server's view after the EXPUNGEs: %q", out)
+	}
+}

@@ -118,15 +118,30 @@ func (c *conn) flushExpunges() {
 	if c.qresync { // RFC 7162 §3.2.10
 		c.writef("* VANISHED %s\r\n", formatUIDs(m.pending))
 	}
+	// One pass, not a slices.Delete per message: emptying a folder of
+	// 50,000 messages moved the rest of the list 50,000 times.
+	gone := make(map[int]bool, len(m.pending))
 	for _, uid := range m.pending {
 		i := m.index(uid)
-		if i < 0 {
+		if i < 0 || gone[i] {
 			continue
 		}
 		if !c.qresync {
-			c.writef("* %d EXPUNGE\r\n", i+1)
+			// Each EXPUNGE renumbers the messages after it (RFC 9051
+			// §7.5.1): in ascending order, the earlier ones moved this one.
+			c.writef("* %d EXPUNGE\r\n", i+1-len(gone))
 		}
-		m.msgs = slices.Delete(m.msgs, i, i+1)
+		gone[i] = true
+	}
+	if len(gone) > 0 {
+		keep := m.msgs[:0]
+		for i, msg := range m.msgs {
+			if !gone[i] {
+				keep = append(keep, msg)
+			}
+		}
+		clear(m.msgs[len(keep):])
+		m.msgs = keep
 	}
 	m.pending = nil
 }
