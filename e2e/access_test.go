@@ -79,6 +79,7 @@ typ, data = m.fetch("1", "(FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])"); print("F
 typ, data = m.store("1:2", "+FLAGS", "(\\Flagged)"); print("STORE", [d.decode() for d in data])
 typ, data = m.search(None, "FLAGGED"); print("FLAGGED", data[0].decode())
 typ, data = m.sort("(REVERSE SUBJECT)", "UTF-8", "ALL"); print("SORT", data[0].decode())
+typ, data = m.thread("REFERENCES", "UTF-8", "ALL"); print("THREAD", data[0].decode())
 typ, data = m.append("Sent", "(\\Seen)", None, b"Subject: my sent copy\r\n\r\nbody\r\n"); print("APPEND", data[0].decode()[:10])
 typ, data = m.copy("1", "Archive"); print("COPY", typ)
 typ, data = m.uid("MOVE", "3", "Trash"); print("MOVE", typ)
@@ -89,7 +90,7 @@ m.logout()
 `)
 	for _, want := range []string{
 		"LIST ['Archive', 'Drafts', 'INBOX', 'Junk', 'Sent', 'Trash']", "SELECT 3", "SEARCH 2",
-		"FETCH Subject: imap test 1", "FLAGGED 1 2", "SORT 3 2 1", "APPEND [APPENDUID", "COPY OK", "MOVE OK", "'1']",
+		"FETCH Subject: imap test 1", "FLAGGED 1 2", "SORT 3 2 1", "THREAD (1)(2)(3)", "APPEND [APPENDUID", "COPY OK", "MOVE OK", "'1']",
 		`STATUS "INBOX" (MESSAGES 1)`, `STATUS "Sent" (MESSAGES 1)`, `STATUS "Archive" (MESSAGES 1)`, `STATUS "Trash" (MESSAGES 1)`,
 	} {
 		if !strings.Contains(out, want) {

@@ -25,7 +25,7 @@ func (c *conn) capabilities() string {
 	}
 	if c.state != stateNotAuth {
 		caps = append(caps, "MOVE", "SPECIAL-USE", "LIST-EXTENDED", "LIST-STATUS", "ESEARCH", "CONDSTORE", "QRESYNC",
-			"QUOTA", "QUOTA=RES-STORAGE", "STATUS=SIZE", "BINARY", "SORT", "SORT=DISPLAY", "UTF8=ACCEPT", fmt.Sprintf("APPENDLIMIT=%d", c.s.opts.AppendLimit))
+			"QUOTA", "QUOTA=RES-STORAGE", "STATUS=SIZE", "BINARY", "SORT", "SORT=DISPLAY", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES", "UTF8=ACCEPT", fmt.Sprintf("APPENDLIMIT=%d", c.s.opts.AppendLimit))
 	}
 	return strings.Join(caps, " ")
 }

@@ -55,6 +55,8 @@ var commands = map[string]command{
 	"UID SEARCH":   {func(c *conn, t string, s *scanner) error { return c.cmdSearch(t, s, true) }, inSelected},
 	"SORT":         {func(c *conn, t string, s *scanner) error { return c.cmdSort(t, s, false) }, inSelected},
 	"UID SORT":     {func(c *conn, t string, s *scanner) error { return c.cmdSort(t, s, true) }, inSelected},
+	"THREAD":       {func(c *conn, t string, s *scanner) error { return c.cmdThread(t, s, false) }, inSelected},
+	"UID THREAD":   {func(c *conn, t string, s *scanner) error { return c.cmdThread(t, s, true) }, inSelected},
 	"FETCH":        {func(c *conn, t string, s *scanner) error { return c.cmdFetch(t, s, false) }, inSelected},
 	"UID FETCH":    {func(c *conn, t string, s *scanner) error { return c.cmdFetch(t, s, true) }, inSelected},
 	"STORE":        {func(c *conn, t string, s *scanner) error { return c.cmdStore(t, s, false) }, inSelected},

@@ -3,14 +3,27 @@ package imap
 import "strings"
 
 // baseSubject extracts the base subject of RFC 5256 §2.1, which SORT
-// (SUBJECT) and THREAD=ORDEREDSUBJECT compare: "Re: [list] Fwd: Hi
-// (fwd)" and "hi" have the same one, up to case.
+// (SUBJECT) and THREAD compare: "Re: [list] Fwd: Hi (fwd)" and "hi" have
+// the same one, up to case.
 func baseSubject(subject string) string {
+	s, _ := baseSubjectReply(subject)
+	return s
+}
+
+// baseSubjectReply is baseSubject, and whether a reply or forward marker
+// (subj-refwd, "(fwd)", "[fwd: …]") was removed on the way: THREAD's
+// step 5 prefers the thread that is not a reply.
+func baseSubjectReply(subject string) (string, bool) {
 	s := collapseSpace(decodeWords(subject)) // step 1
+	reply := false
 	for {
-		s = trimTrailers(s) // step 2
-		for {               // steps 3 to 5
-			t := trimBlob(trimLeaders(s))
+		t := trimTrailers(s) // step 2
+		reply = reply || t != strings.TrimRight(s, " ")
+		s = t
+		for { // steps 3 to 5
+			t, r := trimLeaders(s)
+			reply = reply || r
+			t = trimBlob(t)
 			if t == s {
 				break
 			}
@@ -18,10 +31,10 @@ func baseSubject(subject string) string {
 		}
 		// Step 6: "[fwd: …]" is unwrapped and the rest examined again.
 		if len(s) >= 6 && strings.EqualFold(s[:5], "[fwd:") && s[len(s)-1] == ']' {
-			s = s[5 : len(s)-1]
+			s, reply = s[5:len(s)-1], true
 			continue
 		}
-		return s
+		return s, reply
 	}
 }
 
@@ -64,8 +77,9 @@ func trimTrailers(s string) string {
 }
 
 // trimLeaders removes subj-leader ((*subj-blob subj-refwd) / WSP) from the
-// start, again and again.
-func trimLeaders(s string) string {
+// start, again and again; reply tells whether a subj-refwd went.
+func trimLeaders(s string) (string, bool) {
+	reply := false
 	for {
 		if strings.HasPrefix(s, " ") {
 			s = s[1:]
@@ -73,9 +87,9 @@ func trimLeaders(s string) string {
 		}
 		n := refwdLen(s)
 		if n == 0 {
-			return s
+			return s, reply
 		}
-		s = s[n:]
+		s, reply = s[n:], true
 	}
 }
 
