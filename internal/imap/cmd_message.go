@@ -293,7 +293,13 @@ func storeAction(s *scanner) (FlagOp, bool, []string, error) {
 		flags, err = s.flagList()
 	} else {
 		for {
+			if len(flags) == maxMessageFlags {
+				return 0, false, nil, syntaxf("more than %d flags", maxMessageFlags)
+			}
 			f, ferr := s.flag()
+			if ferr == nil {
+				ferr = storableFlag(f)
+			}
 			if ferr != nil {
 				return 0, false, nil, ferr
 			}

@@ -117,6 +117,10 @@ func TestKeywordLimits(t *testing.T) {
 	c.do("b STORE 1 +FLAGS ("+kw("k", 100)+")", "b OK")
 	c.do("c STORE 1 +FLAGS ("+kw("j", 40)+")", "c NO [LIMIT]")
 	c.do("d STORE 1 +FLAGS (K1 k2 j1)", "d OK")
+	c.do("d STORE 1 +FLAGS "+kw("m", 129), "d BAD") // the list without parentheses too
+	c.do(`d STORE 1 +FLAGS (\Recent)`, "d BAD")     // nothing is dropped behind an OK
+	c.do(`d STORE 1 +FLAGS \Foo`, "d BAD")
+	c.do("d STORE 1 +FLAGS ("+strings.Repeat("k", 129)+")", "d BAD")
 	out := c.do("e SELECT INBOX", "e OK")
 	for _, l := range out {
 		if strings.HasPrefix(l, "* FLAGS") && (strings.Count(l, " k1 ") != 1 || strings.Contains(l, "K1") || !strings.Contains(l, " j1")) {

@@ -377,11 +377,36 @@ func (s *scanner) flagList() ([]string, error) {
 			return syntaxf("more than %d flags", maxMessageFlags)
 		}
 		f, err := s.flag()
+		if err == nil {
+			err = storableFlag(f)
+		}
 		flags = append(flags, f)
 		return err
 	})
 	return flags, err
 }
+
+// storableFlag refuses, in STORE and APPEND, what could not be kept (so
+// that no flag is dropped behind an OK): a system flag other than the
+// five of RFC 9051 §2.3.2 (\Recent cannot be set), and a keyword longer
+// than maxKeyword.
+func storableFlag(f string) error {
+	if strings.HasPrefix(f, `\`) {
+		for _, sys := range []string{`\Answered`, `\Flagged`, `\Deleted`, `\Seen`, `\Draft`} {
+			if strings.EqualFold(f, sys) {
+				return nil
+			}
+		}
+		return syntaxf("%s cannot be stored", f)
+	}
+	if len(f) > maxKeyword {
+		return syntaxf("keyword longer than %d octets", maxKeyword)
+	}
+	return nil
+}
+
+// maxKeyword is the longest keyword kept.
+const maxKeyword = 128
 
 // maxMessageFlags bounds the flags of one message, and so of one flag
 // list: every SELECT lists the mailbox's keywords, and 50,000 of them
