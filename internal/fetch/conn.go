@@ -4,7 +4,10 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -84,4 +87,82 @@ func (f *Fetcher) dial(ctx context.Context) (conn net.Conn, ctl *deadlineConn, s
 		return nil, nil, nil, fmt.Errorf("TLS with %s: %w", src.addr(), err)
 	}
 	return tc, ctl, stop, nil
+}
+
+// literalGuard bounds the literals an IMAP server sends: the client
+// library reads a literal that is not a message body into memory whole,
+// so a hostile server announcing {3221225472} in an ENVELOPE grew the
+// daemon by gigabytes. It follows IMAP's framing (RFC 9051 §4.3: a
+// literal is announced by "{n}" at the end of a line and its octets are
+// skipped, not scanned) and fails the connection when one response's
+// literals add up to more than max octets.
+type literalGuard struct {
+	net.Conn
+	r    io.Reader // Conn, maybe behind a synthetic greeting
+	max  int64
+	skip int64 // octets of the current literal still to come
+	sum  int64 // literal octets of the current response
+	tail []byte
+}
+
+func newLiteralGuard(c net.Conn, r io.Reader, max int64) *literalGuard {
+	if r == nil {
+		r = c
+	}
+	return &literalGuard{Conn: c, r: r, max: max, tail: make([]byte, 0, 24)}
+}
+
+func (g *literalGuard) Read(p []byte) (int, error) {
+	n, err := g.r.Read(p)
+	if gerr := g.scan(p[:n]); gerr != nil {
+		g.Conn.Close()
+		return 0, gerr
+	}
+	return n, err
+}
+
+func (g *literalGuard) scan(b []byte) error {
+	for len(b) > 0 {
+		if g.skip > 0 {
+			k := min(g.skip, int64(len(b)))
+			g.skip -= k
+			b = b[k:]
+			continue
+		}
+		c := b[0]
+		b = b[1:]
+		if c != '\n' {
+			if len(g.tail) == cap(g.tail) {
+				copy(g.tail, g.tail[1:])
+				g.tail = g.tail[:len(g.tail)-1]
+			}
+			g.tail = append(g.tail, c)
+			continue
+		}
+		n, ok := announcedLiteral(g.tail)
+		g.tail = g.tail[:0]
+		if !ok {
+			g.sum = 0 // the response ended
+			continue
+		}
+		if g.sum += n; g.sum > g.max {
+			return fmt.Errorf("imap: the server sent a response with %d octets of literals, more than the %d allowed", g.sum, g.max)
+		}
+		g.skip = n
+	}
+	return nil
+}
+
+// announcedLiteral parses "{n}\r" (or "~{n}\r", "{n+}\r") ending a line.
+func announcedLiteral(tail []byte) (int64, bool) {
+	s := strings.TrimSuffix(string(tail), "\r")
+	if !strings.HasSuffix(s, "}") {
+		return 0, false
+	}
+	i := strings.LastIndexByte(s, '{')
+	if i < 0 {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(strings.TrimSuffix(s[i+1:len(s)-1], "+"), 10, 64)
+	return n, err == nil && n >= 0
 }

@@ -1,10 +1,13 @@
 package fetch
 
 import (
+	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -36,6 +39,59 @@ const (
 	maxListedHeader = 16 << 10
 )
 
+// imapLiteralSlack is what one response may carry in literals beyond the
+// largest message: envelopes, header fields.
+const imapLiteralSlack = 1 << 20
+
+// imapStartTLS reads the greeting, asks for STARTTLS (RFC 9051 §6.2.1)
+// and makes the TLS handshake. Octets the server sent after its OK and
+// before TLS are refused: they would be taken as said under TLS
+// (STARTTLS injection, CVE-2011-0411's family).
+func (f *Fetcher) imapStartTLS(ctx context.Context, conn net.Conn) (net.Conn, error) {
+	br := bufio.NewReaderSize(conn, 4096)
+	line := func() (string, error) {
+		l, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			err = errors.New("a line longer than 4096 octets")
+		}
+		return string(l), err
+	}
+	l, err := line()
+	if err == nil && !strings.HasPrefix(l, "* OK") {
+		err = fmt.Errorf("greeting %.80q, not * OK: no STARTTLS", l)
+	}
+	if err == nil {
+		_, err = io.WriteString(conn, "P STARTTLS\r\n")
+	}
+	for n := 0; err == nil; n++ {
+		if l, err = line(); err != nil {
+			break
+		}
+		if strings.HasPrefix(l, "P ") {
+			if !strings.HasPrefix(l, "P OK") {
+				err = fmt.Errorf("STARTTLS refused: %.80q", l)
+			}
+			break
+		}
+		if !strings.HasPrefix(l, "* ") || n > 100 {
+			err = fmt.Errorf("STARTTLS: unexpected %.80q", l)
+		}
+	}
+	if err == nil && br.Buffered() > 0 {
+		err = errors.New("the server sent data between its STARTTLS reply and the TLS handshake")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("imap STARTTLS with %s: %w", f.src.addr(), err)
+	}
+	tc := tls.Client(conn, f.tls)
+	hctx, cancel := context.WithTimeout(ctx, f.src.Timeout)
+	defer cancel()
+	if err := tc.HandshakeContext(hctx); err != nil {
+		return nil, fmt.Errorf("TLS with %s: %w", f.src.addr(), err)
+	}
+	return tc, nil
+}
+
 // imapConnect dials, upgrades to TLS as configured, and logs in.
 func (f *Fetcher) imapConnect(ctx context.Context) (*imapSession, error) {
 	conn, ctl, stop, err := f.dial(ctx)
@@ -50,10 +106,19 @@ func (f *Fetcher) imapConnect(ctx context.Context) (*imapSession, error) {
 			}
 		},
 	}}
+	// Every byte from the server passes literalGuard, above TLS. With
+	// STARTTLS the upgrade is done here (the library would hide the TLS
+	// connection), and the library reads a greeting made up for it.
+	var greeting io.Reader
 	if f.src.TLS == TLSStart {
-		s.c, err = imapclient.NewStartTLS(conn, opts)
-	} else {
-		s.c = imapclient.New(conn, opts)
+		var tc net.Conn
+		if tc, err = f.imapStartTLS(ctx, conn); err == nil {
+			conn = tc
+			greeting = io.MultiReader(strings.NewReader("* OK TLS is on\r\n"), conn)
+		}
+	}
+	if err == nil {
+		s.c = imapclient.New(newLiteralGuard(conn, greeting, f.opts.MaxSize+imapLiteralSlack), opts)
 		if err = s.c.WaitGreeting(); err != nil {
 			s.c.Close()
 		}

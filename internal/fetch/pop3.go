@@ -31,10 +31,15 @@ func (f *Fetcher) pop3Once(ctx context.Context) (Stats, error) {
 	}
 	var deleted []string
 	var passErr error
+	unusable := 0
 	for _, e := range es {
 		if ctx.Err() != nil {
 			passErr = ctx.Err()
 			break
+		}
+		if e.unusable {
+			unusable++
+			continue
 		}
 		handled, wasDelivered := f.state.UIDL(e.uidl)
 		if !handled {
@@ -61,6 +66,9 @@ func (f *Fetcher) pop3Once(ctx context.Context) (Stats, error) {
 		return st, errors.Join(passErr, fmt.Errorf("deletions not committed: %w", err))
 	}
 	st.Deleted = len(deleted)
+	if unusable > 0 {
+		passErr = errors.Join(passErr, fmt.Errorf("%d messages left on the server: their UIDLs are shared or not printable ASCII (RFC 1939 §7), so they cannot be told apart", unusable))
+	}
 	return st, errors.Join(passErr, f.state.GoneUIDLs(deleted))
 }
 

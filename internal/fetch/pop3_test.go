@@ -182,3 +182,35 @@ func TestPOP3Retr(t *testing.T) {
 		t.Errorf("retr past the limit: %v", err)
 	}
 }
+
+// TestPOP3UnusableUIDLs: two messages sharing a UIDL, and a UIDL of
+// octets RFC 1939 §7 forbids, are neither fetched nor deleted (the
+// second of a pair used to look fetched and be deleted unread; a UIDL
+// that is not text did not survive the state file and was fetched again
+// on every pass); the others are fetched, and the pass says why some
+// stayed.
+func TestPOP3UnusableUIDLs(t *testing.T) {
+	t.Parallel()
+	p := newPOP3Peer(t)
+	p.add("dup", testMessage("first of a pair"))
+	p.add("ok", testMessage("fine"))
+	p.add("dup", testMessage("second of a pair"))
+	p.add("a\xff\x01", testMessage("binary uidl"))
+	d := &memDeliverer{}
+	f := newFetcher(t, p.source(), d, t.TempDir())
+	for pass := range 2 {
+		st, err := once(t, f)
+		if err == nil || !strings.Contains(err.Error(), "3 messages left on the server") {
+			t.Errorf("pass %d: err %v, want one about 3 messages left", pass, err)
+		}
+		if want := (Stats{Fetched: 1 - pass, Deleted: 1 - pass}); st != want {
+			t.Errorf("pass %d: stats %+v, want %+v", pass, st, want)
+		}
+	}
+	if got := d.subjects(); !slices.Equal(got, []string{"fine"}) {
+		t.Errorf("delivered %q, want only the message with a usable UIDL", got)
+	}
+	if p.len() != 3 {
+		t.Errorf("%d messages left on the server, want 3", p.len())
+	}
+}

@@ -173,7 +173,13 @@ func (c *pop3Client) login(user, pass string) error {
 type pop3Entry struct {
 	n    int
 	uidl string
-	size int64
+	// unusable: its UIDL is shared with another message or holds octets
+	// RFC 1939 §7 forbids (outside 0x21-0x7E). Such a message is neither
+	// fetched nor deleted: one UIDL for two messages would make the
+	// second look fetched (and be deleted unread), and a UIDL that is
+	// not text does not survive the state file (fetched again each time).
+	unusable bool
+	size     int64
 }
 
 // list returns every message with its UIDL and size (RFC 1939 §7 UIDL,
@@ -191,12 +197,22 @@ func (c *pop3Client) list() ([]pop3Entry, error) {
 		if err != nil || n < 1 || len(f) != 2 || len(f[1]) > 70 || len(es) >= pop3MaxListing {
 			return fmt.Errorf("pop3 UIDL: malformed line %.80q", line)
 		}
+		if _, dup := index[n]; dup {
+			return fmt.Errorf("pop3 UIDL: message %d listed twice", n)
+		}
 		index[n] = len(es)
-		es = append(es, pop3Entry{n: n, uidl: f[1]})
+		es = append(es, pop3Entry{n: n, uidl: f[1], unusable: !printableUIDL(f[1])})
 		return nil
 	})
 	if err != nil {
 		return nil, err
+	}
+	seen := make(map[string]int, len(es))
+	for i, e := range es {
+		if j, dup := seen[e.uidl]; dup {
+			es[i].unusable, es[j].unusable = true, true
+		}
+		seen[e.uidl] = i
 	}
 	if _, err := c.cmd("LIST"); err != nil {
 		return nil, err
@@ -217,6 +233,16 @@ func (c *pop3Client) list() ([]pop3Entry, error) {
 		return nil
 	})
 	return es, err
+}
+
+// printableUIDL reports whether u is made of 0x21-0x7E (RFC 1939 §7).
+func printableUIDL(u string) bool {
+	for i := 0; i < len(u); i++ {
+		if u[i] < 0x21 || u[i] > 0x7e {
+			return false
+		}
+	}
+	return u != ""
 }
 
 func firstOr(f []string) string {

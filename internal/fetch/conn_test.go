@@ -1,0 +1,66 @@
+package fetch
+
+import (
+	"context"
+	"io"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestLiteralGuard: literals are skipped, not scanned (a line inside one
+// that looks like an announcement counts for nothing), and a response
+// whose literals add up to more than the limit fails the connection.
+func TestLiteralGuard(t *testing.T) {
+	t.Parallel()
+	inner := "x {999999}\r\n"
+	for _, tc := range []struct {
+		name, in string
+		ok       bool
+	}{
+		{"small literal", "* 1 FETCH (BODY[] {5}\r\nhello)\r\n", true},
+		{"announcement inside a literal", "* 1 FETCH (BODY[] {" + strconv.Itoa(len(inner)) + "}\r\n" + inner + ")\r\nA OK\r\n", true},
+		{"one literal too big", "* 1 FETCH (ENVELOPE (NIL {3221225472}\r\nxxxx", false},
+		{"literal8 too big", "* 1 FETCH (BINARY[] ~{200}\r\n", false},
+		{"several adding up", "* 1 FETCH (ENVELOPE ({60}\r\n" + strings.Repeat("a", 60) + " {60}\r\n" + strings.Repeat("b", 60) + ")\r\n", false},
+		{"the sum is per response", "* 1 FETCH (BODY[] {60}\r\n" + strings.Repeat("a", 60) + ")\r\n* 2 FETCH (BODY[] {60}\r\n" + strings.Repeat("b", 60) + ")\r\n", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, chunk := range []int{1, 7, 4096} {
+				g := newLiteralGuard(scriptConn(""), &chunked{r: strings.NewReader(tc.in), n: chunk}, 100)
+				_, err := io.ReadAll(g)
+				if (err == nil) != tc.ok {
+					t.Errorf("chunks of %d: err %v, want ok=%v", chunk, err, tc.ok)
+				}
+			}
+		})
+	}
+}
+
+// chunked reads at most n octets at a time.
+type chunked struct {
+	r io.Reader
+	n int
+}
+
+func (c *chunked) Read(p []byte) (int, error) { return c.r.Read(p[:min(len(p), c.n)]) }
+
+// TestIMAPStartTLSRefusals: data the server sends after its STARTTLS OK
+// and before the handshake is refused (it would be read as if under
+// TLS), and so are a PREAUTH greeting and a refused STARTTLS.
+func TestIMAPStartTLSRefusals(t *testing.T) {
+	t.Parallel()
+	f := &Fetcher{src: Source{Host: "mx.test", Port: 143, Timeout: time.Second}}
+	for server, want := range map[string]string{
+		"* OK hi\r\nP OK begin TLS\r\n* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] injected\r\n": "between its STARTTLS reply",
+		"* PREAUTH hi\r\n":                                   "not * OK",
+		"* OK hi\r\nP NO not here\r\n":                       "refused",
+		"* OK hi\r\n* " + strings.Repeat("x", 5000) + "\r\n": "longer than 4096",
+	} {
+		_, err := f.imapStartTLS(context.Background(), scriptConn(server))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("server %.40q: got %v, want an error with %q", server, err, want)
+		}
+	}
+}
