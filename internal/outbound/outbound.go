@@ -260,7 +260,13 @@ func (s *Sender) transact(c *smtp.Client, env queue.Envelope, h host, body io.Re
 }
 
 func results(env queue.Envelope, remote string, res smtp.SendResult, relayed bool) []queue.Result {
-	if res.Mail.Code != smtp.CodeOK {
+	if c := res.Mail.Code; c != smtp.CodeOK {
+		if c/100 == 2 || c/100 == 3 {
+			// RFC 5321 §4.3.2: MAIL succeeds with 250 only. Another
+			// positive reply (a 252 was seen) is not success: the client
+			// ended the message empty, or never sent it. Try again later.
+			return withRemote(all(env, 451, "4.5.0", fmt.Sprintf("%s answered MAIL with %d, not 250: %s", remote, c, res.Mail.Text())), remote)
+		}
 		return withRemote(all(env, res.Mail.Code, res.Mail.Enhanced, res.Mail.Text()), remote)
 	}
 	out := make([]queue.Result, len(env.Rcpts))

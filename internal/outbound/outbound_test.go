@@ -206,3 +206,23 @@ func TestRelayHost(t *testing.T) {
 		t.Fatalf("relay host: %+v", out)
 	}
 }
+
+// TestResultsMailNot250: a MAIL reply other than 250 is no success, even
+// when positive (a 252 made the client end the message empty and the
+// queue count every recipient delivered); 4xx and 5xx pass through.
+func TestResultsMailNot250(t *testing.T) {
+	t.Parallel()
+	env := envelope("remote.test", "a", "b")
+	ok := smtp.Reply{Code: 250, Enhanced: "2.0.0", Lines: []string{"ok"}}
+	for _, tc := range []struct {
+		mail int
+		want int
+	}{{252, 451}, {354, 451}, {250, 250}, {421, 421}, {550, 550}} {
+		res := smtp.SendResult{Mail: smtp.Reply{Code: tc.mail, Lines: []string{"maybe"}}, Rcpts: []smtp.Reply{ok, ok}, Data: ok}
+		for _, r := range results(env, "mx.remote.test", res, false) {
+			if r.Code != tc.want {
+				t.Errorf("MAIL answered %d: recipient result %d (%s), want %d", tc.mail, r.Code, r.Text, tc.want)
+			}
+		}
+	}
+}

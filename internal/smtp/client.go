@@ -46,7 +46,7 @@ func NewClient(nc net.Conn, timeout time.Duration) (*Client, error) {
 	}
 	c := &Client{nc: nc, raw: nc, timeout: timeout}
 	c.br = bufio.NewReader(nc)
-	c.bw = bufio.NewWriter(nc)
+	c.bw = bufio.NewWriter(deadlineWriter{nc, timeout})
 	r, err := c.readReply()
 	if err != nil {
 		return nil, err
@@ -80,10 +80,28 @@ func (r Reply) String() string {
 	return fmt.Sprintf("%d %s", r.Code, r.Text())
 }
 
+// deadlineWriter gives every write to the server its own deadline, so
+// that a large message sent to a server reading it slowly but steadily is
+// not cut off by one deadline for the whole transfer (RFC 5321
+// §4.5.3.2.5: a timeout per data block sent, not per message).
+type deadlineWriter struct {
+	nc      net.Conn
+	timeout time.Duration
+}
+
+func (w deadlineWriter) Write(p []byte) (int, error) {
+	_ = w.nc.SetWriteDeadline(time.Now().Add(w.timeout))
+	return w.nc.Write(p)
+}
+
 // readReply reads one reply, strictly: every line "ddd-" or "ddd ", the
 // same code on every line, no NUL or stray CR, bounded length and count.
 func (c *Client) readReply() (Reply, error) {
-	_ = c.nc.SetReadDeadline(time.Now().Add(c.timeout))
+	return c.readReplyWithin(c.timeout)
+}
+
+func (c *Client) readReplyWithin(timeout time.Duration) (Reply, error) {
+	_ = c.nc.SetReadDeadline(time.Now().Add(timeout))
 	var r Reply
 	for n := 0; ; n++ {
 		if n >= maxReplyLines {
@@ -182,7 +200,6 @@ func (c *Client) send(format string, args ...any) error {
 	if strings.ContainsAny(line, "\r\n") {
 		return errors.New("smtp: CR or LF in a command")
 	}
-	_ = c.nc.SetWriteDeadline(time.Now().Add(c.timeout))
 	if _, err := c.bw.WriteString(line + "\r\n"); err != nil {
 		return err
 	}
@@ -244,7 +261,7 @@ func (c *Client) StartTLS(ctx context.Context, cfg *tls.Config) error {
 	_ = tc.SetDeadline(time.Time{})
 	c.nc, c.tls = tc, true
 	c.br = bufio.NewReader(tc) // drops buffered plaintext
-	c.bw = bufio.NewWriter(tc)
+	c.bw = bufio.NewWriter(deadlineWriter{tc, c.timeout})
 	c.ext = nil
 	return nil
 }

@@ -181,7 +181,10 @@ func (c *Client) finishData(body io.Reader) (Reply, error) {
 	if err := c.bw.Flush(); err != nil {
 		return Reply{}, err
 	}
-	return c.readReply()
+	// RFC 5321 §4.5.3.2.6: 10 minutes for the reply to the final dot (the
+	// server may be scanning the message); giving up early only makes a
+	// duplicate likelier. Twice the command timeout: 10 minutes by default.
+	return c.readReplyWithin(2 * c.timeout)
 }
 
 // dotWriter dot-stuffs (RFC 5321 §4.5.2) and makes every line end CRLF: a

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -173,4 +174,80 @@ func TestDotWriter(t *testing.T) {
 			t.Errorf("dotWriter(%q) = %q, want %q", in, sb.String(), want)
 		}
 	}
+}
+
+// TestClientSlowSteadyReader: a server that reads a large message slowly
+// but steadily, and takes a while to answer the final dot, gets it whole.
+// One write deadline for the whole transfer (as before) cut it off after
+// the command timeout; each write now gets its own (RFC 5321 §4.5.3.2.5),
+// and the final reply twice the timeout (§4.5.3.2.6 asks 10 minutes).
+func TestClientSlowSteadyReader(t *testing.T) {
+	t.Parallel()
+	const timeout = 200 * time.Millisecond
+	// Small socket buffers, set before the connection exists (set later,
+	// they make TCP stall on retransmission timers), so that the pace is
+	// the reader's.
+	small := func(opt int) func(string, string, syscall.RawConn) error {
+		return func(_, _ string, rc syscall.RawConn) error {
+			return rc.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, opt, 16<<10) })
+		}
+	}
+	lc := net.ListenConfig{Control: small(syscall.SO_RCVBUF)}
+	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan int, 1)
+	go func() {
+		nc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer nc.Close()
+		br := bufio.NewReader(nc)
+		nc.Write([]byte("220 slow.test\r\n"))
+		for _, reply := range []string{"250 slow.test", "250 2.1.0 ok", "250 2.1.5 ok", "354 go"} {
+			if _, err := br.ReadString('\n'); err != nil {
+				return
+			}
+			nc.Write([]byte(reply + "\r\n"))
+		}
+		n := 0
+		buf := make([]byte, 32<<10)
+		for {
+			time.Sleep(10 * time.Millisecond) // about 3 MB/s at most
+			k, err := br.Read(buf)
+			n += k
+			if err != nil || strings.HasSuffix(string(buf[:k]), "\r\n.\r\n") {
+				break
+			}
+		}
+		time.Sleep(300 * time.Millisecond) // scanning the message
+		nc.Write([]byte("250 2.0.0 queued\r\n"))
+		got <- n
+	}()
+	d := net.Dialer{Control: small(syscall.SO_SNDBUF)}
+	nc, err := d.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	c, err := NewClient(nc, timeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Hello("client.test"); err != nil {
+		t.Fatal(err)
+	}
+	body := strings.Repeat(strings.Repeat("x", 78)+"\r\n", 25000) // 2 MB: ten command timeouts at the reader's pace
+	start := time.Now()
+	res, err := c.Send(Envelope{From: "a@client.test", Rcpts: []EnvelopeRcpt{{Addr: "b@slow.test"}}}, strings.NewReader(body))
+	if err != nil || res.Data.Code != 250 {
+		t.Fatalf("after %v: %+v, %v", time.Since(start), res.Data, err)
+	}
+	if n := <-got; n < len(body) {
+		t.Errorf("the server read %d octets of %d", n, len(body))
+	}
+	t.Logf("sent %d octets in %v with a %v timeout", len(body), time.Since(start).Round(time.Millisecond), timeout)
 }
