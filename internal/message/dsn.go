@@ -194,9 +194,28 @@ func copyHeader(w *bytes.Buffer, r *bufio.Reader) error {
 	}
 }
 
+// oneLine makes text that came from elsewhere (a remote server's reply,
+// a client's ENVID) fit a report field: one line of printable US-ASCII
+// (RFC 3464 §2.1: the status fields are US-ASCII; control octets, DEL
+// and anything not ASCII become "?"), at most maxFieldText octets (RFC
+// 5322 §2.1.1 limits lines to 998; a remote reply of 100 lines of 2,000
+// characters made a bounce that the sender's own server would refuse).
 func oneLine(s string) string {
-	return strings.Join(strings.Fields(s), " ")
+	s = strings.Join(strings.Fields(s), " ")
+	b := []byte(s)
+	for i, c := range b {
+		if c < 0x20 || c >= 0x7f {
+			b[i] = '?'
+		}
+	}
+	if len(b) > maxFieldText {
+		b = append(b[:maxFieldText-3], "..."...)
+	}
+	return string(b)
 }
+
+// maxFieldText bounds one field's text in a report.
+const maxFieldText = 900
 
 func randomToken() string {
 	var b [15]byte

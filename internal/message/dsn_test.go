@@ -2,6 +2,7 @@ package message
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -73,5 +74,38 @@ func TestDSNStructure(t *testing.T) {
 		if headersOnly == strings.Contains(third, "body text") {
 			t.Errorf("headersOnly=%v, returned part %q", headersOnly, third)
 		}
+	}
+}
+
+// TestDSNHostileDiagnostic: a remote reply of 100 lines of 2,000
+// characters with control octets, DEL and invalid UTF-8 makes a report
+// whose lines stay within RFC 5322's 998 octets and hold no control
+// octets but CRLF and the header fold's tab.
+func TestDSNHostileDiagnostic(t *testing.T) {
+	t.Parallel()
+	var diag strings.Builder
+	for i := range 100 {
+		fmt.Fprintf(&diag, "550-5.1.1 line %d %s\x0b\x0c\x1b[2J\x7f\xff\xfe\r\n", i, strings.Repeat("z", 2000))
+	}
+	d := DSN{ReportingMTA: "mx.example.test", To: "a@b.test", EnvID: "env\x01" + strings.Repeat("e", 2000), Arrival: time.Now(),
+		Recipients: []DSNRecipient{{Final: "x@remote.test", Action: ActionFailed, Status: "5.1.1", RemoteMTA: "mx.remote.test", Diagnostic: diag.String()}},
+		Original:   strings.NewReader("Subject: x\r\n\r\nbody\r\n")}
+	raw, err := d.Build(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, line := range strings.Split(string(raw), "\r\n") {
+		if len(line) > 998 {
+			t.Errorf("line %d has %d octets", i, len(line))
+		}
+		for _, c := range []byte(line) {
+			if c < 0x20 && c != '\t' || c == 0x7f {
+				t.Errorf("line %d holds the control octet %#x", i, c)
+				break
+			}
+		}
+	}
+	if !strings.Contains(string(raw), "Diagnostic-Code: smtp; 550-5.1.1 line 0 zzz") {
+		t.Error("the diagnostic's start is not kept")
 	}
 }
