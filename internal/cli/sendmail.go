@@ -197,7 +197,10 @@ func (a *app) takeConfigFlag(args []string) []string {
 }
 
 // readMessage reads the message, turns LF line ends into CRLF and, unless
-// ignoreDots, stops at a line holding a single dot.
+// ignoreDots, stops at a line holding a single dot. A bare CR ends a line
+// too: the SMTP client sends it as CRLF (no smuggling sequence leaves this
+// host), so the -t header parsing must see the same lines, or
+// "Subject: x\rBcc: y" hid a Bcc field that was then sent as one.
 func readMessage(r io.Reader, ignoreDots bool, max int64) ([]byte, error) {
 	var out bytes.Buffer
 	br := bufio.NewReaderSize(io.LimitReader(r, max+1), 64<<10)
@@ -208,8 +211,10 @@ func readMessage(r io.Reader, ignoreDots bool, max int64) ([]byte, error) {
 			if !ignoreDots && string(line) == "." {
 				break
 			}
-			out.Write(line)
-			out.WriteString("\r\n")
+			for _, part := range bytes.Split(line, []byte("\r")) {
+				out.Write(part)
+				out.WriteString("\r\n")
+			}
 		}
 		if int64(out.Len()) > max {
 			return nil, fmt.Errorf("message larger than %d bytes", max)

@@ -50,6 +50,16 @@ func TestReadMessage(t *testing.T) {
 	if _, err := readMessage(strings.NewReader(strings.Repeat("x", 2000)), true, 1000); err == nil {
 		t.Error("oversize accepted")
 	}
+	// A bare CR ends a line, as the SMTP client will send it: -t must see
+	// the Bcc field that a CR before it would otherwise hide.
+	raw, _ := readMessage(strings.NewReader("To: a@x.test\r\nSubject: s\rBcc: hidden@z.test\r\n\r\nbody\rmore\n"), true, 1000)
+	if string(raw) != "To: a@x.test\r\nSubject: s\r\nBcc: hidden@z.test\r\n\r\nbody\r\nmore\r\n" {
+		t.Errorf("bare CR: %q", raw)
+	}
+	out, rcpts, err := prepareHeader(raw, sendmailArgs{fromHeaders: true}, "root@h.test")
+	if err != nil || strings.Contains(string(out), "hidden") || strings.Join(rcpts, ",") != "a@x.test,hidden@z.test" {
+		t.Errorf("-t with a bare CR: rcpts %v, message %q, %v", rcpts, out, err)
+	}
 }
 
 func TestPrepareHeader(t *testing.T) {
