@@ -33,6 +33,26 @@ func (q *Queue) attempt(ctx context.Context, m store.QueuedMessage) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// The outcome is saved even when ctx ended meanwhile: what the
+			// remote accepted must not be sent again.
+			saveCtx := context.WithoutCancel(ctx)
+			if !q.takeDomain(domain) {
+				// Busy: not an attempt (no count, no backoff); the scan
+				// looks past these recipients for a while.
+				mu.Lock()
+				defer mu.Unlock()
+				var changed []store.QueuedRcpt
+				for _, i := range idx {
+					m.Rcpts[i].NextAttempt = now.Add(min(domainBusyDelay, q.opts.MinBackoff))
+					changed = append(changed, m.Rcpts[i])
+				}
+				q.log.Debug("queue: domain busy, later", "msgid", m.ID, "domain", domain)
+				if err := q.opts.Store.QueueUpdate(saveCtx, m.ID, changed); err != nil {
+					q.log.Error("queue update", "msgid", m.ID, "domain", domain, "err", err)
+				}
+				return
+			}
+			defer q.releaseDomain(domain)
 			env := Envelope{ID: m.ID, From: m.From, EnvID: m.EnvID, Ret: m.Ret, UTF8: m.UTF8, Domain: domain}
 			mu.Lock()
 			for _, i := range idx {
@@ -40,9 +60,6 @@ func (q *Queue) attempt(ctx context.Context, m store.QueuedMessage) {
 			}
 			mu.Unlock()
 			results := q.opts.Transport.Deliver(ctx, env, body, body.Size())
-			// The outcome is saved even when ctx ended meanwhile: what the
-			// remote accepted must not be sent again.
-			saveCtx := context.WithoutCancel(ctx)
 			mu.Lock()
 			defer mu.Unlock()
 			var changed []store.QueuedRcpt
@@ -72,6 +89,10 @@ func result(rs []Result, i int) Result {
 }
 
 // dueByDomain groups the indexes of due recipients by domain.
+// domainBusyDelay is how long recipients wait when their domain has
+// PerDomain deliveries in progress (at most MinBackoff).
+const domainBusyDelay = 30 * time.Second
+
 func dueByDomain(m store.QueuedMessage, now time.Time) map[string][]int {
 	g := map[string][]int{}
 	for i, r := range m.Rcpts {

@@ -75,7 +75,12 @@ type Options struct {
 	Lifetime     time.Duration // give up after this (default 5 days)
 	DelayWarning time.Duration // NOTIFY=DELAY notice after this (default 4h)
 	Workers      int           // concurrent deliveries (default 8)
-	Poll         time.Duration // how often to look for due work (default 1s)
+	// PerDomain bounds the deliveries in progress to one recipient domain
+	// (default half of Workers, at least 2), so that a domain whose
+	// servers answer slowly, on purpose or not, cannot take every worker
+	// (Postfix: default_destination_concurrency_limit).
+	PerDomain int
+	Poll      time.Duration // how often to look for due work (default 1s)
 	// StopTimeout is how long Run lets attempts in progress finish once
 	// its context ends; then their connections are closed and their
 	// recipients stay queued (default 30s).
@@ -93,6 +98,7 @@ type Queue struct {
 	mu       sync.Mutex
 	injector Injector
 	inflight map[string]bool // message ids being worked on
+	domains  map[string]int  // deliveries in progress per recipient domain
 	wake     chan struct{}
 	sem      chan struct{}
 	wg       sync.WaitGroup
@@ -119,6 +125,9 @@ func New(opts Options) (*Queue, error) {
 	if opts.Workers <= 0 {
 		opts.Workers = 8
 	}
+	if opts.PerDomain <= 0 {
+		opts.PerDomain = max(2, opts.Workers/2)
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -128,7 +137,7 @@ func New(opts Options) (*Queue, error) {
 	work, abort := context.WithCancel(context.Background())
 	return &Queue{
 		opts: opts, log: opts.Logger, injector: opts.Injector,
-		inflight: map[string]bool{}, wake: make(chan struct{}, 1), sem: make(chan struct{}, opts.Workers),
+		inflight: map[string]bool{}, domains: map[string]int{}, wake: make(chan struct{}, 1), sem: make(chan struct{}, opts.Workers),
 		work: work, abort: abort,
 	}, nil
 }
@@ -250,6 +259,26 @@ func (q *Queue) release(id string) {
 	q.mu.Lock()
 	delete(q.inflight, id)
 	q.mu.Unlock()
+}
+
+// takeDomain reserves a delivery to domain, unless PerDomain are in
+// progress already.
+func (q *Queue) takeDomain(domain string) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.domains[domain] >= q.opts.PerDomain {
+		return false
+	}
+	q.domains[domain]++
+	return true
+}
+
+func (q *Queue) releaseDomain(domain string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.domains[domain]--; q.domains[domain] <= 0 {
+		delete(q.domains, domain)
+	}
 }
 
 func (q *Queue) recoverPanic(id string) {

@@ -295,3 +295,78 @@ func TestDamagedBodyIsSetAsideAndReported(t *testing.T) {
 		t.Errorf("sender not told: %+v", e.inj.msgs)
 	}
 }
+
+// blockingTransport holds every delivery to slow.test until release is
+// closed; others go at once.
+type blockingTransport struct {
+	scriptTransport
+	release chan struct{}
+	mu2     sync.Mutex
+	slowNow int
+	slowMax int
+}
+
+func (b *blockingTransport) Deliver(ctx context.Context, env Envelope, body io.ReaderAt, size int64) []Result {
+	if env.Domain == "slow.test" {
+		b.mu2.Lock()
+		b.slowNow++
+		b.slowMax = max(b.slowMax, b.slowNow)
+		b.mu2.Unlock()
+		<-b.release
+		b.mu2.Lock()
+		b.slowNow--
+		b.mu2.Unlock()
+	}
+	return b.scriptTransport.Deliver(ctx, env, body, size)
+}
+
+// TestSlowDomainDoesNotStarveOthers: with every delivery to one domain
+// stuck (a tarpit), at most PerDomain workers wait on it; the others
+// deliver elsewhere, and the recipients that found their domain busy are
+// put off without it counting as an attempt.
+func TestSlowDomainDoesNotStarveOthers(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	bt := &blockingTransport{scriptTransport: scriptTransport{codes: map[string]int{}}, release: make(chan struct{})}
+	q, err := New(Options{Store: e.st, Transport: bt, Injector: e.inj, Hostname: "mx.test", Workers: 4, PerDomain: 2,
+		MinBackoff: time.Minute, Now: e.clockNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.q = q
+	for range 6 {
+		e.enqueue(t, "a@mx.test", rc("x@slow.test"))
+	}
+	fast := e.enqueue(t, "a@mx.test", rc("y@fast.test"))
+	defer func() { close(bt.release); q.wg.Wait() }()
+
+	for range 3 { // scans while the slow ones hang
+		q.runDue(context.Background())
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, m := range e.queued(t) {
+		if m.ID == fast {
+			t.Fatalf("the message to fast.test is still queued: %+v", m.Rcpts)
+		}
+	}
+	bt.mu2.Lock()
+	slowMax := bt.slowMax
+	bt.mu2.Unlock()
+	if slowMax != 2 {
+		t.Errorf("%d deliveries to slow.test at once, want PerDomain (2)", slowMax)
+	}
+	busy := 0
+	for _, m := range e.queued(t) {
+		for _, r := range m.Rcpts {
+			if r.Addr == "x@slow.test" && r.NextAttempt.After(e.clockNow()) {
+				busy++
+				if r.Attempts != 0 {
+					t.Errorf("a recipient put off for a busy domain has %d attempts, want 0", r.Attempts)
+				}
+			}
+		}
+	}
+	if busy != 4 {
+		t.Errorf("%d recipients put off for the busy domain, want 4", busy)
+	}
+}
