@@ -299,18 +299,9 @@ func (c *conn) refuse(tag string, err error, sc *scanner) error {
 			c.errors++
 		}
 		c.tagged(tag, re.status, re.code, re.text)
-		if sc.eol {
-			return nil
-		}
 		// Refused before the end of the line (BADCHARSET, a bad mailbox
 		// name): the rest of the line is this command's, not another.
-		if serr := skipLine(c.br); serr != nil {
-			if errors.Is(serr, errTooBig) {
-				c.writef("* BYE Literal too big\r\n")
-			}
-			return serr
-		}
-		return nil
+		return c.skipRest(sc)
 	case errors.As(err, &le):
 		c.errors++
 		if le.n > maxCommand {
@@ -325,19 +316,23 @@ func (c *conn) refuse(tag string, err error, sc *scanner) error {
 	case errors.Is(err, errSyntax), errors.Is(err, errTooBig):
 		c.errors++
 		c.tagged(tag, "BAD", "", cleanText(err.Error()))
-		if sc.eol {
-			return nil
-		}
-		if serr := skipLine(c.br); serr != nil {
-			if errors.Is(serr, errTooBig) {
-				c.writef("* BYE Literal too big\r\n")
-			}
-			return serr
-		}
-		return nil
+		return c.skipRest(sc)
 	case errors.Is(err, ErrTemporary):
 		c.tagged(tag, "NO", "UNAVAILABLE", "Temporary failure, try again")
 		return nil
+	}
+	return err
+}
+
+// skipRest skips what is left of a refused command's line, unless its end
+// was read; a literal too big to skip ends the connection.
+func (c *conn) skipRest(sc *scanner) error {
+	if sc.eol {
+		return nil
+	}
+	err := skipLine(c.br)
+	if errors.Is(err, errTooBig) {
+		c.writef("* BYE Literal too big\r\n")
 	}
 	return err
 }

@@ -41,27 +41,36 @@ func (c *conn) cmdSearch(tag string, s *scanner, uid bool) error {
 	if err := s.crlf(); err != nil {
 		return err
 	}
+	hits, usesModseq, err := c.runSearch(keys)
+	if err != nil {
+		return err
+	}
+	c.searchResponse(tag, hits, uid, ret, usesModseq)
+	c.okNoExpunge(tag, "", "SEARCH completed")
+	return nil
+}
+
+// runSearch evaluates a search program (SEARCH, SORT, THREAD) over the
+// selected mailbox and returns the matching messages' indexes, and
+// whether it uses MODSEQ (which turns CONDSTORE on, RFC 7162 §3.1).
+func (c *conn) runSearch(keys []*searchKey) (hits []int, modseq bool, err error) {
 	root := &searchKey{op: "AND", kids: keys}
 	if root.countKeys("BODY", "TEXT") > maxBodyKeys {
-		return no("LIMIT", "Too many BODY and TEXT keys in one SEARCH")
+		return nil, false, no("LIMIT", "Too many BODY and TEXT keys in one search")
 	}
-	usesModseq := root.uses("MODSEQ")
-	if usesModseq {
+	if modseq = root.uses("MODSEQ"); modseq {
 		c.condstore = true
 	}
-	var hits []int
 	for i := range c.mbox.msgs {
 		ok, err := c.matches(root, i)
 		if err != nil {
-			return err
+			return nil, false, err
 		}
 		if ok {
 			hits = append(hits, i)
 		}
 	}
-	c.searchResponse(tag, hits, uid, ret, usesModseq)
-	c.okNoExpunge(tag, "", "SEARCH completed")
-	return nil
+	return hits, modseq, nil
 }
 
 // searchArgs reads [RETURN (…) SP] [CHARSET x SP] key *(SP key). The

@@ -39,35 +39,9 @@ func (c *conn) cmdSort(tag string, s *scanner, uid bool) error {
 	if err != nil {
 		return err
 	}
-	if err := s.sp(); err != nil {
-		return err
-	}
-	if err := sortCharset(s); err != nil {
-		return err
-	}
-	keys, err := searchKeys(s)
+	hits, err := c.searchCriteria(s)
 	if err != nil {
 		return err
-	}
-	if err := s.crlf(); err != nil {
-		return err
-	}
-	root := &searchKey{op: "AND", kids: keys}
-	if root.countKeys("BODY", "TEXT") > maxBodyKeys {
-		return no("LIMIT", "Too many BODY and TEXT keys in one SORT")
-	}
-	if root.uses("MODSEQ") {
-		c.condstore = true
-	}
-	var hits []int
-	for i := range c.mbox.msgs {
-		ok, err := c.matches(root, i)
-		if err != nil {
-			return err
-		}
-		if ok {
-			hits = append(hits, i)
-		}
 	}
 	sorted, err := c.sortHits(hits, crit)
 	if err != nil {
@@ -119,6 +93,27 @@ func sortCriteria(s *scanner) ([]sortCriterion, error) {
 		return nil, syntaxf("empty sort criteria")
 	}
 	return out, nil
+}
+
+// searchCriteria reads SORT's and THREAD's " search-criteria" CRLF
+// (charset 1*(SP search-key), RFC 5256 §3) and returns the messages that
+// match.
+func (c *conn) searchCriteria(s *scanner) ([]int, error) {
+	if err := s.sp(); err != nil {
+		return nil, err
+	}
+	if err := sortCharset(s); err != nil {
+		return nil, err
+	}
+	keys, err := searchKeys(s)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.crlf(); err != nil {
+		return nil, err
+	}
+	hits, _, err := c.runSearch(keys)
+	return hits, err
 }
 
 // sortCharset reads SORT's charset, which is not optional (RFC 5256 §3).

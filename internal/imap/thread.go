@@ -25,35 +25,12 @@ func (c *conn) cmdThread(tag string, s *scanner, uid bool) error {
 	if alg != "ORDEREDSUBJECT" && alg != "REFERENCES" {
 		return syntaxf("unknown threading algorithm")
 	}
-	if err := s.sp(); err != nil {
-		return err
-	}
-	if err := sortCharset(s); err != nil {
-		return err
-	}
-	keys, err := searchKeys(s)
+	hits, err := c.searchCriteria(s)
 	if err != nil {
 		return err
 	}
-	if err := s.crlf(); err != nil {
-		return err
-	}
-	root := &searchKey{op: "AND", kids: keys}
-	if root.countKeys("BODY", "TEXT") > maxBodyKeys {
-		return no("LIMIT", "Too many BODY and TEXT keys in one THREAD")
-	}
-	if root.uses("MODSEQ") {
-		c.condstore = true
-	}
 	var msgs []*threadMsg
-	for i := range c.mbox.msgs {
-		ok, err := c.matches(root, i)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			continue
-		}
+	for _, i := range hits {
 		m, err := c.threadFields(i)
 		if err != nil {
 			return err
