@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"posthorn/internal/message"
 )
 
 // THREAD (RFC 5256 §3): ORDEREDSUBJECT and REFERENCES.
@@ -83,12 +85,12 @@ func (c *conn) threadFields(i int) (*threadMsg, error) {
 	if t, err := mail.ParseDate(h.Get("Date")); err == nil {
 		m.date = t
 	}
-	if ids := msgIDs(h.Get("Message-ID")); len(ids) > 0 {
+	if ids := message.MessageIDs(h.Get("Message-ID")); len(ids) > 0 {
 		m.id = ids[0]
 	}
-	m.refs = msgIDs(h.Get("References"))
+	m.refs = message.MessageIDs(h.Get("References"))
 	if len(m.refs) == 0 {
-		if ids := msgIDs(h.Get("In-Reply-To")); len(ids) > 0 {
+		if ids := message.MessageIDs(h.Get("In-Reply-To")); len(ids) > 0 {
 			m.refs = ids[:1]
 		}
 	}
@@ -98,25 +100,6 @@ func (c *conn) threadFields(i int) (*threadMsg, error) {
 	m.subject, m.reply = baseSubjectReply(h.Get("Subject"))
 	m.hasSubject = m.subject != ""
 	return m, nil
-}
-
-// msgIDs returns the "<…>" message identifiers in a field, in order.
-func msgIDs(field string) []string {
-	var out []string
-	for {
-		i := strings.IndexByte(field, '<')
-		if i < 0 {
-			return out
-		}
-		j := strings.IndexByte(field[i:], '>')
-		if j < 0 {
-			return out
-		}
-		if id := strings.TrimSpace(field[i+1 : i+j]); id != "" && !strings.ContainsAny(id, " \t<") {
-			out = append(out, id)
-		}
-		field = field[i+j+1:]
-	}
 }
 
 // threadNode is a container of the REFERENCES algorithm: a message, or

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"posthorn/internal/message"
 )
 
 // Draft is a message before composition. Addresses and text are plain
@@ -150,10 +152,10 @@ func composeHeader(d Draft, msgID string, date time.Time, ctype []byte, withBcc 
 	}
 	writeField(&b, "Subject", encodeText(d.Subject))
 	writeField(&b, "Message-ID", msgID)
-	if ids := msgIDs(d.InReplyTo); len(ids) > 0 {
+	if ids := message.MessageIDs(d.InReplyTo); len(ids) > 0 {
 		writeField(&b, "In-Reply-To", strings.Join(ids, " "))
 	}
-	if ids := msgIDs(strings.Join(d.References, " ")); len(ids) > 0 {
+	if ids := message.MessageIDs(strings.Join(d.References, " ")); len(ids) > 0 {
 		writeField(&b, "References", strings.Join(ids, " "))
 	}
 	writeField(&b, "MIME-Version", "1.0")

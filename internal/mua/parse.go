@@ -17,6 +17,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/net/html"
+
+	"posthorn/internal/message"
 )
 
 // maxDepth bounds multipart nesting (a message is untrusted input).
@@ -75,11 +77,11 @@ func ParseMessage(raw []byte) (*Message, error) {
 		Cc:         parseAddressList(h.Get("Cc")),
 		ReplyTo:    parseAddressList(h.Get("Reply-To")),
 		Subject:    decodeHeader(h.Get("Subject")),
-		InReplyTo:  strings.Join(msgIDs(h.Get("In-Reply-To")), " "),
-		References: msgIDs(h.Get("References")),
+		InReplyTo:  strings.Join(message.MessageIDs(h.Get("In-Reply-To")), " "),
+		References: message.MessageIDs(h.Get("References")),
 		Raw:        raw,
 	}
-	if ids := msgIDs(h.Get("Message-ID")); len(ids) > 0 {
+	if ids := message.MessageIDs(h.Get("Message-ID")); len(ids) > 0 {
 		m.MessageID = ids[0]
 	}
 	if d, err := mail.ParseDate(h.Get("Date")); err == nil {

@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"posthorn/internal/message"
 )
 
 // reSubject matches the reply prefixes a subject may carry already:
@@ -57,7 +59,7 @@ func Reply(orig *Message, from *mail.Address, me []string, all bool, text string
 	}
 	refs := orig.References
 	if len(refs) == 0 {
-		if ids := msgIDs(orig.InReplyTo); len(ids) == 1 {
+		if ids := message.MessageIDs(orig.InReplyTo); len(ids) == 1 {
 			refs = ids
 		}
 	}

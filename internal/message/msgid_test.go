@@ -1,0 +1,20 @@
+package message
+
+import (
+	"slices"
+	"testing"
+)
+
+func TestMessageIDs(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string][]string{
+		"<a@x> <b@y>":                     {"<a@x>", "<b@y>"},
+		"(comment) <a@x>\r\n\t<b@y> junk": {"<a@x>", "<b@y>"},
+		"<a b@x> <> <c@z":                 nil, // whitespace, empty, unterminated
+		"no brackets at all":              nil,
+	} {
+		if got := MessageIDs(in); !slices.Equal(got, want) {
+			t.Errorf("MessageIDs(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
