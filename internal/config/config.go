@@ -68,6 +68,7 @@ type Queue struct {
 	Lifetime     Duration `toml:"lifetime" comment:"Give up and return the message to its sender after this long."`
 	DelayWarning Duration `toml:"delay_warning" comment:"Tell senders who asked (DSN NOTIFY=DELAY) that their message is delayed after this long."`
 	Workers      int      `toml:"workers" comment:"Deliveries in progress at once."`
+	PerDomain    int      `toml:"per_domain" comment:"Deliveries in progress at once to one recipient domain, so that a domain whose servers answer slowly cannot hold every worker."`
 }
 
 // IMAP limits the IMAP listeners (imap and imaps, each counted apart).
@@ -189,6 +190,7 @@ func Default() Config {
 			Lifetime:     Duration(5 * 24 * time.Hour),
 			DelayWarning: Duration(4 * time.Hour),
 			Workers:      16,
+			PerDomain:    8,
 		},
 		Outbound: Outbound{Port: 25, ConnectTimeout: Duration(30 * time.Second), CommandTimeout: Duration(5 * time.Minute)},
 		DNS:      DNS{Timeout: Duration(5 * time.Second)},

@@ -328,6 +328,7 @@ func (q Queue) check(p *problems) {
 		p.addf("queue.max_backoff", "must be at least queue.min_backoff (%v), got %v", q.MinBackoff, q.MaxBackoff)
 	}
 	atLeast(p, "queue.workers", q.Workers, 1)
+	atLeast(p, "queue.per_domain", q.PerDomain, 1)
 }
 
 // check validates the outbound settings.

@@ -177,7 +177,7 @@ func (d *Daemon) build() error {
 	d.queue, err = queue.New(queue.Options{
 		Store: d.store, Transport: delivery.Transport{Router: router, Remote: sender}, Injector: router,
 		Hostname: d.cfg.Hostname, MinBackoff: q.MinBackoff.D(), MaxBackoff: q.MaxBackoff.D(),
-		Lifetime: q.Lifetime.D(), DelayWarning: q.DelayWarning.D(), Workers: q.Workers, Logger: d.log,
+		Lifetime: q.Lifetime.D(), DelayWarning: q.DelayWarning.D(), Workers: q.Workers, PerDomain: q.PerDomain, Logger: d.log,
 		StopTimeout: min(d.cfg.SMTP.ShutdownTimeout.D(), 10*time.Second),
 	})
 	if err != nil {

@@ -76,7 +76,8 @@ type Options struct {
 	DelayWarning time.Duration // NOTIFY=DELAY notice after this (default 4h)
 	Workers      int           // concurrent deliveries (default 8)
 	// PerDomain bounds the deliveries in progress to one recipient domain
-	// (default half of Workers, at least 2), so that a domain whose
+	// (default half of Workers, at least 2; the daemon's queue.per_domain),
+	// so that a domain whose
 	// servers answer slowly, on purpose or not, cannot take every worker
 	// (Postfix: default_destination_concurrency_limit).
 	PerDomain int
