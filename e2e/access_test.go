@@ -99,6 +99,61 @@ m.logout()
 	}
 }
 
+// TestIMAPCompressWithZlib: COMPRESS=DEFLATE (RFC 4978) against Python's
+// zlib: raw DEFLATE both ways, the client's commands ended with
+// Z_PARTIAL_FLUSH as mbsync ends them, through a FETCH of a large
+// message, an IDLE that sees a delivery, and LOGOUT.
+func TestIMAPCompressWithZlib(t *testing.T) {
+	t.Parallel()
+	s, p := accessServer(t)
+	swaks(t, s.addr(), "--from", "a@remote.test", "--to", "me@example.test", "--header", "Subject: big",
+		"--body", strings.Repeat("all work and no play makes jack a dull boy\n", 2000))
+	out := pyAccess(t, s, p, `
+import zlib, re
+imaplib.Commands["COMPRESS"] = ("AUTH", "SELECTED") # imaplib knows no COMPRESS
+m = login()
+m.select("INBOX")
+typ, data = m._simple_command("COMPRESS", "DEFLATE"); print("COMPRESS", typ)
+sock = m.sock
+comp, decomp = zlib.compressobj(6, zlib.DEFLATED, -15), zlib.decompressobj(-15)
+buf = b""
+def send(line):
+    sock.sendall(comp.compress(line.encode() + b"\r\n") + comp.flush(zlib.Z_PARTIAL_FLUSH)) # as mbsync does
+def until(tag):
+    global buf
+    while True:
+        i = buf.find(b"\r\n" + tag) if not buf.startswith(tag) else 0
+        if i >= 0:
+            j = buf.find(b"\r\n", i + 2 if i else 0)
+            if j >= 0:
+                out, buf = buf[:j + 2], buf[j + 2:]
+                return out
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise SystemExit("connection closed")
+        buf += decomp.decompress(chunk)
+send("a1 FETCH 1 (RFC822.SIZE BODY.PEEK[])")
+r = until(b"a1 ")
+size = int(re.search(rb"RFC822.SIZE (\d+)", r).group(1))
+lit = int(re.search(rb"BODY\[\] \{(\d+)\}", r).group(1))
+print("FETCH", size == lit, r.count(b"dull boy") , r.split(b"\r\n")[-2].decode())
+send("a2 IDLE")
+until(b"+ ")
+import smtplib
+smtplib.SMTP(os.environ["SMTP_HOST"], int(os.environ["SMTP_PORT"])).sendmail("a@remote.test", ["me@example.test"], "Subject: new\r\n\r\nhi\r\n")
+print("IDLE", until(b"* 2 EXISTS").strip().decode().splitlines()[-1])
+send("DONE")
+print("DONE", until(b"a2 ").strip().decode().splitlines()[-1])
+send("a3 LOGOUT")
+print("LOGOUT", until(b"a3 ").strip().decode().splitlines()[-1])
+`)
+	for _, want := range []string{"COMPRESS OK", "FETCH True 2000 a1 OK", "IDLE * 2 EXISTS", "DONE a2 OK", "LOGOUT a3 OK"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("zlib client output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
 // TestPOP3WithPoplibSeenByIMAP: POP3 DELE at QUIT is seen over IMAP.
 func TestPOP3WithPoplibSeenByIMAP(t *testing.T) {
 	t.Parallel()

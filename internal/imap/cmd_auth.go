@@ -25,7 +25,7 @@ func (c *conn) capabilities() string {
 	}
 	if c.state != stateNotAuth {
 		caps = append(caps, "MOVE", "SPECIAL-USE", "LIST-EXTENDED", "LIST-STATUS", "ESEARCH", "CONDSTORE", "QRESYNC",
-			"QUOTA", "QUOTA=RES-STORAGE", "STATUS=SIZE", "BINARY", "SORT", "SORT=DISPLAY", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES", "UTF8=ACCEPT", fmt.Sprintf("APPENDLIMIT=%d", c.s.opts.AppendLimit))
+			"QUOTA", "QUOTA=RES-STORAGE", "STATUS=SIZE", "BINARY", "SORT", "SORT=DISPLAY", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES", "COMPRESS=DEFLATE", "UTF8=ACCEPT", fmt.Sprintf("APPENDLIMIT=%d", c.s.opts.AppendLimit))
 	}
 	return strings.Join(caps, " ")
 }
@@ -97,7 +97,7 @@ func (c *conn) cmdStartTLS(tag string, s *scanner) error {
 		return bad("", "TLS not available")
 	}
 	c.tagged(tag, "OK", "", "Begin TLS negotiation now")
-	if err := c.bw.Flush(); err != nil {
+	if err := c.flush(); err != nil {
 		return err
 	}
 	if n := c.br.Buffered(); n > 0 {

@@ -45,6 +45,7 @@ var commands = map[string]command{
 	"STATUS":       {(*conn).cmdStatus, authed},
 	"APPEND":       {(*conn).cmdAppend, authed},
 	"IDLE":         {(*conn).cmdIdle, authed},
+	"COMPRESS":     {(*conn).cmdCompress, authed},
 	"GETQUOTA":     {(*conn).cmdGetQuota, authed},
 	"GETQUOTAROOT": {(*conn).cmdGetQuotaRoot, authed},
 	"CLOSE":        {(*conn).cmdClose, inSelected},

@@ -54,6 +54,10 @@ type conn struct {
 
 	condstore, qresync, utf8, rev2 bool
 
+	compressed bool      // COMPRESS=DEFLATE is on (compress.go)
+	zin        io.Reader // the client's DEFLATE stream, inflated
+	zout       deflater  // the compressor of the burst being written
+
 	errors int
 	quit   bool
 }
@@ -75,8 +79,8 @@ type timedReader struct{ c *conn }
 
 func (t timedReader) Read(p []byte) (int, error) {
 	c := t.c
-	if !c.noFlush.Load() && c.bw.Buffered() > 0 {
-		if err := c.bw.Flush(); err != nil {
+	if !c.noFlush.Load() && c.pending() {
+		if err := c.flush(); err != nil {
 			return 0, err
 		}
 	}
@@ -154,7 +158,7 @@ func (c *conn) close() {
 	if c.release != nil {
 		c.release()
 	}
-	_ = c.bw.Flush()
+	_ = c.flush()
 	c.cancel()
 	_ = c.nc.Close()
 }
@@ -221,7 +225,7 @@ func (c *conn) okNoExpunge(tag, code, text string) {
 // continuation asks for a literal's data (RFC 9051 §7.5).
 func (c *conn) continuation() error {
 	c.writef("+ Ready for literal data\r\n")
-	return c.bw.Flush()
+	return c.flush()
 }
 
 func (c *conn) newScanner() *scanner {

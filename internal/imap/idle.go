@@ -17,7 +17,7 @@ func (c *conn) cmdIdle(tag string, s *scanner) error {
 	}
 	c.writef("+ idling\r\n")
 	c.poll(true)
-	if err := c.bw.Flush(); err != nil {
+	if err := c.flush(); err != nil {
 		return err
 	}
 	c.deadline = time.Now().Add(c.s.opts.IdleTimeout)
@@ -45,7 +45,7 @@ func (c *conn) cmdIdle(tag string, s *scanner) error {
 		case <-tick.C:
 		}
 		c.poll(true)
-		if err := c.bw.Flush(); err != nil {
+		if err := c.flush(); err != nil {
 			<-lines
 			return err
 		}
@@ -63,13 +63,13 @@ func (c *conn) parkWriter() func() {
 	full := c.bw
 	full.Reset(nil)
 	idleWriters.Put(full)
-	c.bw = bufio.NewWriterSize(connWriter{c}, smallWriter)
+	c.bw = bufio.NewWriterSize(c.sink(), smallWriter)
 	return func() {
 		// The tagged end of IDLE may still be in it; a failed write
 		// leaves the connection broken, and the next read ends it.
-		_ = c.bw.Flush()
+		_ = c.flush()
 		c.bw = idleWriters.Get().(*bufio.Writer)
-		c.bw.Reset(connWriter{c})
+		c.bw.Reset(c.sink())
 	}
 }
 
