@@ -23,7 +23,7 @@ func baseSubjectReply(subject string) (string, bool) {
 		for { // steps 3 to 5
 			t, r := trimLeaders(s)
 			reply = reply || r
-			t = trimBlob(t)
+			t = trimBlobs(t)
 			if t == s {
 				break
 			}
@@ -143,11 +143,35 @@ func blobLen(s string) int {
 	return p
 }
 
-// trimBlob removes a leading subj-blob (step 4) unless nothing would be
-// left of the subject.
-func trimBlob(s string) string {
-	if n := blobLen(s); n > 0 && n < len(s) {
-		return s[n:]
+// trimBlobs removes leading subj-blobs (step 4) as long as something is
+// left after them, in one pass: removing them one at a time, with step 3
+// looking past all of them each time for a "Re:", took quadratic time,
+// and a subject of 50,000 "[x]" held a core for 15 s per SORT. When a
+// subj-refwd follows the blobs, step 3 removes blobs and all together
+// (trimLeaders), so the blobs are left for it.
+func trimBlobs(s string) string {
+	last, p := -1, 0
+	for {
+		n := blobLen(s[p:])
+		if n == 0 {
+			break
+		}
+		last, p = p, p+n
 	}
-	return s
+	switch {
+	case last < 0:
+		return s
+	case p < len(s):
+		if refwdAt(s[p:]) {
+			return s[last:] // the last blob leads a "Re:": step 3 takes them
+		}
+		return s[p:]
+	default:
+		return s[last:] // nothing after the last blob: it stays
+	}
+}
+
+// refwdAt reports whether s begins with a subj-refwd (no blobs before).
+func refwdAt(s string) bool {
+	return blobLen(s) == 0 && refwdLen(s) > 0
 }

@@ -1,6 +1,10 @@
 package imap
 
-import "testing"
+import (
+	"strings"
+	"testing"
+	"time"
+)
 
 // TestBaseSubject follows RFC 5256 §2.1 step by step.
 func TestBaseSubject(t *testing.T) {
@@ -53,4 +57,21 @@ func hasEncodedWord(s string) bool {
 		}
 	}
 	return false
+}
+
+// TestBaseSubjectLinear: a subject of 50,000 "[x]" blobs (about 200 KB,
+// anyone can send one) takes linear time; removing one blob per round
+// held a core for 15 s per SORT or THREAD.
+func TestBaseSubjectLinear(t *testing.T) {
+	t.Parallel()
+	for _, s := range []string{strings.Repeat("[x] ", 50000) + "foo", strings.Repeat("Re: [x] ", 30000) + "foo", strings.Repeat("[fwd: ", 20000) + "foo" + strings.Repeat("]", 20000)} {
+		start := time.Now()
+		got := baseSubject(s)
+		if d := time.Since(start); d > 200*time.Millisecond {
+			t.Errorf("%.20q…: %v", s, d)
+		}
+		if got != "foo" {
+			t.Errorf("%.20q…: base subject %.40q, want foo", s, got)
+		}
+	}
 }
