@@ -6,9 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"strconv"
-	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -89,27 +88,50 @@ func (f *Fetcher) dial(ctx context.Context) (conn net.Conn, ctl *deadlineConn, s
 	return tc, ctl, stop, nil
 }
 
-// literalGuard bounds the literals an IMAP server sends: the client
-// library reads a literal that is not a message body into memory whole,
-// so a hostile server announcing {3221225472} in an ENVELOPE grew the
-// daemon by gigabytes. It follows IMAP's framing (RFC 9051 §4.3: a
-// literal is announced by "{n}" at the end of a line and its octets are
-// skipped, not scanned) and fails the connection when one response's
-// literals add up to more than max octets.
+// literalGuard bounds what one IMAP response may make the client library
+// hold: it reads a literal that is not a message body into memory whole,
+// and a response line too, so a hostile server announcing {3221225472}
+// in an ENVELOPE, or sending an endless "* SEARCH" line, grew the daemon
+// by gigabytes. It follows IMAP's framing (RFC 9051 §4.3: a literal is
+// announced by "{n}" at the end of a line and its octets are skipped, not
+// scanned) and fails the connection when one response, literals and lines
+// together, passes max octets.
 type literalGuard struct {
 	net.Conn
 	r    io.Reader // Conn, maybe behind a synthetic greeting
 	max  int64
 	skip int64 // octets of the current literal still to come
-	sum  int64 // literal octets of the current response
-	tail []byte
+	sum  int64 // octets of the current response
+
+	// The end of the current line, as far as a literal announcement
+	// goes: after "{", digits (n), "+", "}", "\r".
+	ann     annState
+	n       int64
+	tooLong bool // n passed max while its digits came
+
+	// uv counts "[UIDVALIDITY " response codes outside literals: the
+	// session compares the count before it trusts UIDs (imap.go).
+	uv      atomic.Int64
+	uvMatch int // octets of uvCode matched so far
 }
+
+const uvCode = "[UIDVALIDITY "
+
+type annState int
+
+const (
+	annNone   annState = iota
+	annDigits          // "{" and digits so far
+	annPlus            // "{n+"
+	annClosed          // "{n}" or "{n+}"
+	annCR              // "{n}\r"
+)
 
 func newLiteralGuard(c net.Conn, r io.Reader, max int64) *literalGuard {
 	if r == nil {
 		r = c
 	}
-	return &literalGuard{Conn: c, r: r, max: max, tail: make([]byte, 0, 24)}
+	return &literalGuard{Conn: c, r: r, max: max}
 }
 
 func (g *literalGuard) Read(p []byte) (int, error) {
@@ -131,38 +153,69 @@ func (g *literalGuard) scan(b []byte) error {
 		}
 		c := b[0]
 		b = b[1:]
-		if c != '\n' {
-			if len(g.tail) == cap(g.tail) {
-				copy(g.tail, g.tail[1:])
-				g.tail = g.tail[:len(g.tail)-1]
+		if g.sum++; g.sum > g.max {
+			return g.tooBig()
+		}
+		if c == '\n' {
+			literal := g.ann == annCR || g.ann == annClosed
+			g.ann = annNone
+			if !literal {
+				g.sum = 0 // the response ended
+				continue
 			}
-			g.tail = append(g.tail, c)
+			if g.tooLong || g.sum+g.n > g.max {
+				return g.tooBig()
+			}
+			g.sum += g.n
+			g.skip = g.n
 			continue
 		}
-		n, ok := announcedLiteral(g.tail)
-		g.tail = g.tail[:0]
-		if !ok {
-			g.sum = 0 // the response ended
-			continue
-		}
-		if g.sum += n; g.sum > g.max {
-			return fmt.Errorf("imap: the server sent a response with %d octets of literals, more than the %d allowed", g.sum, g.max)
-		}
-		g.skip = n
+		g.announce(c)
+		g.watchUV(c)
 	}
 	return nil
 }
 
-// announcedLiteral parses "{n}\r" (or "~{n}\r", "{n+}\r") ending a line.
-func announcedLiteral(tail []byte) (int64, bool) {
-	s := strings.TrimSuffix(string(tail), "\r")
-	if !strings.HasSuffix(s, "}") {
-		return 0, false
+// watchUV counts uvCode in the text it is shown (case-insensitive: RFC
+// 9051 atoms are). A false match inside a quoted string only makes the
+// session more careful.
+func (g *literalGuard) watchUV(c byte) {
+	if c >= 'a' && c <= 'z' {
+		c -= 'a' - 'A'
 	}
-	i := strings.LastIndexByte(s, '{')
-	if i < 0 {
-		return 0, false
+	switch {
+	case c == uvCode[g.uvMatch]:
+		if g.uvMatch++; g.uvMatch == len(uvCode) {
+			g.uv.Add(1)
+			g.uvMatch = 0
+		}
+	case c == '[':
+		g.uvMatch = 1
+	default:
+		g.uvMatch = 0
 	}
-	n, err := strconv.ParseInt(strings.TrimSuffix(s[i+1:len(s)-1], "+"), 10, 64)
-	return n, err == nil && n >= 0
+}
+
+// announce follows a possible "{n}" / "{n+}" / "~{n}" at the line's end.
+func (g *literalGuard) announce(c byte) {
+	switch {
+	case c == '{':
+		g.ann, g.n, g.tooLong = annDigits, 0, false
+	case g.ann == annDigits && c >= '0' && c <= '9':
+		if g.n = g.n*10 + int64(c-'0'); g.n > g.max {
+			g.tooLong, g.n = true, g.max+1 // leading zeros cost nothing
+		}
+	case g.ann == annDigits && c == '+':
+		g.ann = annPlus
+	case (g.ann == annDigits || g.ann == annPlus) && c == '}':
+		g.ann = annClosed
+	case g.ann == annClosed && c == '\r':
+		g.ann = annCR
+	default:
+		g.ann = annNone
+	}
+}
+
+func (g *literalGuard) tooBig() error {
+	return fmt.Errorf("imap: the server sent a response of more than %d octets", g.max)
 }

@@ -11,7 +11,8 @@ import (
 
 // TestLiteralGuard: literals are skipped, not scanned (a line inside one
 // that looks like an announcement counts for nothing), and a response
-// whose literals add up to more than the limit fails the connection.
+// whose literals and line add up to more than the limit fails the
+// connection, however its announcement is padded.
 func TestLiteralGuard(t *testing.T) {
 	t.Parallel()
 	inner := "x {999999}\r\n"
@@ -24,7 +25,10 @@ func TestLiteralGuard(t *testing.T) {
 		{"one literal too big", "* 1 FETCH (ENVELOPE (NIL {3221225472}\r\nxxxx", false},
 		{"literal8 too big", "* 1 FETCH (BINARY[] ~{200}\r\n", false},
 		{"several adding up", "* 1 FETCH (ENVELOPE ({60}\r\n" + strings.Repeat("a", 60) + " {60}\r\n" + strings.Repeat("b", 60) + ")\r\n", false},
-		{"the sum is per response", "* 1 FETCH (BODY[] {60}\r\n" + strings.Repeat("a", 60) + ")\r\n* 2 FETCH (BODY[] {60}\r\n" + strings.Repeat("b", 60) + ")\r\n", true},
+		{"the sum is per response", "* 1 FETCH (BODY[] {50}\r\n" + strings.Repeat("a", 50) + ")\r\n* 2 FETCH (BODY[] {50}\r\n" + strings.Repeat("b", 50) + ")\r\n", true},
+		{"leading zeros", "* 1 FETCH (ENVELOPE (NIL {" + strings.Repeat("0", 40) + "3221225472}\r\nxxxx", false},
+		{"an endless line", "* SEARCH" + strings.Repeat(" 1", 60) + "\r\n", false},
+		{"many short lines", strings.Repeat("* 1 EXISTS\r\n", 100), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, chunk := range []int{1, 7, 4096} {
@@ -35,6 +39,21 @@ func TestLiteralGuard(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestLiteralGuardCountsUIDValidity: the UIDVALIDITY response codes in
+// the text are counted, in any case and split across reads; those inside
+// a literal (a message that quotes one) are not.
+func TestLiteralGuardCountsUIDValidity(t *testing.T) {
+	t.Parallel()
+	in := "* OK [UIDVALIDITY 7] ok\r\n* 1 FETCH (BODY[] {23}\r\nx [UIDVALIDITY 8] quote)\r\n* ok [uidvalidity 9]\r\n"
+	g := newLiteralGuard(scriptConn(""), &chunked{r: strings.NewReader(in), n: 3}, 1000)
+	if _, err := io.ReadAll(g); err != nil {
+		t.Fatal(err)
+	}
+	if n := g.uv.Load(); n != 2 {
+		t.Errorf("counted %d UIDVALIDITY codes, want 2", n)
 	}
 }
 

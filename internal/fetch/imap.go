@@ -28,6 +28,9 @@ type imapSession struct {
 	folder string // selected
 	uv     uint32 // its UIDVALIDITY
 	fresh  bool   // selected, no pass yet: reconcile first
+
+	guard  *literalGuard // every octet from the server passes it
+	uvSeen int64         // guard's UIDVALIDITY count at SELECT
 }
 
 // Tuning of a pass.
@@ -39,9 +42,10 @@ const (
 	maxListedHeader = 16 << 10
 )
 
-// imapLiteralSlack is what one response may carry in literals beyond the
-// largest message: envelopes, header fields.
-const imapLiteralSlack = 1 << 20
+// imapLiteralSlack is what one response may carry beyond the largest
+// message: envelopes, header fields, and a response line as long as a
+// UID SEARCH of a very large folder.
+const imapLiteralSlack = 8 << 20
 
 // imapStartTLS reads the greeting, asks for STARTTLS (RFC 9051 §6.2.1)
 // and makes the TLS handshake. Octets the server sent after its OK and
@@ -118,7 +122,8 @@ func (f *Fetcher) imapConnect(ctx context.Context) (*imapSession, error) {
 		}
 	}
 	if err == nil {
-		s.c = imapclient.New(newLiteralGuard(conn, greeting, f.opts.MaxSize+imapLiteralSlack), opts)
+		s.guard = newLiteralGuard(conn, greeting, f.opts.MaxSize+imapLiteralSlack)
+		s.c = imapclient.New(s.guard, opts)
 		if err = s.c.WaitGreeting(); err != nil {
 			s.c.Close()
 		}
@@ -180,6 +185,22 @@ func (s *imapSession) selectFolder(folder string) error {
 		return fmt.Errorf("imap SELECT %q: server sent no UIDVALIDITY", folder)
 	}
 	s.folder, s.uv, s.fresh = folder, data.UIDValidity, true
+	s.uvSeen = s.guard.uv.Load()
+	return nil
+}
+
+// errUIDValidityMoved ends a pass whose folder got a new UIDVALIDITY
+// after SELECT: from then on its UIDs may name other messages (RFC 9051
+// §2.3.1.1), so nothing more is fetched or deleted by them. The next
+// pass selects again and sorts it out (state.go's legacy fingerprints).
+var errUIDValidityMoved = errors.New("imap: the server announced a new UIDVALIDITY during the pass; nothing more is fetched or deleted by the old UIDs")
+
+// uidsStill reports whether the UIDs of the selected folder still mean
+// what they meant at SELECT: no UIDVALIDITY response code came since.
+func (s *imapSession) uidsStill() error {
+	if s.guard.uv.Load() != s.uvSeen {
+		return errUIDValidityMoved
+	}
 	return nil
 }
 
@@ -486,6 +507,9 @@ func (s *imapSession) message(ctx context.Context, l listed) (outcome, error) {
 		return skipped, f.state.SkipUID(s.folder, l.uid, "")
 	}
 	msg, err := s.body(l.uid)
+	if err == nil {
+		err = s.uidsStill() // the body may be another message's now
+	}
 	switch {
 	case errors.Is(err, errTooBig):
 		f.refused(id, err)
@@ -567,6 +591,9 @@ func (s *imapSession) delete(uids []uint32) (int, error) {
 	if len(uids) == 0 {
 		return 0, nil
 	}
+	if err := s.uidsStill(); err != nil {
+		return 0, err
+	}
 	set := imap.UIDSet{}
 	for _, u := range uids {
 		set.AddNum(imap.UID(u))
@@ -574,6 +601,9 @@ func (s *imapSession) delete(uids []uint32) (int, error) {
 	flags := &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}
 	if err := s.c.Store(set, flags, nil).Close(); err != nil {
 		return 0, fmt.Errorf("imap UID STORE \\Deleted: %w", err)
+	}
+	if err := s.uidsStill(); err != nil {
+		return 0, err // flagged, but nothing expunged
 	}
 	var err error
 	if s.c.Caps().Has(imap.CapUIDPlus) {

@@ -1,10 +1,13 @@
 package fetch
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -295,4 +298,89 @@ func mailboxSize(t *testing.T, p *imapPeer, folder string) int {
 		t.Fatal(err)
 	}
 	return int(*st.NumMessages)
+}
+
+// uvProxy sits between the fetcher and an IMAP peer and, after the
+// fetcher's second body FETCH, makes the server announce a new
+// UIDVALIDITY (a hostile or broken server; RFC 9051 §2.3.1.1 says old
+// UIDs then mean nothing).
+func uvProxy(t *testing.T, peer string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		s, err := net.Dial("tcp", peer)
+		if err != nil {
+			c.Close()
+			return
+		}
+		inject := make(chan struct{}, 1)
+		go func() { // server to client, with the announcement
+			buf := make([]byte, 4096)
+			for {
+				n, err := s.Read(buf)
+				select {
+				case <-inject:
+					c.Write([]byte("* OK [UIDVALIDITY 999] all UIDs changed\r\n"))
+				default:
+				}
+				if n > 0 {
+					c.Write(buf[:n])
+				}
+				if err != nil {
+					c.Close()
+					return
+				}
+			}
+		}()
+		br := bufio.NewReader(c)
+		bodies := 0
+		for {
+			line, err := br.ReadString('\n')
+			if strings.Contains(line, "BODY.PEEK[]") {
+				if bodies++; bodies == 2 {
+					inject <- struct{}{}
+				}
+			}
+			if _, werr := s.Write([]byte(line)); werr != nil || err != nil {
+				s.Close()
+				return
+			}
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// TestIMAPUIDValidityMovedMidPass: when the server announces a new
+// UIDVALIDITY in the middle of a pass, the message fetched under it is
+// not delivered (it may be another one now), and nothing is deleted by
+// the old UIDs (a hostile server made the fetcher expunge messages it
+// never fetched).
+func TestIMAPUIDValidityMovedMidPass(t *testing.T) {
+	t.Parallel()
+	p := newIMAPPeer(t, nil)
+	p.add(t, "INBOX", testMessage("one"), testMessage("two"), testMessage("three"))
+	src := p.source()
+	host, port, _ := net.SplitHostPort(uvProxy(t, p.addr))
+	src.Host = host
+	src.Port, _ = strconv.Atoi(port)
+	d := &memDeliverer{}
+	f := newFetcher(t, src, d, t.TempDir())
+	_, err := once(t, f)
+	if !errors.Is(err, errUIDValidityMoved) {
+		t.Fatalf("pass: %v, want errUIDValidityMoved", err)
+	}
+	if got := d.subjects(); len(got) > 1 {
+		t.Errorf("delivered %q after the UIDVALIDITY moved, want at most the first", got)
+	}
+	if n := mailboxSize(t, p, "INBOX"); n != 3 {
+		t.Errorf("%d messages left on the server, want all 3: nothing may be deleted by old UIDs", n)
+	}
 }
