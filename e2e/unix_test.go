@@ -112,6 +112,11 @@ func TestUnixMboxReadByMuttAndMail(t *testing.T) {
 	if code := exitCode(r.err); code != 67 {
 		t.Errorf("deliver to an unknown user: exit %d, want 67 (%s)", code, r)
 	}
+	// A NUL is refused (65, EX_DATAERR), as SMTP refuses it.
+	r = run(t, 30*time.Second, "Subject: n\x00ul\n\nbody\n", nil, binary, "--config", h.config, "deliver", "-d", "bob@unixhost.test")
+	if code := exitCode(r.err); code != 65 {
+		t.Errorf("deliver of a message with NUL: exit %d, want 65 (%s)", code, r)
+	}
 	if out := h.admin("", "newaliases"); !strings.Contains(out, "2 aliases") {
 		t.Errorf("newaliases: %q", out)
 	}

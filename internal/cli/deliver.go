@@ -51,6 +51,11 @@ func (a *app) deliver(to, from, folder string) error {
 	if err != nil {
 		return &exitError{exDataErr, err}
 	}
+	if bytes.IndexByte(raw, 0) >= 0 {
+		// As SMTP refuses it (550 5.6.0): RFC 5322 text has no NUL, and
+		// IMAP could not send it in a plain literal (RFC 9051 §9).
+		return &exitError{exDataErr, errors.New("the message holds a NUL octet")}
+	}
 	msg, mboxFrom := stripFromLine(raw)
 	if from == "" {
 		from = mboxFrom

@@ -117,6 +117,14 @@ func (c *conn) sectionValue(sec *section, msg *fetchedMessage, fs *fetchScratch)
 		label += "<" + strconv.FormatInt(sec.offset, 10) + ">"
 		data = partial(data, sec.offset, sec.length)
 	}
+	if sec.kind == "BODY" && bytes.IndexByte(data, 0) >= 0 {
+		// A plain literal may not hold NUL (RFC 9051 §9: CHAR8); BINARY
+		// sends it as it is. As Dovecot does, NUL reads as 0x80 here.
+		if err := fs.charge(len(data)); err != nil {
+			return fetchPiece{}, err
+		}
+		data = bytes.ReplaceAll(data, []byte{0}, []byte{0x80})
+	}
 	return fetchPiece{text: label + " " + literalHead(data, sec.kind == "BINARY"), data: data}, nil
 }
 

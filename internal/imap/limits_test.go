@@ -240,3 +240,24 @@ func TestExpungeNotificationsNumbering(t *testing.T) {
 		t.Errorf("server's view after the EXPUNGEs: %q", out)
 	}
 }
+
+// A message holding NUL (stored through APPEND with literal8, RFC 3516)
+// is sent with NUL as 0x80 in BODY[] (a plain literal may not hold NUL,
+// RFC 9051 §9) and as it is in BINARY[1], as literal8.
+func TestFetchNUL(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	c := e.login(t)
+	msg := "Subject: nul\r\n\r\na\x00b\r\n"
+	c.send(fmt.Sprintf("a APPEND INBOX ~{%d+}\r\n%s\r\n", len(msg), msg))
+	c.line("a OK")
+	c.do("s SELECT INBOX", "s OK")
+	out := c.do("f FETCH 1 (BODY.PEEK[] BINARY.PEEK[1])", "f OK")
+	all := strings.Join(out, "\n")
+	if !strings.Contains(all, "BODY[] {"+fmtInt(len(msg))+"}\nSubject: nul\r\n\r\na\x80b") {
+		t.Errorf("BODY[] with NUL: %q", all)
+	}
+	if !strings.Contains(all, "BINARY[1] ~{5}\na\x00b\r\n") {
+		t.Errorf("BINARY[1] with NUL: %q", all)
+	}
+}
