@@ -125,6 +125,14 @@ func (c *Client) sendPipelined(cmds []string, body io.Reader) (SendResult, error
 	if dr.Code != CodeStartData {
 		return res, nil // MAIL or every RCPT failed: DATA was refused
 	}
+	if code := res.Mail.Code; code != CodeOK && code < 400 {
+		// A positive MAIL reply other than 250 (a 252 was seen) made the
+		// server take the transaction while we count it failed: an empty
+		// message would reach the recipients. Drop the connection, so the
+		// transaction never ends (QUIT now would be message text).
+		_ = c.nc.Close()
+		return res, fmt.Errorf("%w: %d to MAIL, then 354 to DATA", ErrBadReply, code)
+	}
 	if res.Mail.Code != CodeOK || !anyAccepted(res.Rcpts) {
 		// RFC 2920 §3.1: a server may answer 354 anyway; end it empty.
 		_, err = c.finishData(strings.NewReader(""))

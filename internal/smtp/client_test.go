@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"strings"
 	"syscall"
@@ -250,4 +251,55 @@ func TestClientSlowSteadyReader(t *testing.T) {
 		t.Errorf("the server read %d octets of %d", n, len(body))
 	}
 	t.Logf("sent %d octets in %v with a %v timeout", len(body), time.Since(start).Round(time.Millisecond), timeout)
+}
+
+// TestClientMail252ThenData: an MX answering 252 to MAIL and 354 to the
+// pipelined DATA gets no message at all: the client drops the
+// connection rather than end the transaction with an empty message,
+// which that MX would deliver.
+func TestClientMail252ThenData(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	rest := make(chan string, 1)
+	go func() {
+		nc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer nc.Close()
+		br := bufio.NewReader(nc)
+		nc.Write([]byte("220 mx.test\r\n"))
+		br.ReadString('\n')
+		nc.Write([]byte("250-mx.test\r\n250 PIPELINING\r\n"))
+		for range 3 { // MAIL, RCPT, DATA, pipelined
+			br.ReadString('\n')
+		}
+		nc.Write([]byte("252 2.1.0 maybe\r\n250 2.1.5 ok\r\n354 go\r\n"))
+		_ = nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		b, _ := io.ReadAll(br)
+		rest <- string(b)
+	}()
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewClient(nc, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Hello("client.test"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Send(Envelope{From: "a@client.test", Rcpts: []EnvelopeRcpt{{Addr: "b@mx.test"}}}, strings.NewReader("Subject: x\r\n\r\nbody\r\n"))
+	if !errors.Is(err, ErrBadReply) {
+		t.Errorf("Send: %v, want ErrBadReply", err)
+	}
+	c.Quit()
+	if got := <-rest; strings.Contains(got, "\r\n.\r\n") || strings.HasPrefix(got, ".\r\n") {
+		t.Errorf("the MX got the end of a message: %q", got)
+	}
 }
