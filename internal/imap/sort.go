@@ -162,6 +162,9 @@ func (c *conn) sortHits(hits []int, crit []sortCriterion) ([]int, error) {
 		needHeader = needHeader || k.key != "ARRIVAL" && k.key != "SIZE"
 	}
 	for j, i := range hits {
+		if err := c.ctx.Err(); err != nil {
+			return nil, err
+		}
 		vals[j] = sortValues{seq: i}
 		if needHeader {
 			if err := c.sortFields(&vals[j], crit); err != nil {

@@ -33,6 +33,9 @@ func (c *conn) cmdThread(tag string, s *scanner, uid bool) error {
 	}
 	var msgs []*threadMsg
 	for _, i := range hits {
+		if err := c.ctx.Err(); err != nil {
+			return err
+		}
 		m, err := c.threadFields(i)
 		if err != nil {
 			return err
