@@ -269,7 +269,7 @@ func (w *dirWatch) add(id int64, dir string) bool {
 	}
 	b := w.boxes[id]
 	if b == nil {
-		b = &boxWatch{}
+		b = &boxWatch{busy: true} // the caller's sync settles it
 		w.boxes[id] = b
 	}
 	b.dir, b.wd = dir, wd
@@ -305,6 +305,16 @@ func (w *dirWatch) remove(id int64) {
 // and forgets it. Until settle, the mailbox does not count as clean: the
 // caller has yet to bring the index up to date.
 func (w *dirWatch) take(id int64, dir string) (watchState, []string) {
+	return w.takeNames(id, dir, true)
+}
+
+// more returns the names reported for mailbox id since take, for the sync
+// that took them (the mailbox stays busy).
+func (w *dirWatch) more(id int64, dir string) (watchState, []string) {
+	return w.takeNames(id, dir, false)
+}
+
+func (w *dirWatch) takeNames(id int64, dir string, begin bool) (watchState, []string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.drain()
@@ -312,7 +322,9 @@ func (w *dirWatch) take(id int64, dir string) (watchState, []string) {
 	if w.closed || b == nil || b.dir != dir {
 		return notWatched, nil
 	}
-	b.busy = true
+	if begin {
+		b.busy = true
+	}
 	switch {
 	case b.relist:
 		b.relist, b.names = false, nil

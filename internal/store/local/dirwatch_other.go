@@ -27,5 +27,6 @@ func (*dirWatch) add(int64, string) bool                    { return false }
 func (*dirWatch) settle(int64)                              {}
 func (*dirWatch) remove(int64)                              {}
 func (*dirWatch) take(int64, string) (watchState, []string) { return notWatched, nil }
+func (*dirWatch) more(int64, string) (watchState, []string) { return notWatched, nil }
 func (*dirWatch) clean(int64, string) bool                  { return false }
 func (*dirWatch) watching(int64, string) bool               { return false }

@@ -262,3 +262,47 @@ func TestWatchedSyncSeesItsOwnPast(t *testing.T) {
 		diskAgrees(t, s, ctx, acct, "INBOX", "at the end")
 	})
 }
+
+// TestSyncDuringOwnRenames: one goroutine toggles a flag on a message
+// (each STORE renames its file) while another syncs, as the poller does
+// on every inotify event: the message keeps its UID throughout. A sync
+// that looked a name up after a second rename took the message for
+// deleted and expunged it; it came back with a new UID.
+func TestSyncDuringOwnRenames(t *testing.T) {
+	bothModes(t, func(t *testing.T, s *Store, ctx context.Context) {
+		const acct = "me@example.test"
+		must(t, s.Deliver(ctx, []store.Delivery{delivery(acct, "Subject: x\r\n\r\nbody\r\n")})[0])
+		must(t, s.Sync(ctx, acct, "INBOX"))
+		msgs, _ := s.Messages(ctx, acct, "INBOX")
+		uid := msgs[0].UID
+		done := make(chan error, 1)
+		go func() {
+			for i := range 2000 {
+				op := []store.FlagOp{store.FlagsAdd, store.FlagsRemove}[i%2]
+				if _, _, err := s.SetFlags(ctx, acct, "INBOX", []uint32{uid}, op, []string{`\Seen`}, 0); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+		for syncs := 0; ; syncs++ {
+			select {
+			case err := <-done:
+				must(t, err)
+				must(t, s.Sync(ctx, acct, "INBOX"))
+				msgs, _ = s.Messages(ctx, acct, "INBOX")
+				if len(msgs) != 1 || msgs[0].UID != uid {
+					t.Fatalf("at the end: UID %d became %+v", uid, msgs)
+				}
+				return
+			default:
+			}
+			must(t, s.Sync(ctx, acct, "INBOX"))
+			if msgs, _ = s.Messages(ctx, acct, "INBOX"); len(msgs) != 1 || msgs[0].UID != uid {
+				<-done
+				t.Fatalf("after %d syncs: UID %d became %+v", syncs, uid, msgs)
+			}
+		}
+	})
+}

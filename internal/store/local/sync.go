@@ -102,10 +102,10 @@ func (s *Store) syncWatched(ctx context.Context, id int64, dir string) (done boo
 	unlock := s.synced.lock(id)
 	defer unlock()
 	defer func() {
-		s.fsw.settle(id)
 		if err != nil {
-			s.synced.drop(id)
+			s.synced.drop(id) // before settle: a fast path must not see the old listing as clean
 		}
+		s.fsw.settle(id)
 	}()
 	now := time.Now()
 	if prev, _ := s.synced.listing(id, dir, now); prev != nil {
@@ -184,22 +184,37 @@ func (s *Store) syncListing(ctx context.Context, id int64, dir string, now time.
 func (s *Store) syncNames(ctx context.Context, id int64, dir string, prev listing, names []string, now time.Time) error {
 	touched := make([]string, 0, len(names))
 	seen := make(map[string]bool, len(names))
-	for _, n := range names {
-		b := baseName(filepath.Base(n))
-		fi, err := os.Lstat(filepath.Join(dir, n))
-		switch {
-		case err == nil && fi.Mode().IsRegular():
-			prev[b] = n
-		case err == nil || errors.Is(err, os.ErrNotExist):
-			if prev[b] == n {
-				delete(prev, b)
-			}
-		default:
-			return classify(err)
+	// A file renamed again while its names are looked at is gone under
+	// the name reported, and its new name is reported only since: the
+	// kernel queued that event before the rename returned, so reading
+	// the queue once more after the lookups finds it. Without this round,
+	// a message renamed twice quickly (two STOREs) was expunged and came
+	// back with a new UID.
+	for round := 0; len(names) > 0; round++ {
+		if round == maxNameRounds {
+			return s.syncListing(ctx, id, dir, now) // renamed faster than looked at
 		}
-		if !seen[b] {
-			seen[b] = true
-			touched = append(touched, b)
+		for _, n := range names {
+			b := baseName(filepath.Base(n))
+			fi, err := os.Lstat(filepath.Join(dir, n))
+			switch {
+			case err == nil && fi.Mode().IsRegular():
+				prev[b] = n
+			case err == nil || errors.Is(err, os.ErrNotExist):
+				if prev[b] == n {
+					delete(prev, b)
+				}
+			default:
+				return classify(err)
+			}
+			if !seen[b] {
+				seen[b] = true
+				touched = append(touched, b)
+			}
+		}
+		var st watchState
+		if st, names = s.fsw.more(id, dir); st == relistDir || st == notWatched {
+			return s.syncListing(ctx, id, dir, now)
 		}
 	}
 	if len(touched) > 0 {
@@ -215,6 +230,10 @@ func (s *Store) syncNames(ctx context.Context, id int64, dir string, prev listin
 	s.synced.touch(id, now)
 	return nil
 }
+
+// maxNameRounds bounds the rounds of syncNames before it lists the
+// directory instead.
+const maxNameRounds = 8
 
 // union returns a with the strings of b it lacks.
 func union(a, b []string) []string {
