@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -109,6 +110,9 @@ type literalGuard struct {
 	n       int64
 	tooLong bool // n passed max while its digits came
 
+	cont bool   // the current response goes on after a literal
+	head []byte // the first octets of the current response
+
 	// uv counts "[UIDVALIDITY " response codes outside literals: the
 	// session compares the count before it trusts UIDs (imap.go).
 	uv      atomic.Int64
@@ -131,7 +135,7 @@ func newLiteralGuard(c net.Conn, r io.Reader, max int64) *literalGuard {
 	if r == nil {
 		r = c
 	}
-	return &literalGuard{Conn: c, r: r, max: max}
+	return &literalGuard{Conn: c, r: r, max: max, head: make([]byte, 0, 16)}
 }
 
 func (g *literalGuard) Read(p []byte) (int, error) {
@@ -158,11 +162,18 @@ func (g *literalGuard) scan(b []byte) error {
 		}
 		if c == '\n' {
 			literal := g.ann == annCR || g.ann == annClosed
+			if !g.cont && textResponse(g.head) {
+				// resp-text runs to the line's end and holds no literal
+				// (RFC 9051 §9): "* OK x {40}" announces nothing, and
+				// skipping 40 octets would hide a real announcement.
+				literal = false
+			}
 			g.ann = annNone
 			if !literal {
-				g.sum = 0 // the response ended
+				g.sum, g.cont, g.head = 0, false, g.head[:0] // the response ended
 				continue
 			}
+			g.cont = true
 			if g.tooLong || g.sum+g.n > g.max {
 				return g.tooBig()
 			}
@@ -172,8 +183,31 @@ func (g *literalGuard) scan(b []byte) error {
 		}
 		g.announce(c)
 		g.watchUV(c)
+		if !g.cont && len(g.head) < cap(g.head) {
+			g.head = append(g.head, c)
+		}
 	}
 	return nil
+}
+
+// textResponse reports whether a response beginning with head is one
+// whose rest of line is resp-text: a continuation ("+"), an untagged
+// OK, NO, BAD, BYE or PREAUTH, or a tagged OK, NO or BAD (RFC 9051 §7.1).
+func textResponse(head []byte) bool {
+	f := strings.Fields(string(head))
+	if len(f) > 0 && f[0] == "+" {
+		return true
+	}
+	if len(f) < 2 {
+		return false
+	}
+	switch strings.ToUpper(f[1]) {
+	case "OK", "NO", "BAD":
+		return true
+	case "BYE", "PREAUTH":
+		return f[0] == "*"
+	}
+	return false
 }
 
 // watchUV counts uvCode in the text it is shown (case-insensitive: RFC

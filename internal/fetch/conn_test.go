@@ -29,6 +29,10 @@ func TestLiteralGuard(t *testing.T) {
 		{"leading zeros", "* 1 FETCH (ENVELOPE (NIL {" + strings.Repeat("0", 40) + "3221225472}\r\nxxxx", false},
 		{"an endless line", "* SEARCH" + strings.Repeat(" 1", 60) + "\r\n", false},
 		{"many short lines", strings.Repeat("* 1 EXISTS\r\n", 100), true},
+		// resp-text holds no literal: "{40}" there announces nothing, and
+		// the real announcement after it must be seen.
+		{"announcement hidden behind resp-text", "* OK foo {40}\r\n* 1 FETCH (ENVELOPE (\"d\" {100000000}\r\n" + strings.Repeat("x\r\n", 40), false},
+		{"tagged resp-text", "A1 OK done {9999}\r\n" + strings.Repeat("* 1 EXISTS\r\n", 20), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, chunk := range []int{1, 7, 4096} {
