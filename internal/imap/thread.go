@@ -321,7 +321,7 @@ func gatherSubjects(roots []*threadNode) []*threadNode {
 			continue
 		}
 		// Step 5C: a dummy is preferred, then a thread that is no reply.
-		key := strings.ToUpper(subj) // i;ascii-casemap
+		key := upperASCIIString(subj) // i;ascii-casemap
 		old := table[key]
 		_, oldReply := old.subjectOfOrEmpty()
 		switch {
@@ -340,7 +340,7 @@ func gatherSubjects(roots []*threadNode) []*threadNode {
 			continue
 		}
 		subj, reply := r.subjectOf()
-		t := table[strings.ToUpper(subj)]
+		t := table[upperASCIIString(subj)]
 		if subj == "" || t == nil || t == r {
 			out = append(out, r)
 			continue
@@ -371,7 +371,7 @@ func gatherSubjects(roots []*threadNode) []*threadNode {
 			}
 			adopt(d, t)
 			adopt(d, r)
-			table[strings.ToUpper(subj)] = d
+			table[upperASCIIString(subj)] = d
 		}
 	}
 	return out
@@ -415,4 +415,15 @@ func (c *conn) writeThreadList(b *strings.Builder, n *threadNode, uid bool) {
 		}
 	}
 	b.WriteByte(')')
+}
+
+// upperASCIIString upper-cases a-z only: i;ascii-casemap (RFC 4790 §9.2),
+// which SORT and THREAD compare with; Unicode case mapping would make
+// "ſ" equal "S".
+func upperASCIIString(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		b[i] = upperASCII(c)
+	}
+	return string(b)
 }
