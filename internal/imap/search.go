@@ -170,14 +170,7 @@ func searchCharset(s *scanner) error {
 	if err := s.sp(); err != nil {
 		return err
 	}
-	cs, err := s.astring()
-	if err != nil {
-		return err
-	}
-	if cs = strings.ToUpper(cs); cs != "UTF-8" && cs != "US-ASCII" {
-		return no("BADCHARSET (UTF-8 US-ASCII)", "Unsupported charset")
-	}
-	return s.sp()
+	return sortCharset(s)
 }
 
 // Keys without arguments, and those with one string.

@@ -116,7 +116,9 @@ func (c *conn) searchCriteria(s *scanner) ([]int, error) {
 	return hits, err
 }
 
-// sortCharset reads SORT's charset, which is not optional (RFC 5256 §3).
+// sortCharset reads "charset SP" (SORT's and THREAD's is not optional,
+// RFC 5256 §3; SEARCH's follows CHARSET); only UTF-8 and US-ASCII are
+// known.
 func sortCharset(s *scanner) error {
 	cs, err := s.astring()
 	if err != nil {
