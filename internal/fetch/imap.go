@@ -176,6 +176,7 @@ func (s *imapSession) closed() bool {
 
 // selectFolder selects folder, read-only when messages are kept.
 func (s *imapSession) selectFolder(folder string) error {
+	before := s.guard.uv.Load()
 	data, err := s.c.Select(folder, &imap.SelectOptions{ReadOnly: s.f.src.Keep}).Wait()
 	if err != nil {
 		return fmt.Errorf("imap SELECT %q: %w", folder, err)
@@ -185,7 +186,9 @@ func (s *imapSession) selectFolder(folder string) error {
 		return fmt.Errorf("imap SELECT %q: server sent no UIDVALIDITY", folder)
 	}
 	s.folder, s.uv, s.fresh = folder, data.UIDValidity, true
-	s.uvSeen = s.guard.uv.Load()
+	// The SELECT response carries one UIDVALIDITY code (RFC 9051 §7.1);
+	// a second one, even in the same read, counts as a change.
+	s.uvSeen = before + 1
 	return nil
 }
 

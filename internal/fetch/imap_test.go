@@ -306,6 +306,20 @@ func mailboxSize(t *testing.T, p *imapPeer, folder string) int {
 // UIDs then mean nothing).
 func uvProxy(t *testing.T, peer string) string {
 	t.Helper()
+	bodies := 0
+	return uvProxyOn(t, peer, func(line string) bool {
+		if strings.Contains(line, "BODY.PEEK[]") {
+			bodies++
+		}
+		return bodies == 2 && strings.Contains(line, "BODY.PEEK[]")
+	}, false)
+}
+
+// uvProxyOn injects the announcement after the client line for which
+// trigger is true: before the server's next octets, or right after them
+// (after, so that it arrives with the reply, in the same read).
+func uvProxyOn(t *testing.T, peer string, trigger func(string) bool, after bool) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -326,13 +340,19 @@ func uvProxy(t *testing.T, peer string) string {
 			buf := make([]byte, 4096)
 			for {
 				n, err := s.Read(buf)
+				out := buf[:n]
 				select {
 				case <-inject:
-					c.Write([]byte("* OK [UIDVALIDITY 999] all UIDs changed\r\n"))
+					ann := []byte("* OK [UIDVALIDITY 999] all UIDs changed\r\n")
+					if after {
+						out = append(append([]byte(nil), out...), ann...)
+					} else {
+						out = append(ann, out...)
+					}
 				default:
 				}
-				if n > 0 {
-					c.Write(buf[:n])
+				if len(out) > 0 {
+					c.Write(out)
 				}
 				if err != nil {
 					c.Close()
@@ -341,13 +361,10 @@ func uvProxy(t *testing.T, peer string) string {
 			}
 		}()
 		br := bufio.NewReader(c)
-		bodies := 0
 		for {
 			line, err := br.ReadString('\n')
-			if strings.Contains(line, "BODY.PEEK[]") {
-				if bodies++; bodies == 2 {
-					inject <- struct{}{}
-				}
+			if trigger(line) {
+				inject <- struct{}{}
 			}
 			if _, werr := s.Write([]byte(line)); werr != nil || err != nil {
 				s.Close()
@@ -382,5 +399,26 @@ func TestIMAPUIDValidityMovedMidPass(t *testing.T) {
 	}
 	if n := mailboxSize(t, p, "INBOX"); n != 3 {
 		t.Errorf("%d messages left on the server, want all 3: nothing may be deleted by old UIDs", n)
+	}
+}
+
+// TestIMAPUIDValidityMovedWithSelect: a new UIDVALIDITY sent in the same
+// read as the SELECT response (right after its tagged OK) is not taken
+// for the one SELECT announced: nothing is fetched by the old UIDs.
+func TestIMAPUIDValidityMovedWithSelect(t *testing.T) {
+	t.Parallel()
+	p := newIMAPPeer(t, nil)
+	p.add(t, "INBOX", testMessage("one"), testMessage("two"))
+	src := p.source()
+	host, port, _ := net.SplitHostPort(uvProxyOn(t, p.addr, func(l string) bool { return strings.Contains(strings.ToUpper(l), "SELECT") }, true))
+	src.Host = host
+	src.Port, _ = strconv.Atoi(port)
+	d := &memDeliverer{}
+	f := newFetcher(t, src, d, t.TempDir())
+	if _, err := once(t, f); !errors.Is(err, errUIDValidityMoved) {
+		t.Fatalf("pass: %v, want errUIDValidityMoved", err)
+	}
+	if got := d.subjects(); len(got) != 0 || mailboxSize(t, p, "INBOX") != 2 {
+		t.Errorf("delivered %q, %d left on the server; want nothing fetched, 2 left", got, mailboxSize(t, p, "INBOX"))
 	}
 }
