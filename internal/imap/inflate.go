@@ -281,12 +281,21 @@ func newHuffman(lengths []int) (huffman, bool) {
 		h.count[l]++
 	}
 	h.count[0] = 0
-	left := 1
+	left, codes, longest := 1, 0, 0
 	for l := 1; l < 16; l++ { // over-subscribed: not a code
 		left = left<<1 - h.count[l]
 		if left < 0 {
 			return h, false
 		}
+		if h.count[l] > 0 {
+			codes += h.count[l]
+			longest = l
+		}
+	}
+	// Incomplete: only an empty code or a single 1-bit one is allowed
+	// (as zlib and compress/flate allow).
+	if left > 0 && codes > 0 && !(codes == 1 && longest == 1) {
+		return h, false
 	}
 	var offs [16]int
 	for l := 1; l < 15; l++ {
@@ -424,7 +433,7 @@ func fixedCodes() (huffman, huffman) {
 			l[i] = 8
 		}
 	}
-	d := make([]int, 30)
+	d := make([]int, 32) // 30 and 31 complete the code and are invalid (§3.2.6)
 	for i := range d {
 		d[i] = 5
 	}

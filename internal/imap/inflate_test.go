@@ -152,8 +152,8 @@ func FuzzInflate(f *testing.F) {
 		if werr == nil && (gerr != nil && gerr != io.EOF || !bytes.Equal(got, want)) {
 			t.Fatalf("compress/flate decodes %d octets; we give %d octets, %v", len(want), len(got), gerr)
 		}
-		if werr != nil && gerr == nil && !bytes.HasPrefix(got, want) {
-			t.Fatalf("compress/flate fails (%v) after %d octets; we decode %d that differ", werr, len(want), len(got))
+		if werr != nil && gerr == nil {
+			t.Fatalf("compress/flate fails (%v) after %d octets; we decode %d without error", werr, len(want), len(got))
 		}
 	})
 }
