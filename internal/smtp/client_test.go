@@ -198,15 +198,8 @@ func TestClientSlowSteadyReader(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
 	got := make(chan int, 1)
-	go func() {
-		nc, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer nc.Close()
-		br := bufio.NewReader(nc)
+	scriptedMX(t, ln, func(nc net.Conn, br *bufio.Reader) {
 		nc.Write([]byte("220 slow.test\r\n"))
 		for _, reply := range []string{"250 slow.test", "250 2.1.0 ok", "250 2.1.5 ok", "354 go"} {
 			if _, err := br.ReadString('\n'); err != nil {
@@ -227,7 +220,7 @@ func TestClientSlowSteadyReader(t *testing.T) {
 		time.Sleep(300 * time.Millisecond) // scanning the message
 		nc.Write([]byte("250 2.0.0 queued\r\n"))
 		got <- n
-	}()
+	})
 	d := net.Dialer{Control: small(syscall.SO_SNDBUF)}
 	nc, err := d.Dial("tcp", ln.Addr().String())
 	if err != nil {
@@ -263,15 +256,8 @@ func TestClientMail252ThenData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
 	rest := make(chan string, 1)
-	go func() {
-		nc, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer nc.Close()
-		br := bufio.NewReader(nc)
+	scriptedMX(t, ln, func(nc net.Conn, br *bufio.Reader) {
 		nc.Write([]byte("220 mx.test\r\n"))
 		br.ReadString('\n')
 		nc.Write([]byte("250-mx.test\r\n250 PIPELINING\r\n"))
@@ -282,7 +268,7 @@ func TestClientMail252ThenData(t *testing.T) {
 		_ = nc.SetReadDeadline(time.Now().Add(5 * time.Second))
 		b, _ := io.ReadAll(br)
 		rest <- string(b)
-	}()
+	})
 	nc, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -302,4 +288,19 @@ func TestClientMail252ThenData(t *testing.T) {
 	if got := <-rest; strings.Contains(got, "\r\n.\r\n") || strings.HasPrefix(got, ".\r\n") {
 		t.Errorf("the MX got the end of a message: %q", got)
 	}
+}
+
+// scriptedMX serves the first connection on ln with serve, in its own
+// goroutine, and closes both when the test ends or serve returns.
+func scriptedMX(t *testing.T, ln net.Listener, serve func(nc net.Conn, br *bufio.Reader)) {
+	t.Helper()
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		nc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer nc.Close()
+		serve(nc, bufio.NewReader(nc))
+	}()
 }
