@@ -67,9 +67,24 @@ func OpenStore(cfg *config.Config, log *slog.Logger) (store.Store, error) {
 
 // NewUsers returns the account service over st with the config's rules.
 func NewUsers(cfg *config.Config, st store.Store, g *users.Guard, log *slog.Logger) (*users.Service, error) {
+	var key []byte
+	if k, ok := st.(keyKeeper); ok {
+		var err error
+		if key, err = k.StandInKey(); err != nil {
+			return nil, err
+		}
+	}
 	return users.New(users.Options{Directory: st, SubaddressSeparator: cfg.Delivery.SubaddressSeparator, Guard: g, Logger: log,
-		Hostname: cfg.Hostname, Postmaster: cfg.Delivery.Postmaster})
+		Hostname: cfg.Hostname, Postmaster: cfg.Delivery.Postmaster, StandInKey: key})
 }
+
+// keyKeeper is a store that keeps the SCRAM stand-in key across restarts
+// (users.Options.StandInKey).
+type keyKeeper interface {
+	StandInKey() ([]byte, error)
+}
+
+var _ keyKeeper = (*local.Store)(nil)
 
 // NewUnix returns the classic Unix mail system the config asks for, or nil
 // when [unix] domains is empty.

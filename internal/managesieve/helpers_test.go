@@ -99,7 +99,7 @@ func (b *fakeBackend) SASL(ctx context.Context, mech string, ip netip.Addr) (sas
 				return sasl.SCRAMCredentials{}, "", sasl.ErrAuthFailed
 			}
 			return scramCreds, testUser, nil
-		}), nil
+		}, nil), nil
 	}
 	return nil, fmt.Errorf("unexpected mechanism %q", mech)
 }

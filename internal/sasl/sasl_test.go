@@ -93,7 +93,7 @@ func TestSCRAM(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s := NewSCRAMSHA256(lookup)
+		s := NewSCRAMSHA256(lookup, nil)
 		first, _ := cl.Step(nil)
 		ch, done, err := s.Next(first)
 		if err != nil || done {
@@ -126,13 +126,13 @@ func TestSCRAM(t *testing.T) {
 
 func TestSCRAMGarbage(t *testing.T) {
 	t.Parallel()
-	s := NewSCRAMSHA256(func(string, string) (SCRAMCredentials, string, error) { return SCRAMCredentials{}, "", ErrAuthFailed })
+	s := NewSCRAMSHA256(func(string, string) (SCRAMCredentials, string, error) { return SCRAMCredentials{}, "", ErrAuthFailed }, nil)
 	for _, in := range []string{"", "n,,", "x,,n=a,r=b", "p=tls-unique,,n=a,r=b"} {
 		_, done, err := s.Next([]byte(in))
 		if err == nil || done {
 			t.Errorf("%q accepted", in)
 		}
-		s = NewSCRAMSHA256(func(string, string) (SCRAMCredentials, string, error) { return SCRAMCredentials{}, "", ErrAuthFailed })
+		s = NewSCRAMSHA256(func(string, string) (SCRAMCredentials, string, error) { return SCRAMCredentials{}, "", ErrAuthFailed }, nil)
 	}
 }
 
@@ -140,7 +140,13 @@ func TestSCRAMGarbage(t *testing.T) {
 // server-first message's salt and iteration count.
 func serverFirst(t *testing.T, lookup SCRAMLookup, authz, user string) (salt []byte, iters string, s Server) {
 	t.Helper()
-	s = NewSCRAMSHA256(lookup)
+	return serverFirstKeyed(t, lookup, nil, authz, user)
+}
+
+// serverFirstKeyed is serverFirst with a stand-in key.
+func serverFirstKeyed(t *testing.T, lookup SCRAMLookup, key []byte, authz, user string) (salt []byte, iters string, s Server) {
+	t.Helper()
+	s = NewSCRAMSHA256(lookup, key)
 	gs2 := "n,,"
 	if authz != "" {
 		gs2 = "n,a=" + authz + ","
@@ -158,6 +164,24 @@ func serverFirst(t *testing.T, lookup SCRAMLookup, authz, user string) (salt []b
 		t.Fatalf("%s: salt: %v", user, err)
 	}
 	return salt, f[2][2:], s
+}
+
+// TestSCRAMStandInKey: a made-up salt depends on the key only, so a
+// server that keeps its key across restarts answers an unknown name with
+// the same salt before and after, as it does for a real account.
+func TestSCRAMStandInKey(t *testing.T) {
+	t.Parallel()
+	unknown := func(string, string) (SCRAMCredentials, string, error) { return SCRAMCredentials{}, "", ErrAuthFailed }
+	k1, k2 := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32)
+	a, _, _ := serverFirstKeyed(t, unknown, k1, "", "nobody@example.test")
+	b, _, _ := serverFirstKeyed(t, unknown, append([]byte(nil), k1...), "", "nobody@example.test")
+	c, _, _ := serverFirstKeyed(t, unknown, k2, "", "nobody@example.test")
+	if !bytes.Equal(a, b) {
+		t.Errorf("one key, two salts: %x %x", a, b)
+	}
+	if bytes.Equal(a, c) {
+		t.Errorf("two keys, one salt %x", a)
+	}
 }
 
 // TestSCRAMUnknownUser: a name that is no account (or may not act as the
@@ -214,7 +238,7 @@ func TestSCRAMUnknownUser(t *testing.T) {
 		}
 		conv := cl.NewConversation()
 		first, _ := conv.Step("")
-		s := NewSCRAMSHA256(lookup)
+		s := NewSCRAMSHA256(lookup, nil)
 		ch, _, err := s.Next([]byte(first))
 		if err != nil {
 			t.Fatalf("%s: client-first: %v", user, err)
@@ -250,7 +274,7 @@ func TestSCRAMUnknownUser(t *testing.T) {
 func TestSCRAMLookupError(t *testing.T) {
 	t.Parallel()
 	errBlocked := errors.New("blocked")
-	s := NewSCRAMSHA256(func(string, string) (SCRAMCredentials, string, error) { return SCRAMCredentials{}, "", errBlocked })
+	s := NewSCRAMSHA256(func(string, string) (SCRAMCredentials, string, error) { return SCRAMCredentials{}, "", errBlocked }, nil)
 	if _, done, err := s.Next([]byte("n,,n=me@example.test,r=abcdef")); done || err != errBlocked {
 		t.Errorf("done %v err %v, want %v", done, err, errBlocked)
 	}

@@ -88,13 +88,21 @@ type scramServer struct {
 	id      string
 	ids     map[string]string // user name → canonical identity, from lookup
 	lookErr error
-	doomed  bool // the lookup refused: the exchange runs on and fails
+	doomed  bool   // the lookup refused: the exchange runs on and fails
+	key     []byte // keys the stand-in salts
 	step    int
 }
 
 // NewSCRAMSHA256 returns a SCRAM-SHA-256 server (no channel binding).
-func NewSCRAMSHA256(lookup SCRAMLookup) Server {
-	s := &scramServer{lookup: lookup, ids: map[string]string{}}
+// standInKey keys the salts it makes up for names without SCRAM
+// credentials; it should be a secret kept across restarts (the daemon
+// keeps one in its data directory), so that a made-up salt stays the same
+// as a real one does. Nil uses a key made once per process.
+func NewSCRAMSHA256(lookup SCRAMLookup, standInKey []byte) Server {
+	if len(standInKey) == 0 {
+		standInKey = processKey()
+	}
+	s := &scramServer{lookup: lookup, ids: map[string]string{}, key: standInKey}
 	srv, _ := scram.SHA256.NewServer(s.credentials)
 	s.conv = srv.NewConversation()
 	return s
@@ -136,15 +144,14 @@ func (s *scramServer) standIn(authz, user, name string) (SCRAMCredentials, error
 	if name == "" {
 		name = strings.ToLower(user)
 	}
-	return fakeCredentials(name), nil
+	return fakeCredentials(s.key, name), nil
 }
 
-// fakeKey keys the salts of fake credentials. It is made once per process,
-// as no store is at hand here. The limit: a real salt stays until the
-// password changes, while a fake one changes when the daemon restarts, so
-// whoever records a name's salt before and after a restart can still tell
-// the two apart.
-var fakeKey = sync.OnceValue(func() []byte {
+// processKey is the stand-in key when the caller has none. A real salt
+// stays until the password changes, while one under this key changes when
+// the process restarts, so whoever records a name's salt before and after
+// a restart could tell the two apart: servers pass a kept key instead.
+var processKey = sync.OnceValue(func() []byte {
 	k := make([]byte, 32)
 	_, _ = rand.Read(k) // never fails (crypto/rand, Go 1.24)
 	return k
@@ -153,12 +160,12 @@ var fakeKey = sync.OnceValue(func() []byte {
 // fakeCredentials are credentials for no account that look like those
 // NewSCRAMCredentials makes: a 16-byte salt, the same iteration count, and
 // keys of the right size. The salt is fixed for a name (HMAC-SHA-256 of it
-// under fakeKey), as a real account's is. The server does no PBKDF2 for
+// under key), as a real account's is. The server does no PBKDF2 for
 // real credentials either (it checks the proof against StoredKey), so the
 // exchange costs the same.
-func fakeCredentials(name string) SCRAMCredentials {
+func fakeCredentials(key []byte, name string) SCRAMCredentials {
 	derive := func(label string) []byte {
-		m := hmac.New(sha256.New, fakeKey())
+		m := hmac.New(sha256.New, key)
 		m.Write([]byte(label + "\x00" + name))
 		return m.Sum(nil)
 	}

@@ -151,7 +151,7 @@ func (s *Service) SASL(ctx context.Context, mech, proto string, ip netip.Addr) (
 	case sasl.Login:
 		return sasl.NewLogin(verify), nil
 	case sasl.ScramSHA256:
-		return &guardedSCRAM{s: s, ctx: ctx, ip: ip, proto: proto, Server: sasl.NewSCRAMSHA256(s.scramLookup(ctx, ip))}, nil
+		return &guardedSCRAM{s: s, ctx: ctx, ip: ip, proto: proto, Server: sasl.NewSCRAMSHA256(s.scramLookup(ctx, ip), s.key)}, nil
 	}
 	return nil, fmt.Errorf("users: unknown SASL mechanism %q", mech)
 }

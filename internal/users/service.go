@@ -44,6 +44,10 @@ type Options struct {
 	// alias or account has them. Empty: the oldest enabled account, so
 	// that such mail always reaches someone (RFC 5321 §4.5.1).
 	Postmaster string
+	// StandInKey keys the SCRAM salts made up for names that are no
+	// account (see sasl.NewSCRAMSHA256): keep it secret and the same
+	// across restarts. Nil: a key per process.
+	StandInKey []byte
 }
 
 // Service applies the address and account rules on a Directory.
@@ -55,6 +59,7 @@ type Service struct {
 	log   *slog.Logger
 	guard *Guard
 	slots chan struct{}
+	key   []byte // SCRAM stand-in key
 }
 
 // New returns a Service.
@@ -74,7 +79,7 @@ func New(opts Options) (*Service, error) {
 		g = NewGuard(GuardOptions{})
 	}
 	return &Service{hostname: strings.ToLower(opts.Hostname), postmaster: opts.Postmaster, dir: opts.Directory, sep: opts.SubaddressSeparator, log: log, guard: g,
-		slots: make(chan struct{}, verifySlots)}, nil
+		slots: make(chan struct{}, verifySlots), key: opts.StandInKey}, nil
 }
 
 // Directory returns the underlying directory.

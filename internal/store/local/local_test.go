@@ -412,3 +412,39 @@ func TestMailboxLimit(t *testing.T) {
 		t.Errorf("the refused mailbox left a directory: %v", err)
 	}
 }
+
+// TestStandInKey: the key is made once and kept: a second open of the
+// same directory reads the same 32 octets, and the file is the owner's
+// alone.
+func TestStandInKey(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	st, err := Open(Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k1, err := st.StandInKey()
+	if err != nil || len(k1) != 32 {
+		t.Fatalf("StandInKey: %x, %v", k1, err)
+	}
+	st.Close()
+	st, err = Open(Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	k2, err := st.StandInKey()
+	if err != nil || !bytes.Equal(k1, k2) {
+		t.Fatalf("after reopening: %x, %v; want %x", k2, err, k1)
+	}
+	fi, err := os.Stat(filepath.Join(dir, standInKeyFile))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v, %v", fi, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, standInKeyFile), []byte("short"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if k, err := st.StandInKey(); err == nil {
+		t.Fatalf("a 5-octet key file gave %x", k)
+	}
+}
