@@ -598,6 +598,7 @@ func TestAttackIMAPInputs(t *testing.T) {
 		{"NUL in a quoted mailbox", "n2", "n2 SELECT \"IN\x00BOX\"\r\n", "BAD", false},
 		{"NUL in a literal mailbox", "n3", "n3 SELECT {5+}\r\nIN\x00OX\r\n", "BAD", false},
 		{"NUL in a LIST pattern", "n4", "n4 LIST \"\" \"\x00*\"\r\n", "BAD", false},
+		{"NUL in an APPEND literal", "n9", "n9 APPEND INBOX {17+}\r\nSubject: a\r\n\r\nb\x00c\r\n", "BAD", false},
 		{"8-bit command name", "n5", "n5 \xff\xfe\xfd\r\n", "BAD", false},
 		{"bare LF line end", "n6", "n6 NOOP\n", "", true},
 		{"CR without LF", "n7", "n7 NOOP\rn8 NOOP\r\n", "BAD", false},

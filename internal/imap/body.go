@@ -169,6 +169,15 @@ func (fs *fetchScratch) sectionData(sec *section, msg *fetchedMessage) ([]byte, 
 	if err != nil {
 		return nil, err
 	}
+	if sec.kind != "BODY" && len(sec.path) == 0 {
+		// BINARY[] is the whole message, header included, as BODY[] is
+		// (RFC 9051 §6.4.5: an empty section is the entire message).
+		// RFC 3516 decodes one part's body and says nothing about a whole
+		// message; it is sent as it is, a message whose header still
+		// describes its encoding, where decoding only its body would
+		// leave a header that lies.
+		return msg.data, nil
+	}
 	if sec.kind != "BODY" {
 		if d, ok := fs.decoded[p]; ok {
 			return d, nil

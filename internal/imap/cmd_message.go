@@ -1,6 +1,7 @@
 package imap
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -39,18 +40,40 @@ func (c *conn) cmdAppend(tag string, s *scanner) error {
 		return err
 	}
 	r := &io.LimitedReader{R: c.br, N: n}
-	validity, uid, aerr := c.user.Append(c.ctx, name, flags, date, r, n)
+	var body io.Reader = r
+	if !s.lit8 {
+		body = nulGuard{r} // RFC 9051 §4.3: CHAR8 excludes NUL
+	}
+	validity, uid, aerr := c.user.Append(c.ctx, name, flags, date, body, n)
 	if _, err := io.Copy(io.Discard, r); err != nil { // whatever the backend left
 		return err
 	}
 	if err := s.crlf(); err != nil {
 		return err
 	}
+	if errors.Is(aerr, errNUL) {
+		return syntaxf("NUL octet in a literal: send such a message as a literal8 (~{n}, RFC 3516)")
+	}
 	if aerr != nil {
 		return c.mapErr(aerr)
 	}
 	c.ok(tag, "APPENDUID "+strconv.FormatUint(uint64(validity), 10)+" "+strconv.FormatUint(uint64(uid), 10), "APPEND completed")
 	return nil
+}
+
+// errNUL is a NUL octet in a literal that is not a literal8.
+var errNUL = errors.New("NUL in literal")
+
+// nulGuard fails the read that meets a NUL octet, so that the backend
+// stores nothing.
+type nulGuard struct{ r io.Reader }
+
+func (g nulGuard) Read(p []byte) (int, error) {
+	n, err := g.r.Read(p)
+	if bytes.IndexByte(p[:n], 0) >= 0 {
+		return 0, errNUL
+	}
+	return n, err
 }
 
 // appendOptions reads the optional flag list and date-time before the

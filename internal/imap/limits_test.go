@@ -261,3 +261,43 @@ func TestFetchNUL(t *testing.T) {
 		t.Errorf("BINARY[1] with NUL: %q", all)
 	}
 }
+
+// A NUL octet in a plain literal is a syntax error (RFC 9051 §4.3: a
+// literal is CHAR8, which excludes NUL): APPEND stores nothing, answers
+// BAD and the session goes on; the same message as a literal8 is taken.
+func TestAppendNULNeedsLiteral8(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	c := e.login(t)
+	msg := "Subject: nul\r\n\r\n" + strings.Repeat("y", 9000) + "a\x00b\r\n"
+	c.send(fmt.Sprintf("a APPEND INBOX {%d+}\r\n%s\r\n", len(msg), msg))
+	c.line("a BAD")
+	c.do(`s STATUS INBOX (MESSAGES)`, "s OK")
+	if out := c.do(`t STATUS INBOX (MESSAGES)`, "t OK"); !contains(out, "(MESSAGES 0)") {
+		t.Errorf("a message with NUL was stored from a plain literal: %q", out)
+	}
+	c.send(fmt.Sprintf("b APPEND INBOX ~{%d+}\r\n%s\r\n", len(msg), msg))
+	c.line("b OK [APPENDUID")
+	if out := c.do(`u STATUS INBOX (MESSAGES)`, "u OK"); !contains(out, "(MESSAGES 1)") {
+		t.Errorf("after the literal8: %q", out)
+	}
+}
+
+// BINARY[] (an empty section) is the whole message, header included, as
+// BODY[] is; BINARY.SIZE[] is its size. A part's BINARY is its decoded
+// body.
+func TestBinaryWholeMessage(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	c := e.login(t)
+	msg := "Subject: b\r\nContent-Transfer-Encoding: base64\r\n\r\naGVsbG8=\r\n"
+	c.send(fmt.Sprintf("a APPEND INBOX {%d+}\r\n%s\r\n", len(msg), msg))
+	c.line("a OK")
+	c.do("s SELECT INBOX", "s OK")
+	out := strings.Join(c.do("f FETCH 1 (BINARY.PEEK[] BINARY.SIZE[] BINARY.PEEK[1])", "f OK"), "\n")
+	for _, want := range []string{"BINARY[] {" + fmtInt(len(msg)) + "}\n" + msg, "BINARY.SIZE[] " + fmtInt(len(msg)), "BINARY[1] {5}\nhello"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in %q", want, out)
+		}
+	}
+}

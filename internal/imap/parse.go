@@ -40,6 +40,7 @@ type scanner struct {
 	utf8   bool         // mailbox names are UTF-8, not modified UTF-7
 	depth  int
 	eol    bool // the line end has been consumed: nothing to skip on error
+	lit8   bool // the last literal read was a literal8 (~{n}, RFC 3516)
 }
 
 // peek looks at the next byte. Once the command budget is spent it fails
@@ -246,7 +247,8 @@ func (s *scanner) literalHeader(max int64) (int64, error) {
 // non-synchronising literal (RFC 7888), whose octets follow at once.
 func (s *scanner) literalSize() (n int64, sync bool, err error) {
 	c, _ := s.peek()
-	if c == '~' {
+	s.lit8 = c == '~'
+	if s.lit8 {
 		_, _ = s.next() // literal8 (RFC 3516): the same framing
 	}
 	if err := s.expect('{'); err != nil {
