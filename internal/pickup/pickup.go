@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -76,7 +77,10 @@ func randomName() string {
 	return base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(r[:])
 }
 
-// writeSynced writes .name, fsyncs, renames to name, fsyncs the directory.
+// writeSynced writes .name, fsyncs, renames to name and makes the rename
+// durable. An error means the message is not in the maildrop: sendmail
+// must not exit 0, and must not leave behind a file that the daemon would
+// deliver after sendmail reported failure (the caller would send again).
 func writeSynced(dir, name string, data []byte) error {
 	tmp := filepath.Join(dir, "."+name)
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
@@ -97,7 +101,25 @@ func writeSynced(dir, name string, data []byte) error {
 		os.Remove(tmp)
 		return err
 	}
+	final := filepath.Join(dir, name)
+	if err := syncRename(dir, final); err != nil {
+		if rerr := os.Remove(final); errors.Is(rerr, fs.ErrNotExist) {
+			return nil // the daemon has taken it already: it is the daemon's now
+		}
+		return err
+	}
+	return nil
+}
+
+// syncRename makes the entry of file in dir durable. The maildrop's owner
+// fsyncs the directory; any other user may not open it (mode 1733: no
+// read permission) and flushes the whole file system instead, through a
+// descriptor of its own file (sendmail while the daemon is down is rare).
+func syncRename(dir, file string) error {
 	d, err := os.Open(dir)
+	if errors.Is(err, fs.ErrPermission) {
+		return syncFS(file)
+	}
 	if err != nil {
 		return err
 	}
