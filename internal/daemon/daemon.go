@@ -67,21 +67,29 @@ func OpenStore(cfg *config.Config, log *slog.Logger) (store.Store, error) {
 
 // NewUsers returns the account service over st with the config's rules.
 func NewUsers(cfg *config.Config, st store.Store, g *users.Guard, log *slog.Logger) (*users.Service, error) {
-	var key []byte
-	if k, ok := st.(keyKeeper); ok {
-		var err error
-		if key, err = k.StandInKey(); err != nil {
-			return nil, err
-		}
-	}
+	return newUsers(cfg, st, g, log, nil)
+}
+
+func newUsers(cfg *config.Config, st store.Store, g *users.Guard, log *slog.Logger, key []byte) (*users.Service, error) {
 	return users.New(users.Options{Directory: st, SubaddressSeparator: cfg.Delivery.SubaddressSeparator, Guard: g, Logger: log,
 		Hostname: cfg.Hostname, Postmaster: cfg.Delivery.Postmaster, StandInKey: key})
 }
 
 // keyKeeper is a store that keeps the SCRAM stand-in key across restarts
-// (users.Options.StandInKey).
+// (users.Options.StandInKey). Only the daemon asks for it: an admin
+// command run by another user must not make a key file the daemon
+// cannot read.
 type keyKeeper interface {
 	StandInKey() ([]byte, error)
+}
+
+// standInKey is the store's kept key, or nil (a key per process) for a
+// store that keeps none.
+func standInKey(st store.Store) ([]byte, error) {
+	if k, ok := st.(keyKeeper); ok {
+		return k.StandInKey()
+	}
+	return nil, nil
 }
 
 var _ keyKeeper = (*local.Store)(nil)
@@ -175,7 +183,11 @@ func (d *Daemon) build() error {
 	a := d.cfg.Auth
 	guard := users.NewGuard(users.GuardOptions{MaxFailures: a.MaxFailures, Window: a.FailureWindow.D(),
 		BlockTime: a.BlockTime.D(), MaxDelay: a.MaxDelay.D()})
-	us, err := NewUsers(d.cfg, d.store, guard, d.log)
+	key, err := standInKey(d.store)
+	if err != nil {
+		return err
+	}
+	us, err := newUsers(d.cfg, d.store, guard, d.log, key)
 	if err != nil {
 		return err
 	}
