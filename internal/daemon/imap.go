@@ -145,18 +145,27 @@ func metas(ms []store.MessageMeta) []imap.Meta {
 	return out
 }
 
+// selectedCtx passes the IMAP session's selected mailbox identity on to
+// the store (store.WithUIDValidity).
+func selectedCtx(ctx context.Context, name string) context.Context {
+	if v, ok := imap.SelectedUIDValidity(ctx, name); ok {
+		return store.WithUIDValidity(ctx, name, v)
+	}
+	return ctx
+}
+
 func (u *imapUser) Snapshot(ctx context.Context, name string) (imap.Snapshot, error) {
 	s, err := u.st.Snapshot(ctx, u.name, name)
 	return imap.Snapshot{UIDValidity: s.UIDValidity, UIDNext: s.UIDNext, HighestModSeq: s.HighestModSeq, Messages: metas(s.Messages)}, mapErr(err)
 }
 
 func (u *imapUser) Changes(ctx context.Context, name string, since uint64) (imap.Changes, error) {
-	c, err := u.st.Changes(ctx, u.name, name, since)
+	c, err := u.st.Changes(selectedCtx(ctx, name), u.name, name, since)
 	return imap.Changes{UIDNext: c.UIDNext, HighestModSeq: c.HighestModSeq, Updated: metas(c.Updated), Expunged: c.Expunged}, mapErr(err)
 }
 
 func (u *imapUser) Open(ctx context.Context, name string, uid uint32) (imap.Content, error) {
-	c, err := u.st.Open(ctx, u.name, name, uid)
+	c, err := u.st.Open(selectedCtx(ctx, name), u.name, name, uid)
 	if err != nil {
 		return nil, mapErr(err)
 	}
@@ -175,17 +184,17 @@ func (u *imapUser) Append(ctx context.Context, name string, flags []string, date
 
 func (u *imapUser) SetFlags(ctx context.Context, name string, uids []uint32, op imap.FlagOp, flags []string, since uint64) ([]imap.Meta, []uint32, error) {
 	sop := map[imap.FlagOp]store.FlagOp{imap.FlagsReplace: store.FlagsReplace, imap.FlagsAdd: store.FlagsAdd, imap.FlagsRemove: store.FlagsRemove}[op]
-	changed, failed, err := u.st.SetFlags(ctx, u.name, name, uids, sop, flags, since)
+	changed, failed, err := u.st.SetFlags(selectedCtx(ctx, name), u.name, name, uids, sop, flags, since)
 	return metas(changed), failed, mapErr(err)
 }
 
 func (u *imapUser) Expunge(ctx context.Context, name string, uids []uint32) ([]uint32, error) {
-	done, err := u.st.Expunge(ctx, u.name, name, uids)
+	done, err := u.st.Expunge(selectedCtx(ctx, name), u.name, name, uids)
 	return done, mapErr(err)
 }
 
 func (u *imapUser) Copy(ctx context.Context, from, to string, uids []uint32, move bool) (uint32, []uint32, []uint32, error) {
-	v, src, dst, err := u.st.Copy(ctx, u.name, from, to, uids, move)
+	v, src, dst, err := u.st.Copy(selectedCtx(ctx, from), u.name, from, to, uids, move)
 	return v, src, dst, mapErr(err)
 }
 

@@ -39,6 +39,12 @@ var (
 // User is one authenticated user's mail. Its methods may be called from
 // several sessions at once. Mailbox names are UTF-8, "/" separated, and
 // "INBOX" is always spelled so.
+//
+// Calls a session makes on its selected mailbox carry, in ctx, the
+// UIDVALIDITY it selected (SelectedUIDValidity). A User must fail them
+// with ErrNoMailbox when the mailbox now of that name has another
+// UIDVALIDITY: it was deleted and created again, or another mailbox was
+// renamed onto the name, and the session's UIDs name other messages.
 type User interface {
 	Name() string
 	Mailboxes(ctx context.Context) ([]MailboxInfo, error)
@@ -112,4 +118,27 @@ type Changes struct {
 type Content interface {
 	Size() int64
 	Reader() (io.ReadCloser, error)
+}
+
+// selectedKey is the context key of the selected mailbox's identity.
+type selectedKey struct{}
+
+type selectedID struct {
+	name        string
+	uidValidity uint32
+}
+
+// withSelected returns ctx carrying the identity of the selected mailbox.
+func withSelected(ctx context.Context, name string, uidValidity uint32) context.Context {
+	return context.WithValue(ctx, selectedKey{}, selectedID{name, uidValidity})
+}
+
+// SelectedUIDValidity returns the UIDVALIDITY a session expects of the
+// mailbox name, if ctx comes from a call on its selected mailbox.
+func SelectedUIDValidity(ctx context.Context, name string) (uint32, bool) {
+	id, ok := ctx.Value(selectedKey{}).(selectedID)
+	if !ok || id.name != name {
+		return 0, false
+	}
+	return id.uidValidity, true
 }

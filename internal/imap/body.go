@@ -37,7 +37,7 @@ func (c *conn) loadMessage(m Meta) (*fetchedMessage, error) {
 }
 
 func (c *conn) readMessage(m Meta) (*fetchedMessage, error) {
-	content, err := c.user.Open(c.ctx, c.mbox.name, m.UID)
+	content, err := c.user.Open(c.mbox.ctx, c.mbox.name, m.UID)
 	if err != nil {
 		return nil, c.mapErr(err)
 	}

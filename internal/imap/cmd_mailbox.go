@@ -85,7 +85,7 @@ func (c *conn) selectMailbox(tag string, s *scanner, readOnly bool) error {
 		return c.mapErr(err)
 	}
 	m := &selected{name: name, readOnly: readOnly, uidValidity: snap.UIDValidity, uidNext: snap.UIDNext,
-		modseq: snap.HighestModSeq, msgs: snap.Messages}
+		modseq: snap.HighestModSeq, msgs: snap.Messages, ctx: withSelected(c.ctx, name, snap.UIDValidity)}
 	m.watch, m.stop = c.user.Watch(name)
 	c.mbox, c.state = m, stateSelected
 	c.selectResponses(m)
@@ -211,7 +211,7 @@ func (c *conn) selectResponses(m *selected) {
 // (EARLIER) and FETCH for changes since its MODSEQ (RFC 7162 §3.2.5.1).
 func (c *conn) qresyncSelect(qr *qresyncParams) {
 	m := c.mbox
-	ch, err := c.user.Changes(c.ctx, m.name, qr.modseq)
+	ch, err := c.user.Changes(m.ctx, m.name, qr.modseq)
 	if err != nil {
 		return
 	}
@@ -243,7 +243,7 @@ func (c *conn) cmdClose(tag string, s *scanner) error {
 			}
 		}
 		if len(del) > 0 {
-			if _, err := c.user.Expunge(c.ctx, c.mbox.name, del); err != nil {
+			if _, err := c.user.Expunge(c.mbox.ctx, c.mbox.name, del); err != nil {
 				return c.mapErr(err)
 			}
 		}
@@ -375,14 +375,33 @@ func (c *conn) cmdRename(tag string, s *scanner) error {
 	if !validName(to) || to == "INBOX" {
 		return no("CANNOT", "Invalid mailbox name")
 	}
+	if from != "INBOX" && strings.HasPrefix(to, from+"/") {
+		// It would have to move into its own child (Dovecot refuses too).
+		return no("CANNOT", "Cannot rename a mailbox under itself")
+	}
 	if err := c.user.Rename(c.ctx, from, to); err != nil {
 		return c.mapErr(err)
 	}
+	c.renamedSelected(from, to)
 	if err := c.createParents(to); err != nil {
 		return err
 	}
 	c.ok(tag, "", "RENAME completed")
 	return nil
+}
+
+// renamedSelected follows this session's own RENAME of its selected
+// mailbox (or of a parent of it): a renamed mailbox keeps its UIDVALIDITY
+// and messages, so the session stays on it under the new name instead of
+// ending as if the mailbox had gone. (RENAME INBOX moves the messages
+// out and leaves INBOX: the session stays on INBOX.)
+func (c *conn) renamedSelected(from, to string) {
+	m := c.mbox
+	if m == nil || from == "INBOX" || !(m.name == from || strings.HasPrefix(m.name, from+"/")) {
+		return
+	}
+	m.name = to + m.name[len(from):]
+	m.ctx = withSelected(c.ctx, m.name, m.uidValidity)
 }
 
 func (c *conn) cmdSubscribe(tag string, s *scanner) error   { return c.subscribe(tag, s, true) }

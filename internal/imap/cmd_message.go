@@ -222,7 +222,7 @@ func (c *conn) cmdStore(tag string, s *scanner, uid bool) error {
 		// whose flags always exist.
 		failed = c.uidsOf(idx)
 	} else {
-		changed, failed, err = c.user.SetFlags(c.ctx, c.mbox.name, c.uidsOf(idx), op, flags, since)
+		changed, failed, err = c.user.SetFlags(c.mbox.ctx, c.mbox.name, c.uidsOf(idx), op, flags, since)
 		if err != nil {
 			return c.mapErr(err)
 		}
@@ -405,7 +405,7 @@ func (c *conn) cmdCopy(tag string, s *scanner, uid, move bool) error {
 		c.ok(tag, "", "Nothing to do")
 		return nil
 	}
-	validity, src, dstUIDs, err := c.user.Copy(c.ctx, c.mbox.name, dst, c.uidsOf(idx), move)
+	validity, src, dstUIDs, err := c.user.Copy(c.mbox.ctx, c.mbox.name, dst, c.uidsOf(idx), move)
 	if errors.Is(err, ErrNoMailbox) {
 		return no("TRYCREATE", "No such mailbox")
 	}
@@ -459,7 +459,7 @@ func (c *conn) expunge(tag string, set seqSet) error {
 		}
 	}
 	if len(del) > 0 {
-		done, err := c.user.Expunge(c.ctx, c.mbox.name, del)
+		done, err := c.user.Expunge(c.mbox.ctx, c.mbox.name, del)
 		if err != nil {
 			return c.mapErr(err)
 		}

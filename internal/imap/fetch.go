@@ -326,7 +326,7 @@ func (c *conn) fetchVanished(set seqSet, since uint64) {
 	if !c.qresync {
 		return
 	}
-	ch, err := c.user.Changes(c.ctx, c.mbox.name, since)
+	ch, err := c.user.Changes(c.mbox.ctx, c.mbox.name, since)
 	if err != nil {
 		return
 	}
@@ -375,7 +375,7 @@ func (c *conn) fetchOne(i int, items []fetchItem) error {
 		}
 	}
 	if setSeen && !c.mbox.readOnly && !containsFold(m.Flags, `\Seen`) {
-		if changed, _, err := c.user.SetFlags(c.ctx, c.mbox.name, []uint32{m.UID}, FlagsAdd, []string{`\Seen`}, 0); err == nil && len(changed) == 1 {
+		if changed, _, err := c.user.SetFlags(c.mbox.ctx, c.mbox.name, []uint32{m.UID}, FlagsAdd, []string{`\Seen`}, 0); err == nil && len(changed) == 1 {
 			c.mbox.msgs[i] = changed[0]
 			if !hasItem(items, "FLAGS") {
 				out = append(out, fetchPiece{text: "FLAGS (" + strings.Join(changed[0].Flags, " ") + ")"})

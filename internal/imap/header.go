@@ -36,7 +36,7 @@ func (c *conn) loadHeader(m Meta) (*fetchedMessage, error) {
 	if h, ok := c.s.headers.get(key); ok {
 		return &fetchedMessage{data: h.data, root: h.root, release: noRelease}, nil
 	}
-	content, err := c.user.Open(c.ctx, c.mbox.name, m.UID)
+	content, err := c.user.Open(c.mbox.ctx, c.mbox.name, m.UID)
 	if err != nil {
 		return nil, c.mapErr(err)
 	}

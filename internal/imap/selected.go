@@ -1,6 +1,8 @@
 package imap
 
 import (
+	"context"
+	"errors"
 	"slices"
 	"sort"
 	"strconv"
@@ -19,6 +21,9 @@ type selected struct {
 	pending     []uint32 // expunged UIDs not yet announced (RFC 9051 §7.5.1)
 	watch       <-chan struct{}
 	stop        func()
+	// ctx is the session's context carrying this mailbox's identity
+	// (withSelected): every call on the mailbox uses it.
+	ctx context.Context
 }
 
 // index returns the position of uid, or -1.
@@ -90,7 +95,11 @@ func (c *conn) poll(allowExpunge bool) {
 	if m == nil {
 		return
 	}
-	ch, err := c.user.Changes(c.ctx, m.name, m.modseq)
+	ch, err := c.user.Changes(m.ctx, m.name, m.modseq)
+	if errors.Is(err, ErrNoMailbox) {
+		c.mailboxGone()
+		return
+	}
 	if err != nil {
 		c.log.Warn("imap poll", "mailbox", m.name, "err", err)
 		return
@@ -106,6 +115,21 @@ func (c *conn) poll(allowExpunge bool) {
 	c.applyUpdates(ch.Updated)
 	m.modseq = max(m.modseq, ch.HighestModSeq)
 	m.uidNext = max(m.uidNext, ch.UIDNext)
+}
+
+// mailboxGone ends a session whose selected mailbox was deleted, or
+// replaced by another of the same name (a new UIDVALIDITY): its UIDs and
+// sequence numbers no longer name anything, and going on by name would
+// read, flag or expunge the new mailbox's messages. As Dovecot does, the
+// session ends with BYE (RFC 9051 §7.1.5); the command under way still
+// gets its tagged answer.
+func (c *conn) mailboxGone() {
+	if c.quit {
+		return
+	}
+	c.log.Info("imap selected mailbox gone", "mailbox", c.mbox.name)
+	c.writef("* BYE Selected mailbox was deleted or replaced; select it again\r\n")
+	c.quit = true
 }
 
 // flushExpunges announces pending expunges and drops those messages.

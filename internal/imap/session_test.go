@@ -376,6 +376,7 @@ func TestLongMailboxNames(t *testing.T) {
 		t.Fatalf("a refused RENAME changed the tree: %q", lines)
 	}
 	c.do("f NOOP", "f OK")
+	c.do("g RENAME p p/q/r", "g NO [CANNOT]") // under itself
 }
 
 // TestHeaderOnlyFetch: items served from the header section alone agree

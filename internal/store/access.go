@@ -9,6 +9,12 @@ import (
 // Access is what the mail access agents (IMAP, POP3) need beyond Mail.
 // Message content is always returned with CRLF line ends, whatever the
 // backend keeps on disk, and sizes count CRLF.
+//
+// Changes, Open, SetFlags, Expunge and Copy (its source) honour an
+// expected UIDVALIDITY in ctx (WithUIDValidity): when the mailbox of that
+// name has another one, they fail with ErrNoMailbox and touch nothing, so
+// that a session holding UIDs of a mailbox since deleted and created
+// again never reads, flags or expunges the new one's messages.
 type Access interface {
 	// MailboxStatus returns one mailbox with its counts.
 	MailboxStatus(ctx context.Context, account, name string) (Mailbox, error)
@@ -100,4 +106,28 @@ type Changes struct {
 	HighestModSeq uint64
 	Updated       []MessageMeta // new or changed messages, UID order
 	Expunged      []uint32      // UIDs, ascending
+}
+
+type validityKey struct{}
+
+type expectedValidity struct {
+	name string
+	v    uint32
+}
+
+// WithUIDValidity returns ctx expecting mailbox name (as the caller spells
+// it) to have UIDVALIDITY v.
+func WithUIDValidity(ctx context.Context, name string, v uint32) context.Context {
+	return context.WithValue(ctx, validityKey{}, expectedValidity{name, v})
+}
+
+// ExpectedUIDValidity returns the UIDVALIDITY ctx expects of mailbox
+// name; same reports whether two spellings name one mailbox (a backend's
+// rule: INBOX is case-insensitive).
+func ExpectedUIDValidity(ctx context.Context, name string, same func(a, b string) bool) (uint32, bool) {
+	e, ok := ctx.Value(validityKey{}).(expectedValidity)
+	if !ok || !same(e.name, name) {
+		return 0, false
+	}
+	return e.v, true
 }

@@ -239,11 +239,15 @@ func (s *Store) Open(ctx context.Context, account, mailbox string, uid uint32) (
 	name := canonicalMailbox(mailbox)
 	var rel, file string
 	var size int64
+	var validity uint32
 	err := s.rdb.QueryRowContext(ctx, `
-		SELECT a.maildir, g.file, g.size FROM mailboxes m
+		SELECT a.maildir, g.file, g.size, m.uidvalidity FROM mailboxes m
 		JOIN accounts a ON a.id = m.account_id
 		JOIN messages g ON g.mailbox_id = m.id AND g.uid = ?
-		WHERE a.address = ? AND m.name = ?`, uid, account, name).Scan(&rel, &file, &size)
+		WHERE a.address = ? AND m.name = ?`, uid, account, name).Scan(&rel, &file, &size, &validity)
+	if v, ok := expectedValidity(ctx, name); ok && err == nil && v != validity {
+		return nil, store.ErrNoMailbox
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		if _, _, err := s.mailbox(ctx, account, mailbox); err != nil {
 			return nil, err

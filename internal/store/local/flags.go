@@ -80,6 +80,9 @@ func (s *Store) SetFlags(ctx context.Context, account, mailbox string, uids []ui
 	var failed []uint32
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		changed, failed = nil, nil
+		if err := checkValidity(ctx, tx, id, mailbox); err != nil {
+			return err
+		}
 		for _, uid := range uids {
 			m, ok, err := s.setOne(tx, id, dir, uid, op, flags, unchangedSince)
 			if err != nil {
@@ -172,6 +175,9 @@ func (s *Store) Expunge(ctx context.Context, account, mailbox string, uids []uin
 	var done []uint32
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		done = nil
+		if err := checkValidity(ctx, tx, id, mailbox); err != nil {
+			return err
+		}
 		for _, uid := range uids {
 			var file string
 			err := tx.QueryRow(`SELECT file FROM messages WHERE mailbox_id = ? AND uid = ?`, id, uid).Scan(&file)

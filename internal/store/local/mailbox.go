@@ -144,7 +144,7 @@ func (s *Store) Messages(ctx context.Context, account, mailbox string) ([]store.
 // mailbox returns a mailbox's id and its directory.
 func (s *Store) mailbox(ctx context.Context, account, name string) (int64, string, error) {
 	name = canonicalMailbox(name)
-	if name != "INBOX" {
+	if _, ok := expectedValidity(ctx, name); ok || name != "INBOX" {
 		return s.lookupMailbox(ctx, account, name)
 	}
 	// INBOX is never deleted or renamed (RENAME moves its messages out):
@@ -164,17 +164,43 @@ func (s *Store) mailbox(ctx context.Context, account, name string) (int64, strin
 func (s *Store) lookupMailbox(ctx context.Context, account, name string) (int64, string, error) {
 	var id int64
 	var rel string
+	var validity uint32
 	err := s.rdb.QueryRowContext(ctx, `
-		SELECT m.id, a.maildir FROM mailboxes m JOIN accounts a ON a.id = m.account_id
-		WHERE a.address = ? AND m.name = ?`, account, name).Scan(&id, &rel)
+		SELECT m.id, a.maildir, m.uidvalidity FROM mailboxes m JOIN accounts a ON a.id = m.account_id
+		WHERE a.address = ? AND m.name = ?`, account, name).Scan(&id, &rel, &validity)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, "", store.ErrNoMailbox
 	}
 	if err != nil {
 		return 0, "", err
 	}
+	if v, ok := expectedValidity(ctx, name); ok && v != validity {
+		return 0, "", store.ErrNoMailbox // deleted and made again since the caller looked
+	}
 	dir, err := s.dirOf(rel, name)
 	return id, dir, err
+}
+
+// expectedValidity is the UIDVALIDITY the caller expects of mailbox name
+// (store.WithUIDValidity).
+func expectedValidity(ctx context.Context, name string) (uint32, bool) {
+	return store.ExpectedUIDValidity(ctx, name, func(a, b string) bool { return canonicalMailbox(a) == canonicalMailbox(b) })
+}
+
+// checkValidity repeats, inside a write transaction, the check of the
+// expected UIDVALIDITY that the lookup of mailbox id made before it: the
+// mailbox may have been deleted and made again in between.
+func checkValidity(ctx context.Context, tx *sql.Tx, id int64, name string) error {
+	want, ok := expectedValidity(ctx, name)
+	if !ok {
+		return nil
+	}
+	var v uint32
+	err := tx.QueryRow(`SELECT uidvalidity FROM mailboxes WHERE id = ?`, id).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) || err == nil && v != want {
+		return store.ErrNoMailbox
+	}
+	return err
 }
 
 // dirOf returns the directory of mailbox name in the account Maildir rel.
