@@ -57,7 +57,7 @@ func (c *conn) cmdExamine(tag string, s *scanner) error { return c.selectMailbox
 type qresyncParams struct {
 	uidValidity uint32
 	modseq      uint64
-	known       seqSet
+	known       *seqSet
 }
 
 // selectMailbox runs SELECT and EXAMINE (RFC 9051 §6.3.2, §6.3.3).

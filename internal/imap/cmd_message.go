@@ -134,7 +134,7 @@ func (c *conn) refuseLiteral(s *scanner, err error) error {
 }
 
 // seqArg reads a sequence set atom.
-func seqArg(s *scanner) (seqSet, error) {
+func seqArg(s *scanner) (*seqSet, error) {
 	a, err := s.readAtomSet()
 	if err != nil {
 		return nil, err
@@ -167,7 +167,7 @@ func (s *scanner) readAtomSet() (string, error) {
 }
 
 // targets resolves a set to message indexes, refusing bad sequence numbers.
-func (c *conn) targets(set seqSet, uid bool) ([]int, error) {
+func (c *conn) targets(set *seqSet, uid bool) ([]int, error) {
 	if !uid && !c.mbox.validSeqs(set) {
 		return nil, bad("", "Invalid message sequence number")
 	}
@@ -446,7 +446,7 @@ func (c *conn) cmdUIDExpunge(tag string, s *scanner) error {
 	return c.expunge(tag, set)
 }
 
-func (c *conn) expunge(tag string, set seqSet) error {
+func (c *conn) expunge(tag string, set *seqSet) error {
 	if c.mbox.readOnly {
 		return no("READ-ONLY", "Mailbox is read-only")
 	}

@@ -322,7 +322,7 @@ func fetchModifiers(s *scanner, uid bool) (fetchOptions, error) {
 
 // fetchVanished reports UIDs of the set expunged since modseq (RFC 7162
 // §3.2.6).
-func (c *conn) fetchVanished(set seqSet, since uint64) {
+func (c *conn) fetchVanished(set *seqSet, since uint64) {
 	if !c.qresync {
 		return
 	}

@@ -20,7 +20,7 @@ type searchKey struct {
 	str2 string
 	n    int64
 	date time.Time
-	set  seqSet
+	set  *seqSet
 	kids []*searchKey
 }
 

@@ -44,7 +44,7 @@ func (m *selected) maxUID() uint32 {
 
 // resolve returns the indexes of the messages a set names. For a UID set
 // "*" is the highest UID; for sequence numbers the last message.
-func (m *selected) resolve(set seqSet, uid bool) []int {
+func (m *selected) resolve(set *seqSet, uid bool) []int {
 	var out []int
 	if uid {
 		max := m.maxUID()
@@ -67,14 +67,9 @@ func (m *selected) resolve(set seqSet, uid bool) []int {
 // validSeqs checks that sequence numbers exist: a number beyond the last
 // message is a client error (RFC 9051 §9 seq-number); UID sets may name
 // anything.
-func (m *selected) validSeqs(set seqSet) bool {
+func (m *selected) validSeqs(set *seqSet) bool {
 	n := uint32(len(m.msgs))
-	for _, r := range set {
-		if r.lo > n || r.hi > n {
-			return false
-		}
-	}
-	return true
+	return set.highest(n) <= n
 }
 
 func (c *conn) unselect() {
