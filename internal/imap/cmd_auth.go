@@ -256,8 +256,13 @@ func (c *conn) readLine(max int) (string, error) {
 		chunk, err := c.br.ReadSlice('\n')
 		b = append(b, chunk...)
 		if len(b) > max {
+			skipped := len(b)
 			for errors.Is(err, bufio.ErrBufferFull) {
-				_, err = c.br.ReadSlice('\n')
+				if skipped > maxSkip {
+					return "", errLineTooLong
+				}
+				chunk, err = c.br.ReadSlice('\n')
+				skipped += len(chunk)
 			}
 			if err != nil {
 				return "", err

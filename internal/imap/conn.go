@@ -316,7 +316,7 @@ func (c *conn) refuse(tag string, err error, sc *scanner) error {
 		if _, derr := c.br.Discard(int(le.n)); derr != nil {
 			return derr
 		}
-		return skipLine(c.br)
+		return c.skipLineOrBye()
 	case errors.Is(err, errSyntax), errors.Is(err, errTooBig):
 		c.errors++
 		c.tagged(tag, "BAD", "", cleanText(err.Error()))
@@ -324,6 +324,8 @@ func (c *conn) refuse(tag string, err error, sc *scanner) error {
 	case errors.Is(err, ErrTemporary):
 		c.tagged(tag, "NO", "UNAVAILABLE", "Temporary failure, try again")
 		return nil
+	case errors.Is(err, errLineTooLong):
+		c.writef("* BYE Line too long\r\n")
 	}
 	return err
 }
@@ -334,9 +336,18 @@ func (c *conn) skipRest(sc *scanner) error {
 	if sc.eol {
 		return nil
 	}
+	return c.skipLineOrBye()
+}
+
+// skipLineOrBye skips the rest of a refused line and says BYE when that
+// ends the session.
+func (c *conn) skipLineOrBye() error {
 	err := skipLine(c.br)
-	if errors.Is(err, errTooBig) {
+	switch {
+	case errors.Is(err, errTooBig):
 		c.writef("* BYE Literal too big\r\n")
+	case errors.Is(err, errLineTooLong):
+		c.writef("* BYE Line too long\r\n")
 	}
 	return err
 }

@@ -301,3 +301,41 @@ func TestBinaryWholeMessage(t *testing.T) {
 		}
 	}
 }
+
+// A line that never ends is not skipped for ever: past 1 MiB of it the
+// session ends with BYE (under COMPRESS a few kilobytes inflate to
+// gigabytes of such a line). This holds for a command and during IDLE.
+func TestEndlessLineEndsSession(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	for _, start := range []string{"", "i IDLE\r\n"} {
+		c := e.login(t)
+		if start != "" {
+			c.send(start)
+			c.line("+ ")
+		}
+		go func() {
+			chunk := []byte(strings.Repeat("x", 64<<10))
+			if start == "" {
+				_, _ = c.nc.Write([]byte("a NOOP "))
+			}
+			for range 64 { // 4 MiB, no line end
+				if _, err := c.nc.Write(chunk); err != nil {
+					return
+				}
+			}
+		}()
+		var got []string
+		_ = c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		for {
+			l, err := c.br.ReadString('\n')
+			if err != nil {
+				break
+			}
+			got = append(got, strings.TrimRight(l, "\r\n"))
+		}
+		if len(got) == 0 || got[len(got)-1] != "* BYE Line too long" {
+			t.Errorf("after %q and 4 MiB without a line end: %q", start, got)
+		}
+	}
+}

@@ -16,6 +16,7 @@ import (
 // (research/security.md §2.4).
 const (
 	maxCommand  = 64 << 10 // one command, literals included (APPEND's message excepted)
+	maxSkip     = 1 << 20  // the rest of a refused line that is read and dropped, literals excepted
 	maxDepth    = 32       // nested parentheses
 	maxLiteral8 = 4096     // non-synchronising literal that we may discard unread (LITERAL-)
 )
@@ -24,6 +25,9 @@ const (
 var (
 	errSyntax = errors.New("syntax error")
 	errTooBig = errors.New("command too long")
+	// errLineTooLong ends the session: the rest of a refused line went on
+	// past maxSkip.
+	errLineTooLong = errors.New("line too long")
 )
 
 // syntaxf returns an errSyntax with detail for the BAD text.
@@ -473,10 +477,19 @@ func (s *scanner) date() (time.Time, error) {
 // literal announced at the end of a line is skipped too, since its octets
 // follow without waiting; one too large to skip makes the caller hang up.
 func skipLine(br *bufio.Reader) error {
+	skipped := 0
 	for {
 		line, err := br.ReadSlice('\n')
-		for errors.Is(err, bufio.ErrBufferFull) {
+		skipped += len(line)
+		for errors.Is(err, bufio.ErrBufferFull) && skipped <= maxSkip {
 			line, err = br.ReadSlice('\n')
+			skipped += len(line)
+		}
+		if skipped > maxSkip {
+			// A line without end: under COMPRESS a few kilobytes of
+			// input inflate to gigabytes of it, and skipping them all
+			// costs CPU for nothing (Dovecot disconnects too).
+			return errLineTooLong
 		}
 		if err != nil {
 			return err
