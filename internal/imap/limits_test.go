@@ -339,3 +339,23 @@ func TestEndlessLineEndsSession(t *testing.T) {
 		}
 	}
 }
+
+// APPEND's internal date must fall in 1900-2199: a year like 9999 or 0001
+// is refused with BAD (it was stored wrapped round to another century),
+// and one inside is kept as given.
+func TestAppendDateRange(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	c := e.login(t)
+	msg := "Subject: d\r\n\r\nx\r\n"
+	for i, d := range []string{"31-Dec-9999 23:59:59 -2359", "01-Jan-3000 00:00:00 +0000", "01-Jan-1600 00:00:00 +0000", "01-Jan-0001 00:00:00 +0000"} {
+		c.send(fmt.Sprintf("a%d APPEND INBOX \"%s\" {%d+}\r\n%s\r\n", i, d, len(msg), msg))
+		c.line(fmt.Sprintf("a%d BAD", i))
+	}
+	c.send(fmt.Sprintf("b APPEND INBOX \"02-Mar-1999 10:11:12 +0100\" {%d+}\r\n%s\r\n", len(msg), msg))
+	c.line("b OK")
+	c.do("s SELECT INBOX", "s OK")
+	if out := strings.Join(c.do("f FETCH 1:* INTERNALDATE", "f OK"), "\n"); !strings.Contains(out, `INTERNALDATE "02-Mar-1999 `) || strings.Count(out, "INTERNALDATE") != 1 {
+		t.Errorf("internal dates: %q", out)
+	}
+}

@@ -451,6 +451,11 @@ func (s *scanner) dateTime() (time.Time, error) {
 	if err != nil {
 		return time.Time{}, syntaxf("bad date-time")
 	}
+	if y := t.UTC().Year(); y < 1900 || y > 2199 {
+		// Four digits allow years 0000 to 9999; no mail was written in
+		// most of them, and stores keep a narrower range.
+		return time.Time{}, syntaxf("date-time out of range (1900-2199)")
+	}
 	return t, nil
 }
 

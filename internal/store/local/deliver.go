@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -233,13 +234,31 @@ func (s *Store) index(ctx context.Context, ds []store.Delivery, ps []placed, err
 	}
 }
 
+// Internal dates are kept as nanoseconds since 1970 in an int64, which
+// reaches from 1678 to 2262; a date outside (an APPEND's, a file's mtime)
+// is kept as the nearest end rather than wrapped round to another century.
+var (
+	minDate = time.Unix(0, math.MinInt64)
+	maxDate = time.Unix(0, math.MaxInt64)
+)
+
+func dateNanos(t time.Time) int64 {
+	switch {
+	case t.Before(minDate):
+		return math.MinInt64
+	case t.After(maxDate):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
 // insertMessage gives a file the next UID and MODSEQ of its mailbox and
 // returns the UID. A row for the same file may exist already if a Sync saw
 // the file first; then that row's UID is returned.
 func (s *Store) insertMessage(tx *sql.Tx, p placed) (uint32, error) {
 	base := baseName(filepath.Base(p.file))
 	var uid uint32
-	err := tx.Stmt(s.ws.insertMessage).QueryRow(base, p.file, strings.Join(p.flags, " "), p.date.UnixNano(), p.vsize, p.mailboxID).Scan(&uid)
+	err := tx.Stmt(s.ws.insertMessage).QueryRow(base, p.file, strings.Join(p.flags, " "), dateNanos(p.date), p.vsize, p.mailboxID).Scan(&uid)
 	if errors.Is(err, sql.ErrNoRows) { // there already
 		err = tx.Stmt(s.ws.messageUID).QueryRow(p.mailboxID, base).Scan(&uid)
 		return uid, err

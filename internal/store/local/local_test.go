@@ -448,3 +448,21 @@ func TestStandInKey(t *testing.T) {
 		t.Fatalf("a 5-octet key file gave %x", k)
 	}
 }
+
+// TestDateNanos: internal dates outside what int64 nanoseconds hold are
+// kept as the nearest end, not wrapped round.
+func TestDateNanos(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in   time.Time
+		want time.Time
+	}{
+		{time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC), maxDate},
+		{time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), minDate},
+		{time.Date(1999, 3, 2, 9, 11, 12, 0, time.UTC), time.Date(1999, 3, 2, 9, 11, 12, 0, time.UTC)},
+	} {
+		if got := time.Unix(0, dateNanos(tc.in)); !got.Equal(tc.want) {
+			t.Errorf("%v kept as %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}
