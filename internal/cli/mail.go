@@ -346,7 +346,7 @@ func (a *app) send(ctx context.Context, f *mailFlags, p *mua.Profile, d mua.Draf
 			if !r.OK() {
 				state = "NOT sent"
 			}
-			fmt.Fprintf(a.stderr, "%s: %s\n", state, r)
+			fmt.Fprintf(a.stderr, "%s: %s\n", state, mua.Printable(r.String()))
 		}
 	}
 	if err != nil {
@@ -369,7 +369,7 @@ func (a *app) send(ctx context.Context, f *mailFlags, p *mua.Profile, d mua.Draf
 			return err
 		}
 	} else if res.SentFolder != "" {
-		fmt.Fprintf(a.stderr, "saved a copy in %s\n", res.SentFolder)
+		fmt.Fprintf(a.stderr, "saved a copy in %s\n", mua.Printable(res.SentFolder))
 	}
 	switch {
 	case saveErr != nil:

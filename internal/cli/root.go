@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"posthorn/internal/mua"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -51,7 +52,9 @@ func Main(argv0 string, args []string, stdin io.Reader, stdout, stderr io.Writer
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	if err := root.Execute(); err != nil {
-		fmt.Fprintln(stderr, "posthorn:", err)
+		// Errors may quote what a server said (posthorn mail, fetch):
+		// control characters must not reach the terminal as escapes.
+		fmt.Fprintln(stderr, "posthorn:", mua.Printable(err.Error()))
 		var ee *exitError
 		if errors.As(err, &ee) {
 			return ee.code
