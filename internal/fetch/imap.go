@@ -1,13 +1,10 @@
 package fetch
 
 import (
-	"bufio"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,6 +12,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+
+	"posthorn/internal/imapconn"
 )
 
 // imapSession is one logged-in IMAP connection.
@@ -29,8 +28,8 @@ type imapSession struct {
 	uv     uint32 // its UIDVALIDITY
 	fresh  bool   // selected, no pass yet: reconcile first
 
-	guard  *literalGuard // every octet from the server passes it
-	uvSeen int64         // guard's UIDVALIDITY count at SELECT
+	guard  *imapconn.Guard // every octet from the server passes it
+	uvSeen int64           // guard's UIDVALIDITY count at SELECT
 }
 
 // Tuning of a pass.
@@ -47,55 +46,6 @@ const (
 // UID SEARCH of a very large folder.
 const imapLiteralSlack = 8 << 20
 
-// imapStartTLS reads the greeting, asks for STARTTLS (RFC 9051 §6.2.1)
-// and makes the TLS handshake. Octets the server sent after its OK and
-// before TLS are refused: they would be taken as said under TLS
-// (STARTTLS injection, CVE-2011-0411's family).
-func (f *Fetcher) imapStartTLS(ctx context.Context, conn net.Conn) (net.Conn, error) {
-	br := bufio.NewReaderSize(conn, 4096)
-	line := func() (string, error) {
-		l, err := br.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
-			err = errors.New("a line longer than 4096 octets")
-		}
-		return string(l), err
-	}
-	l, err := line()
-	if err == nil && !strings.HasPrefix(l, "* OK") {
-		err = fmt.Errorf("greeting %.80q, not * OK: no STARTTLS", l)
-	}
-	if err == nil {
-		_, err = io.WriteString(conn, "P STARTTLS\r\n")
-	}
-	for n := 0; err == nil; n++ {
-		if l, err = line(); err != nil {
-			break
-		}
-		if strings.HasPrefix(l, "P ") {
-			if !strings.HasPrefix(l, "P OK") {
-				err = fmt.Errorf("STARTTLS refused: %.80q", l)
-			}
-			break
-		}
-		if !strings.HasPrefix(l, "* ") || n > 100 {
-			err = fmt.Errorf("STARTTLS: unexpected %.80q", l)
-		}
-	}
-	if err == nil && br.Buffered() > 0 {
-		err = errors.New("the server sent data between its STARTTLS reply and the TLS handshake")
-	}
-	if err != nil {
-		return nil, fmt.Errorf("imap STARTTLS with %s: %w", f.src.addr(), err)
-	}
-	tc := tls.Client(conn, f.tls)
-	hctx, cancel := context.WithTimeout(ctx, f.src.Timeout)
-	defer cancel()
-	if err := tc.HandshakeContext(hctx); err != nil {
-		return nil, fmt.Errorf("TLS with %s: %w", f.src.addr(), err)
-	}
-	return tc, nil
-}
-
 // imapConnect dials, upgrades to TLS as configured, and logs in.
 func (f *Fetcher) imapConnect(ctx context.Context) (*imapSession, error) {
 	conn, ctl, stop, err := f.dial(ctx)
@@ -110,24 +60,8 @@ func (f *Fetcher) imapConnect(ctx context.Context) (*imapSession, error) {
 			}
 		},
 	}}
-	// Every byte from the server passes literalGuard, above TLS. With
-	// STARTTLS the upgrade is done here (the library would hide the TLS
-	// connection), and the library reads a greeting made up for it.
-	var greeting io.Reader
-	if f.src.TLS == TLSStart {
-		var tc net.Conn
-		if tc, err = f.imapStartTLS(ctx, conn); err == nil {
-			conn = tc
-			greeting = io.MultiReader(strings.NewReader("* OK TLS is on\r\n"), conn)
-		}
-	}
-	if err == nil {
-		s.guard = newLiteralGuard(conn, greeting, f.opts.MaxSize+imapLiteralSlack)
-		s.c = imapclient.New(s.guard, opts)
-		if err = s.c.WaitGreeting(); err != nil {
-			s.c.Close()
-		}
-	}
+	// Every byte from the server passes a guard, above TLS.
+	s.c, s.guard, err = imapconn.Open(ctx, conn, f.src.TLS == TLSStart, f.tls, f.src.addr(), f.src.Timeout, f.opts.MaxSize+imapLiteralSlack, opts)
 	if err != nil {
 		stop()
 		conn.Close()
@@ -176,7 +110,7 @@ func (s *imapSession) closed() bool {
 
 // selectFolder selects folder, read-only when messages are kept.
 func (s *imapSession) selectFolder(folder string) error {
-	before := s.guard.uv.Load()
+	before := s.guard.UIDValidityCodes()
 	data, err := s.c.Select(folder, &imap.SelectOptions{ReadOnly: s.f.src.Keep}).Wait()
 	if err != nil {
 		return fmt.Errorf("imap SELECT %q: %w", folder, err)
@@ -201,7 +135,7 @@ var errUIDValidityMoved = errors.New("imap: the server announced a new UIDVALIDI
 // uidsStill reports whether the UIDs of the selected folder still mean
 // what they meant at SELECT: no UIDVALIDITY response code came since.
 func (s *imapSession) uidsStill() error {
-	if s.guard.uv.Load() != s.uvSeen {
+	if s.guard.UIDValidityCodes() != s.uvSeen {
 		return errUIDValidityMoved
 	}
 	return nil

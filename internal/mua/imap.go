@@ -2,6 +2,7 @@ package mua
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"posthorn/internal/imapconn"
 	"posthorn/internal/sasl"
 )
 
@@ -70,8 +72,6 @@ func Dial(ctx context.Context, p *Profile, debug io.Writer) (*Session, error) {
 	}
 	s := &Session{p: p, exists: make(chan struct{}, 1)}
 	opts := &imapclient.Options{
-		TLSConfig:   tc,
-		Dialer:      &net.Dialer{Timeout: dialTimeout},
 		WordDecoder: newWordDecoder(),
 		DebugWriter: debug,
 		UnilateralDataHandler: &imapclient.UnilateralDataHandler{
@@ -85,12 +85,7 @@ func Dial(ctx context.Context, p *Profile, debug io.Writer) (*Session, error) {
 			},
 		},
 	}
-	if p.IMAP.TLS == TLSImplicit {
-		s.c, err = imapclient.DialTLS(p.IMAP.Addr(), opts)
-	} else {
-		s.c, err = imapclient.DialStartTLS(p.IMAP.Addr(), opts)
-	}
-	if err != nil {
+	if s.c, err = dialIMAP(ctx, p, tc, opts); err != nil {
 		return nil, fmt.Errorf("imap %s: %w", p.IMAP.Addr(), err)
 	}
 	if err := s.login(ctx); err != nil {
@@ -98,6 +93,41 @@ func Dial(ctx context.Context, p *Profile, debug io.Writer) (*Session, error) {
 		return nil, fmt.Errorf("imap %s: %w", p.IMAP.Addr(), err)
 	}
 	return s, nil
+}
+
+// maxResponse bounds what one response from the server may make the
+// client hold (imapconn.Guard): a hostile server announcing a literal of
+// 4 GB grew posthorn mail to 3.7 GB. It is far above any message a mail
+// client would show.
+const maxResponse = 256 << 20
+
+// dialIMAP connects with implicit TLS or STARTTLS and starts the client,
+// every octet from the server passing a guard above TLS.
+func dialIMAP(ctx context.Context, p *Profile, tc *tls.Config, opts *imapclient.Options) (*imapclient.Client, error) {
+	addr := p.IMAP.Addr()
+	d := &net.Dialer{Timeout: dialTimeout}
+	raw, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	conn := raw
+	if p.IMAP.TLS == TLSImplicit {
+		t := tls.Client(raw, tc)
+		hctx, cancel := context.WithTimeout(ctx, dialTimeout)
+		err = t.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
+			raw.Close()
+			return nil, err
+		}
+		conn = t
+	}
+	c, _, err := imapconn.Open(ctx, conn, p.IMAP.TLS != TLSImplicit, tc, addr, dialTimeout, maxResponse, opts)
+	if err != nil {
+		raw.Close()
+		return nil, err
+	}
+	return c, nil
 }
 
 func (s *Session) login(ctx context.Context) error {

@@ -1,8 +1,10 @@
-package fetch
+package imapconn
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
+	"net"
 	"strconv"
 	"strings"
 	"testing"
@@ -36,7 +38,7 @@ func TestLiteralGuard(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, chunk := range []int{1, 7, 4096} {
-				g := newLiteralGuard(scriptConn(""), &chunked{r: strings.NewReader(tc.in), n: chunk}, 100)
+				g := NewGuard(scriptConn(""), &chunked{r: strings.NewReader(tc.in), n: chunk}, 100)
 				_, err := io.ReadAll(g)
 				if (err == nil) != tc.ok {
 					t.Errorf("chunks of %d: err %v, want ok=%v", chunk, err, tc.ok)
@@ -52,11 +54,11 @@ func TestLiteralGuard(t *testing.T) {
 func TestLiteralGuardCountsUIDValidity(t *testing.T) {
 	t.Parallel()
 	in := "* OK [UIDVALIDITY 7] ok\r\n* 1 FETCH (BODY[] {23}\r\nx [UIDVALIDITY 8] quote)\r\n* ok [uidvalidity 9]\r\n"
-	g := newLiteralGuard(scriptConn(""), &chunked{r: strings.NewReader(in), n: 3}, 1000)
+	g := NewGuard(scriptConn(""), &chunked{r: strings.NewReader(in), n: 3}, 1000)
 	if _, err := io.ReadAll(g); err != nil {
 		t.Fatal(err)
 	}
-	if n := g.uv.Load(); n != 2 {
+	if n := g.UIDValidityCodes(); n != 2 {
 		t.Errorf("counted %d UIDVALIDITY codes, want 2", n)
 	}
 }
@@ -74,16 +76,30 @@ func (c *chunked) Read(p []byte) (int, error) { return c.r.Read(p[:min(len(p), c
 // TLS), and so are a PREAUTH greeting and a refused STARTTLS.
 func TestIMAPStartTLSRefusals(t *testing.T) {
 	t.Parallel()
-	f := &Fetcher{src: Source{Host: "mx.test", Port: 143, Timeout: time.Second}}
 	for server, want := range map[string]string{
 		"* OK hi\r\nP OK begin TLS\r\n* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] injected\r\n": "between its STARTTLS reply",
 		"* PREAUTH hi\r\n":                                   "not * OK",
 		"* OK hi\r\nP NO not here\r\n":                       "refused",
 		"* OK hi\r\n* " + strings.Repeat("x", 5000) + "\r\n": "longer than 4096",
 	} {
-		_, err := f.imapStartTLS(context.Background(), scriptConn(server))
+		_, err := StartTLS(context.Background(), scriptConn(server), &tls.Config{}, "mx.test:143", time.Second)
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("server %.40q: got %v, want an error with %q", server, err, want)
 		}
 	}
 }
+
+// scriptConn is a connection whose server side says server and takes
+// whatever is written.
+func scriptConn(server string) net.Conn {
+	return &fakeConn{r: strings.NewReader(server)}
+}
+
+type fakeConn struct {
+	net.Conn // nil: unused methods panic
+	r        io.Reader
+}
+
+func (c *fakeConn) Read(p []byte) (int, error)  { return c.r.Read(p) }
+func (c *fakeConn) Write(p []byte) (int, error) { return len(p), nil }
+func (c *fakeConn) Close() error                { return nil }
