@@ -103,3 +103,26 @@ type fakeConn struct {
 func (c *fakeConn) Read(p []byte) (int, error)  { return c.r.Read(p) }
 func (c *fakeConn) Write(p []byte) (int, error) { return len(p), nil }
 func (c *fakeConn) Close() error                { return nil }
+
+// FuzzGuard: whatever a server sends, the guard passes it through
+// unchanged up to the point where it fails, and fails any input holding
+// a response line longer than its bound outside literals.
+func FuzzGuard(f *testing.F) {
+	for _, s := range []string{"* OK hi\r\n", "* 1 FETCH (BODY[] {5}\r\nhello)\r\n", "* OK x {40}\r\n* 1 EXISTS\r\n", "* 1 FETCH (X ~{0003}\r\nabc)\r\n", "A1 OK [UIDVALIDITY 3] x\r\n"} {
+		f.Add([]byte(s), uint8(7))
+	}
+	f.Fuzz(func(t *testing.T, in []byte, chunk uint8) {
+		const max = 64
+		g := NewGuard(scriptConn(""), &chunked{r: strings.NewReader(string(in)), n: int(chunk%16) + 1}, max)
+		out, err := io.ReadAll(g)
+		if !strings.HasPrefix(string(in), string(out)) {
+			t.Fatalf("passed %q of %q", out, in)
+		}
+		if err == nil && len(out) != len(in) {
+			t.Fatalf("no error, but %d of %d octets passed", len(out), len(in))
+		}
+		if err == nil && !strings.Contains(string(in), "{") && !strings.Contains(string(in), "\n") && len(in) > max {
+			t.Fatalf("a line of %d octets without an end or literal passed a bound of %d", len(in), max)
+		}
+	})
+}
