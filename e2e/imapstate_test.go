@@ -1,9 +1,12 @@
 package e2e_test
 
 import (
+	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestIMAPSelectedMailboxReplaced: while one session has a mailbox
@@ -98,6 +101,37 @@ func TestIMAPSelectedMailboxReplaced(t *testing.T) {
 		}
 		c.close()
 	}
+
+	// A session in IDLE on the mailbox hears BYE when it goes, and the
+	// connection ends.
+	fill("idled", "IDLE")
+	c, err := atkIMAP("127.0.0.1", a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd(c, "SELECT idled")
+	if err := c.send("i IDLE\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := c.line(atkSlow); err != nil || !strings.HasPrefix(l, "+") {
+		t.Fatalf("IDLE: %q %v", l, err)
+	}
+	cmd(b, "DELETE idled")
+	var heard []string
+	var end error
+	for {
+		l, err := c.line(10 * time.Second)
+		if err != nil {
+			end = err
+			break
+		}
+		heard = append(heard, l)
+	}
+	var ne net.Error
+	if len(heard) == 0 || !strings.HasPrefix(heard[len(heard)-1], "* BYE") || errors.As(end, &ne) && ne.Timeout() {
+		t.Errorf("IDLE on a deleted mailbox: %q, then %v; want a BYE and the end of the connection", heard, end)
+	}
+	c.close()
 
 	// A session renaming its own selected mailbox (or a parent of it)
 	// stays on it under the new name.

@@ -17,7 +17,7 @@ func (c *conn) cmdIdle(tag string, s *scanner) error {
 	}
 	c.writef("+ idling\r\n")
 	c.poll(true)
-	if err := c.flush(); err != nil {
+	if err := c.flush(); err != nil || c.quit {
 		return err
 	}
 	c.deadline = time.Now().Add(c.s.opts.IdleTimeout)
@@ -48,6 +48,11 @@ func (c *conn) cmdIdle(tag string, s *scanner) error {
 		if err := c.flush(); err != nil {
 			<-lines
 			return err
+		}
+		if c.quit { // the selected mailbox went: mailboxGone said BYE
+			_ = c.raw.Close() // ends the reader's wait for DONE
+			<-lines
+			return nil
 		}
 	}
 }
