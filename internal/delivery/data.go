@@ -129,6 +129,11 @@ func (s *session) checkHeader(ctx context.Context, info message.HeaderInfo) *smt
 		}
 	}
 	if s.mode == modeSubmit {
+		if info.FromFields > 1 {
+			// RFC 5322 §3.6: exactly one From field. Readers differ on
+			// which of several they show, so only one can be checked.
+			return errManyFrom
+		}
 		return s.checkFrom(ctx, info.From)
 	}
 	return nil

@@ -155,6 +155,7 @@ var (
 	errNoForward   = &smtp.Error{Code: 451, Enhanced: "4.3.0", Msg: "Forwarding to other domains is not available, try again later"}
 	errNotOwner    = &smtp.Error{Code: 553, Enhanced: "5.7.1", Msg: "Sender address not owned by the authenticated user"}
 	errFromHeader  = &smtp.Error{Code: 553, Enhanced: "5.7.1", Msg: "From header does not match the authenticated user"}
+	errManyFrom    = &smtp.Error{Code: 550, Enhanced: "5.6.0", Msg: "Message has more than one From field"}
 	errBlocked     = &smtp.Error{Code: 454, Enhanced: "4.7.0", Msg: "Too many failed logins, try again later"}
 	errTempFail    = &smtp.Error{Code: 451, Enhanced: "4.3.0", Msg: "Local error in processing, try again later"}
 	errStorage     = &smtp.Error{Code: 452, Enhanced: "4.3.1", Msg: "Insufficient system storage"}

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -132,6 +134,20 @@ func TestSubmissionFromHeaderChecked(t *testing.T) {
 	}
 	if len(q.msgs) != 2 {
 		t.Errorf("%d queued, want 2", len(q.msgs))
+	}
+	// Several From fields: refused whoever they name, however many come
+	// first (the ninth used to pass unchecked).
+	for _, n := range []int{2, 9, 20} {
+		lines := slices.Repeat([]string{"From: me@example.test"}, n-1)
+		lines = append(lines, "From: boss@remote.test", "Subject: s", "", "b")
+		s := f.submitSession(t)
+		_ = s.Mail(ctx, path(t, "<me@example.test>"), smtp.MailOptions{})
+		_ = s.Rcpt(ctx, path(t, "<x@remote.test>"), smtp.RcptOptions{})
+		_, err := s.Data(ctx, strings.NewReader(crlf(lines...)))
+		wantReply(t, fmt.Sprintf("%d From fields", n), err, 550, "5.6.0")
+	}
+	if len(q.msgs) != 2 {
+		t.Errorf("%d queued after the many-From tries, want 2", len(q.msgs))
 	}
 }
 

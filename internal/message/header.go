@@ -27,6 +27,7 @@ type HeaderInfo struct {
 	DeliveredTo []string // Delivered-To values, lower-cased (loop detection)
 	MessageID   string   // Message-ID value, for logs
 	From        []string // From field values (at most a few)
+	FromFields  int      // From fields seen, however many
 	HasDate     bool     // a Date field was seen
 	Complete    bool     // the end of the header section was seen
 }
@@ -161,6 +162,7 @@ func (f *Filter) note(name string, value []byte) {
 			f.Info.MessageID = unfold(value)
 		}
 	case "from":
+		f.Info.FromFields++
 		if len(f.Info.From) < 8 {
 			f.Info.From = append(f.Info.From, unfold(value))
 		}
