@@ -66,6 +66,11 @@ func (c *conn) cmdAuth(arg string) {
 		return
 	}
 	if id, e := c.saslLoop(srv, resp); e != nil {
+		if e.Code == 0 { // reading the client's answer failed (timeout, EOF)
+			c.readFailed(e.Err)
+			c.quit = true
+			return
+		}
 		c.log.Info("smtp auth failed", "mech", mech, "code", e.Code)
 		c.fail(e)
 		if e.Code == CodeTLSNotAvailable {

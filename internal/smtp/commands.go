@@ -264,6 +264,12 @@ func (c *conn) cmdRcpt(arg string) {
 		c.fail(errNeedMail)
 		return
 	}
+	if c.bdat != nil {
+		// RFC 3030 §2: the recipients are fixed once a BDAT transfer
+		// has begun (Postfix answers 503 too).
+		c.fail(&Error{Code: CodeBadSequence, Enhanced: "5.5.1", Msg: "RCPT not allowed during BDAT"})
+		return
+	}
 	rest, ok := cutPrefixFold(arg, "TO:")
 	if !ok {
 		c.fail(&Error{Code: CodeParamSyntax, Enhanced: "5.5.4", Msg: "Syntax: RCPT TO:<address>"})

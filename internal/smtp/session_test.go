@@ -1,6 +1,8 @@
 package smtp
 
 import (
+	"bufio"
+	"context"
 	"crypto/tls"
 	"fmt"
 	"net"
@@ -10,6 +12,8 @@ import (
 	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
+
+	"posthorn/internal/sasl"
 )
 
 func TestEHLOExtensions(t *testing.T) {
@@ -285,6 +289,20 @@ func TestBDAT(t *testing.T) {
 	}
 	// DATA after BDAT's LAST is a new transaction.
 	c.cmd("DATA", "503")
+
+	// RCPT between chunks is refused; the message goes to the recipients
+	// given before the first chunk only.
+	c.startTx()
+	c.send("BDAT 3\r\nab\r")
+	c.expect("250 2.0.0 3 octets")
+	c.cmd("RCPT TO:<late@mx.test>", "503 5.5.1")
+	c.send("BDAT 3 LAST\r\n\n\r\n")
+	c.expect("250 2.0.0 Ok")
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if strings.Contains(strings.Join(b.rcpts, " "), "late") {
+		t.Errorf("recipients after a RCPT during BDAT: %q", b.rcpts)
+	}
 }
 
 func TestBDATBareLFAndNoTransaction(t *testing.T) {
@@ -469,5 +487,41 @@ func TestGoSMTPClient(t *testing.T) {
 	}
 	if st, ok := cl.TLSConnectionState(); !ok || st.Version < tls.VersionTLS12 {
 		t.Errorf("not over TLS: version %x", st.Version)
+	}
+}
+
+// authBackend's sessions accept AUTH LOGIN for anyone.
+type authBackend struct{ fakeBackend }
+
+type authSession struct{ *fakeSession }
+
+func (b *authBackend) NewSession(ctx context.Context, c *ConnInfo) (Session, error) {
+	return authSession{&fakeSession{b: &b.fakeBackend, c: c}}, nil
+}
+
+func (authSession) Auth(ctx context.Context, mech string) (sasl.Server, error) {
+	return sasl.NewLogin(func(authz, user, pass string) (string, error) { return user, nil }), nil
+}
+
+// TestAuthTimeout: a client that goes silent in the middle of an AUTH
+// exchange gets 421 4.4.2 and is disconnected, as one silent between
+// commands is (it used to get a reply without a code, "0 ", and stay).
+func TestAuthTimeout(t *testing.T) {
+	t.Parallel()
+	_, addr := testServer(t, &authBackend{}, func(o *Options) {
+		o.ImplicitTLS, o.AuthMechanisms, o.CommandTimeout = true, []string{"LOGIN"}, 300*time.Millisecond
+	})
+	nc, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	c := &client{t: t, nc: nc, br: bufio.NewReader(nc)}
+	c.expect("220")
+	c.cmd("EHLO c.test", "250")
+	c.cmd("AUTH LOGIN", "334")
+	c.expect("421 4.4.2")
+	if !c.closed() {
+		t.Error("the connection stayed open after the timeout")
 	}
 }
