@@ -97,13 +97,21 @@ func (f *Filter) endLine() error {
 	case len(line) > 0 && (line[0] == ' ' || line[0] == '\t') && len(f.field) > 0:
 		f.field = append(f.field, line...) // continuation (RFC 5322 §2.2.3)
 		return nil
-	case isBlank(line) || bytes.IndexByte(line, ':') <= 0:
+	case isBlank(line) || !isFieldLine(line):
 		// The blank line ends the header. A line that is no field at all
-		// also does: the message had no separator, and this is body.
+		// also does (as in Postfix): the message had no separator, and
+		// this is body. One is written before it, so that no reader takes
+		// the line for a field, or for the continuation of a field added
+		// in front (a first line " From: x" became part of our Date).
 		if err := f.flushField(); err != nil {
 			return err
 		}
 		f.body, f.Info.Complete = true, true
+		if !isBlank(line) {
+			if _, err := f.W.Write([]byte("\r\n")); err != nil {
+				return err
+			}
+		}
 		_, err := f.W.Write(line)
 		return err
 	}
@@ -112,6 +120,23 @@ func (f *Filter) endLine() error {
 	}
 	f.field = append(f.field, line...)
 	return nil
+}
+
+// isFieldLine reports whether line starts a header field: a name of
+// printable ASCII other than ':' (RFC 5322 §2.2 ftext), maybe white space
+// (RFC 5322 §4.5 obs-hdr), then ':'.
+func isFieldLine(line []byte) bool {
+	i := 0
+	for i < len(line) && line[i] > ' ' && line[i] < 0x7f && line[i] != ':' {
+		i++
+	}
+	if i == 0 {
+		return false
+	}
+	for i < len(line) && (line[i] == ' ' || line[i] == '\t') {
+		i++
+	}
+	return i < len(line) && line[i] == ':'
 }
 
 // Close ends the message: a header without body still has its last field.

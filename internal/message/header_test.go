@@ -52,7 +52,14 @@ func TestFilterEdgeCases(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
 		{"Subject: only header\r\n", "Subject: only header\r\n"},
 		{"Subject: no newline", "Subject: no newline"},
-		{"no header line\r\nmore\r\n", "no header line\r\nmore\r\n"},
+		// A line that is no field ends the header, and a blank line goes
+		// before it, so nothing added in front can absorb it.
+		{"no header line\r\nmore\r\n", "\r\nno header line\r\nmore\r\n"},
+		{" From: ceo@bank.example\r\nSubject: s\r\n\r\nb\r\n", "\r\n From: ceo@bank.example\r\nSubject: s\r\n\r\nb\r\n"},
+		{"Subject: a\r\nnot a field\r\nx\r\n", "Subject: a\r\n\r\nnot a field\r\nx\r\n"},
+		{"Fr om: x\r\n", "\r\nFr om: x\r\n"},
+		{"From : x\r\n\r\nb", "From : x\r\n\r\nb"},
+		{"X-\xc3\xa9: x\r\n", "\r\nX-\xc3\xa9: x\r\n"},
 		{"\r\nbody only\r\n", "\r\nbody only\r\n"},
 		{"", ""},
 	} {
