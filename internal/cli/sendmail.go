@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"posthorn/internal/daemon"
+	"posthorn/internal/message"
 	"posthorn/internal/pickup"
 	"posthorn/internal/queue"
 	"posthorn/internal/smtp"
@@ -240,18 +241,30 @@ func (a *app) submitLocal(sock, drop, hostname string, sa sendmailArgs, msg []by
 		}
 		sender = u.Username + "@" + hostname
 	}
+	utf8 := false
 	if sender == "<>" {
 		sender = ""
+	} else {
+		a, err := envelopeAddress(sender, hostname)
+		if err != nil {
+			return exitf(exUsage, "sender: %v", err)
+		}
+		sender, utf8 = a.String(), !a.IsASCII()
 	}
 	msg, headerRcpts, err := prepareHeader(msg, sa, sender)
 	if err != nil {
 		return &exitError{exDataErr, err}
 	}
-	rcpts := qualify(append(headerRcpts, sa.rcpts...), hostname)
+	rcpts, rcptUTF8, err := qualify(headerRcpts, sa.rcpts, hostname)
+	if err != nil {
+		return &exitError{exDataErr, err}
+	}
 	if len(rcpts) == 0 {
 		return exitf(exUsage, "no recipients")
 	}
-	env := smtp.Envelope{From: sender, Ret: sa.ret, EnvID: sa.envid, Size: int64(len(msg))}
+	// RFC 6531: an address with UTF-8 needs SMTPUTF8 (Postfix's
+	// smtputf8_autodetect_classes does the same for sendmail).
+	env := smtp.Envelope{From: sender, UTF8: utf8 || rcptUTF8, Ret: sa.ret, EnvID: sa.envid, Size: int64(len(msg))}
 	for _, r := range rcpts {
 		env.Rcpts = append(env.Rcpts, smtp.EnvelopeRcpt{Addr: r, Notify: sa.notify})
 	}
@@ -279,38 +292,67 @@ func dropEnvelope(env smtp.Envelope) pickup.Envelope {
 // errNoDaemon: nothing listens on the sendmail socket.
 var errNoDaemon = errors.New("posthorn daemon not running")
 
-// qualify adds @hostname to bare user names and removes duplicates.
-func qualify(addrs []string, hostname string) []string {
+// qualify turns recipients into envelope addresses, adding @hostname to
+// bare user names, and removes duplicates: fromHeader holds addr-specs
+// as net/mail gives them (-t), args the command line's, each maybe a
+// comma-separated list of addresses in any RFC 5322 form. utf8 reports an
+// address that needs SMTPUTF8.
+func qualify(fromHeader, args []string, hostname string) (out []string, utf8 bool, err error) {
 	seen := map[string]bool{}
-	var out []string
-	for _, r := range addrs {
+	add := func(s string) error {
+		a, err := envelopeAddress(s, hostname)
+		if err != nil {
+			return fmt.Errorf("recipient %q: %w", s, err)
+		}
+		if key := strings.ToLower(a.String()); !seen[key] {
+			seen[key] = true
+			out = append(out, a.String())
+			utf8 = utf8 || !a.IsASCII()
+		}
+		return nil
+	}
+	for _, r := range fromHeader {
+		if err := add(r); err != nil {
+			return nil, false, err
+		}
+	}
+	for _, r := range args {
 		for _, part := range strings.Split(r, ",") {
-			part = strings.TrimSpace(part)
-			if part == "" {
+			if part = strings.TrimSpace(part); part == "" {
 				continue
 			}
 			if a, err := mail.ParseAddress(part); err == nil {
 				part = a.Address
+			} else if _, err := smtp.ParseAddress(part, true); err != nil && strings.Contains(part, "@") {
+				// Neither RFC 5322 nor RFC 5321 reads it ("a@@x"): do
+				// not guess which '@' was meant.
+				return nil, false, fmt.Errorf("recipient %q: not a valid address", part)
 			}
-			if !strings.Contains(part, "@") {
-				part += "@" + hostname
-			}
-			if !seen[strings.ToLower(part)] {
-				seen[strings.ToLower(part)] = true
-				out = append(out, part)
+			if err := add(part); err != nil {
+				return nil, false, err
 			}
 		}
 	}
-	return out
+	return out, utf8, nil
+}
+
+// envelopeAddress makes an SMTP address of an addr-spec as net/mail
+// gives it (smtp.FromAddrSpec). A name without '@' is a local user's.
+func envelopeAddress(s, hostname string) (smtp.Address, error) {
+	if !strings.Contains(s, "@") {
+		s += "@" + hostname
+	}
+	a, err := smtp.FromAddrSpec(s)
+	if err != nil {
+		return smtp.Address{}, fmt.Errorf("not a valid address: %q", s)
+	}
+	return a, nil
 }
 
 // prepareHeader collects -t recipients (dropping Bcc) and adds From when
 // missing. Message-ID and Date are added by the daemon.
 func prepareHeader(msg []byte, sa sendmailArgs, sender string) ([]byte, []string, error) {
-	head, body, found := bytes.Cut(msg, []byte("\r\n\r\n"))
-	if !found {
-		head, body = msg, nil
-	}
+	head, body := splitHeader(msg)
 	fields := splitFields(head)
 	var rcpts []string
 	var kept [][]byte
@@ -348,6 +390,30 @@ func prepareHeader(msg []byte, sa sendmailArgs, sender string) ([]byte, []string
 	out.WriteString("\r\n")
 	out.Write(body)
 	return out.Bytes(), rcpts, nil
+}
+
+// splitHeader splits a message (CRLF lines) at the end of its header: the
+// blank line, or the first line that is neither a field nor (after one) a
+// field's continuation, which then begins the body (as in Postfix). A
+// message that begins with a blank line has no header at all: the lines
+// after it are body, never recipients for -t.
+func splitHeader(msg []byte) (head, body []byte) {
+	for i := 0; i < len(msg); {
+		j := bytes.Index(msg[i:], []byte("\r\n"))
+		if j < 0 {
+			j = len(msg) - i
+		}
+		line := msg[i : i+j]
+		cont := i > 0 && len(line) > 0 && (line[0] == ' ' || line[0] == '\t')
+		switch {
+		case len(line) == 0:
+			return msg[:i], msg[min(i+2, len(msg)):]
+		case !cont && !message.IsFieldLine(line):
+			return msg[:i], msg[i:]
+		}
+		i += j + 2
+	}
+	return msg, nil
 }
 
 // splitFields splits a header section (CRLF lines) into unfolded-able

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"bytes"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -76,7 +78,54 @@ func TestPrepareHeader(t *testing.T) {
 	if strings.Contains(s, "Bcc") || strings.Contains(s, "hidden") || !strings.HasPrefix(s, "From: \"Root\" <root@h.test>\r\n") || !strings.HasSuffix(s, "\r\n\r\nbody\r\n") {
 		t.Errorf("message:\n%s", s)
 	}
-	if q := qualify([]string{"root", "a@x.test", "A@x.test", "b@y, c@y"}, "h.test"); strings.Join(q, " ") != "root@h.test a@x.test b@y c@y" {
-		t.Errorf("qualify: %v", q)
+	if q, _, err := qualify(nil, []string{"root", "a@x.test", "A@x.test", "b@y, c@y"}, "h.test"); err != nil || strings.Join(q, " ") != "root@h.test a@x.test b@y c@y" {
+		t.Errorf("qualify: %v %v", q, err)
+	}
+}
+
+// TestSendmailAddressesQuoted: an address whose local part needed quotes
+// keeps them in the envelope, so its text cannot become another
+// recipient or ESMTP parameters; an address that is no address is
+// refused; UTF-8 asks for SMTPUTF8.
+func TestSendmailAddressesQuoted(t *testing.T) {
+	t.Parallel()
+	msg := []byte("To: \"bob@example.test> ORCPT=rfc822;x\"@partner.example\r\nCc: \"a b\"@x.test\r\n\r\nbody\r\n")
+	_, hdr, err := prepareHeader(msg, sendmailArgs{fromHeaders: true}, "me@h.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, utf8, err := qualify(hdr, []string{`"c d"@y.test`, "jörg@example.test"}, "h.test")
+	want := []string{`"bob@example.test> ORCPT=rfc822;x"@partner.example`, `"a b"@x.test`, `"c d"@y.test`, "jörg@example.test"}
+	if err != nil || !slices.Equal(q, want) || !utf8 {
+		t.Errorf("qualify: %q utf8=%v %v\nwant %q", q, utf8, err, want)
+	}
+	for _, bad := range []string{"a@b> RET=HDRS", "@x.test", "a@", "a@@x"} {
+		if q, _, err := qualify(nil, []string{bad}, "h.test"); err == nil {
+			t.Errorf("%q accepted as %q", bad, q)
+		}
+	}
+}
+
+// TestSendmailHeaderEnds: a message that begins with a blank line has no
+// header (its To: lines are body, not -t recipients), and a line that is
+// no field ends the header.
+func TestSendmailHeaderEnds(t *testing.T) {
+	t.Parallel()
+	for in, wantRcpts := range map[string]string{
+		"\r\nTo: bob@example.test\r\nNote: hi\r\n":                         "",
+		"Subject: s\r\nnot a field\r\nTo: bob@example.test\r\n":            "",
+		"Subject: s\r\nTo: me@x.test,\r\n  you@x.test\r\n\r\nTo: no@x\r\n": "me@x.test you@x.test",
+	} {
+		out, rcpts, err := prepareHeader([]byte(in), sendmailArgs{fromHeaders: true}, "")
+		if err != nil || strings.Join(rcpts, " ") != wantRcpts {
+			t.Errorf("%q: rcpts %q, %v; want %q", in, rcpts, err, wantRcpts)
+		}
+		_, body, _ := bytes.Cut(out, []byte("\r\n\r\n"))
+		if bytes.HasPrefix(out, []byte("\r\n")) {
+			body = out[2:] // no header at all
+		}
+		if !bytes.Contains(body, []byte("To: ")) && wantRcpts == "" {
+			t.Errorf("%q: the To line left the body: %q", in, out)
+		}
 	}
 }

@@ -97,7 +97,7 @@ func (f *Filter) endLine() error {
 	case len(line) > 0 && (line[0] == ' ' || line[0] == '\t') && len(f.field) > 0:
 		f.field = append(f.field, line...) // continuation (RFC 5322 §2.2.3)
 		return nil
-	case isBlank(line) || !isFieldLine(line):
+	case isBlank(line) || !IsFieldLine(line):
 		// The blank line ends the header. A line that is no field at all
 		// also does (as in Postfix): the message had no separator, and
 		// this is body. One is written before it, so that no reader takes
@@ -122,10 +122,10 @@ func (f *Filter) endLine() error {
 	return nil
 }
 
-// isFieldLine reports whether line starts a header field: a name of
+// IsFieldLine reports whether line starts a header field: a name of
 // printable ASCII other than ':' (RFC 5322 §2.2 ftext), maybe white space
 // (RFC 5322 §4.5 obs-hdr), then ':'.
-func isFieldLine(line []byte) bool {
+func IsFieldLine(line []byte) bool {
 	i := 0
 	for i < len(line) && line[i] > ' ' && line[i] < 0x7f && line[i] != ':' {
 		i++

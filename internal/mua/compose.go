@@ -17,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"posthorn/internal/message"
+	"posthorn/internal/smtp"
 )
 
 // Draft is a message before composition. Addresses and text are plain
@@ -74,17 +75,23 @@ func Compose(d Draft) (*Composed, error) {
 	if !utf8.ValidString(d.Text) {
 		return nil, errors.New("compose: the text is not UTF-8 (convert it, or attach the file)")
 	}
-	c := &Composed{From: d.From.Address, MessageID: d.MessageID}
+	// Envelope addresses in SMTP form: net/mail gives addr-specs with
+	// their quotes removed (smtp.FromAddrSpec).
+	from, err := smtp.FromAddrSpec(d.From.Address)
+	if err != nil {
+		return nil, fmt.Errorf("compose: From %q: %w", d.From.Address, err)
+	}
+	c := &Composed{From: from.String(), MessageID: d.MessageID, UTF8: !from.IsASCII()}
 	seen := map[string]bool{}
 	for _, a := range concat(d.To, d.Cc, d.Bcc) {
-		if k := strings.ToLower(a.Address); !seen[k] {
-			seen[k] = true
-			c.Rcpts = append(c.Rcpts, a.Address)
+		r, err := smtp.FromAddrSpec(a.Address)
+		if err != nil {
+			return nil, fmt.Errorf("compose: recipient %q: %w", a.Address, err)
 		}
-	}
-	for _, a := range append([]string{c.From}, c.Rcpts...) {
-		if !isASCII(a) {
-			c.UTF8 = true
+		if k := strings.ToLower(r.String()); !seen[k] {
+			seen[k] = true
+			c.Rcpts = append(c.Rcpts, r.String())
+			c.UTF8 = c.UTF8 || !r.IsASCII()
 		}
 	}
 	if c.MessageID == "" {

@@ -125,6 +125,21 @@ func ParseAddress(s string, utf8 bool) (Address, error) {
 	return ap.mailbox("")
 }
 
+// FromAddrSpec makes an Address of an RFC 5322 addr-spec as net/mail
+// and most mail libraries give it: the local part with its quotes
+// removed, so that the last '@' splits it from the domain. Its String()
+// quotes the local part again where RFC 5321 §4.1.2 needs it: put into
+// a command as it was, the addr-spec "bob@x> ORCPT=…"@y became a
+// recipient bob@x with parameters of the sender's choosing. A string
+// without '@' or whose parts make no valid address is refused.
+func FromAddrSpec(s string) (Address, error) {
+	i := strings.LastIndexByte(s, '@')
+	if i <= 0 {
+		return Address{}, pathErr(ErrPathSyntax, "no local part and domain")
+	}
+	return ParseAddress(Address{Local: s[:i], Domain: s[i+1:]}.String(), true)
+}
+
 // addrParser walks s from pos; it never backtracks.
 type addrParser struct {
 	s    string

@@ -450,3 +450,44 @@ func TestPathString(t *testing.T) {
 		}
 	}
 }
+
+// TestFromAddrSpec: an addr-spec with its quotes removed gets them back
+// where RFC 5321 needs them, so its text stays one address; strings that
+// make no address are refused.
+func TestFromAddrSpec(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"bob@example.test": "bob@example.test",
+		"bob@example.test> ORCPT=rfc822;x@partner.example": `"bob@example.test> ORCPT=rfc822;x"@partner.example`,
+		"a b@x.test":        `"a b"@x.test`,
+		"a@b@x.test":        `"a@b"@x.test`,
+		"jörg@exämple.test": "jörg@exämple.test",
+	} {
+		a, err := FromAddrSpec(in)
+		if err != nil || a.String() != want {
+			t.Errorf("%q: %q %v, want %q", in, a.String(), err, want)
+		}
+	}
+	for _, bad := range []string{"", "bob", "@x.test", "a@", "a@b> NOTIFY=SUCCESS", "a@[1.2.3", "a\r\n@x.test"} {
+		if a, err := FromAddrSpec(bad); err == nil {
+			t.Errorf("%q accepted as %q", bad, a)
+		}
+	}
+}
+
+// TestSendRefusesBadEnvelope: the client sends no command for an
+// envelope whose address is no mailbox.
+func TestSendRefusesBadEnvelope(t *testing.T) {
+	t.Parallel()
+	for _, env := range []Envelope{
+		{From: "a@b> RET=FULL", Rcpts: []EnvelopeRcpt{{Addr: "c@d.test"}}},
+		{From: "a@b.test", Rcpts: []EnvelopeRcpt{{Addr: "c@d.test> NOTIFY=SUCCESS"}}},
+	} {
+		if err := env.check(); err == nil {
+			t.Errorf("%+v accepted", env)
+		}
+	}
+	if err := (Envelope{Rcpts: []EnvelopeRcpt{{Addr: `"a b"@d.test`}}}).check(); err != nil {
+		t.Errorf("a null sender and a quoted local part: %v", err)
+	}
+}

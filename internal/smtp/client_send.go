@@ -48,6 +48,9 @@ func (c *Client) Send(env Envelope, body io.Reader) (SendResult, error) {
 			return res, ErrNeedsSMTPUTF8
 		}
 	}
+	if err := env.check(); err != nil {
+		return res, err
+	}
 	cmds := []string{c.mailCmd(env)}
 	for _, r := range env.Rcpts {
 		cmds = append(cmds, c.rcptCmd(r))
@@ -56,6 +59,25 @@ func (c *Client) Send(env Envelope, body io.Reader) (SendResult, error) {
 		return c.sendPipelined(cmds, body)
 	}
 	return c.sendLockstep(cmds, body)
+}
+
+// check refuses an envelope address that is no RFC 5321 mailbox: its
+// text goes between "<" and ">" as it is, and one like "a@b> NOTIFY=…"
+// would add parameters of someone else's choosing to the command.
+func (env Envelope) check() error {
+	addrs := []string{env.From}
+	for _, r := range env.Rcpts {
+		addrs = append(addrs, r.Addr)
+	}
+	for i, a := range addrs {
+		if i == 0 && a == "" {
+			continue // the null reverse-path
+		}
+		if _, err := ParseAddress(a, true); err != nil {
+			return fmt.Errorf("smtp: envelope address %q: %w", a, err)
+		}
+	}
+	return nil
 }
 
 func (c *Client) mailCmd(env Envelope) string {
