@@ -187,6 +187,7 @@ func (s *session) dispatch(ctx context.Context, log *slog.Logger, id string, add
 	now := s.r.opts.Now()
 	locals, from := s.localCopies(id, added, body, size, now)
 	locals, from, refused := s.filter(ctx, locals, from)
+	locals, from, full := s.quotaCut(ctx, locals, from, size)
 	errs := s.r.opts.Store.Deliver(ctx, locals)
 	var queued []store.QueuedRcpt
 	var queuedFrom []int // recipient index of each queued address
@@ -230,6 +231,7 @@ func (s *session) dispatch(ctx context.Context, log *slog.Logger, id string, add
 	for i, err := range refused {
 		results[i] = err
 	}
+	s.refuseFull(ctx, log, full, from, results)
 	if len(queued) > 0 {
 		if err := s.enqueue(ctx, log, id, added, body, size, now, queued); err != nil {
 			for _, i := range queuedFrom {
@@ -239,6 +241,68 @@ func (s *session) dispatch(ctx context.Context, log *slog.Logger, id string, add
 	}
 	s.r.successDSN(ctx, s.from, s.mopts, id, delivered)
 	return results
+}
+
+// quotaCut drops the copies that would take an account past its quota,
+// now that the message's real size is known: RCPT checked the size MAIL
+// declared, which a client may leave out or make up (SIZE=1, then 5 MB).
+// Copies made by Sieve (fileinto) count too. full maps each recipient
+// index that lost a copy to the accounts it lost.
+func (s *session) quotaCut(ctx context.Context, ds []store.Delivery, from []int, size int64) ([]store.Delivery, []int, map[int][]string) {
+	q, ok := s.r.opts.Store.(quotaReader)
+	if !ok {
+		return ds, from, nil
+	}
+	var keep []store.Delivery
+	var keepFrom []int
+	var full map[int][]string
+	room := map[string]int64{} // account → octets left, -1: no limit
+	for i, d := range ds {
+		left, seen := room[d.Account]
+		if !seen {
+			used, limit, err := q.Quota(ctx, d.Account)
+			left = -1
+			if err == nil && limit > 0 {
+				left = limit - used
+			}
+		}
+		n := size + int64(len(d.Header))
+		if left >= 0 && n > left {
+			if full == nil {
+				full = map[int][]string{}
+			}
+			full[from[i]] = append(full[from[i]], d.Account)
+			room[d.Account] = left
+			continue
+		}
+		if left >= 0 {
+			left -= n
+		}
+		room[d.Account] = left
+		keep, keepFrom = append(keep, d), append(keepFrom, from[i])
+	}
+	return keep, keepFrom, full
+}
+
+// refuseFull answers the recipients whose copies quotaCut dropped: with
+// 452 4.2.2 when the reply is theirs alone (LMTP, or SMTP with one
+// recipient) and nothing else of theirs was delivered, as RCPT would
+// have; otherwise the mail is accepted for the others and the sender
+// gets a DSN for them (as Postfix does when Dovecot's LMTP says 552).
+func (s *session) refuseFull(ctx context.Context, log *slog.Logger, full map[int][]string, delivered []int, results []error) {
+	var failed []message.DSNRecipient
+	for i, accts := range full {
+		rc := s.rcpts[i]
+		log.Info("mailbox full", "rcpt", rc.addr.String(), "accounts", accts)
+		alone := s.perRcpt || len(s.rcpts) == 1
+		if alone && !slices.Contains(delivered, i) && len(rc.remote) == 0 && len(rc.unix) == 0 && results[i] == nil {
+			results[i] = errMailboxFull
+			continue
+		}
+		failed = append(failed, message.DSNRecipient{Final: rc.addr.String(), Original: rc.opts.ORcpt, Action: message.ActionFailed,
+			Status: "5.2.2", Diagnostic: "552 5.2.2 Mailbox full", LastTry: s.r.opts.Now()})
+	}
+	s.r.refusedDSN(ctx, s.from, s.mopts.EnvID, failed)
 }
 
 func queuedRcpt(addr string, o smtp.RcptOptions) store.QueuedRcpt {

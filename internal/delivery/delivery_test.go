@@ -557,3 +557,37 @@ func TestMailFreeSpace(t *testing.T) {
 		})
 	}
 }
+
+// TestQuotaCheckedAfterData: RCPT checks the size MAIL declares, which a
+// client may leave out; once the message is in, a copy that would take an
+// account past its quota is not stored. One recipient gets 452 4.2.2;
+// with two, the other is served and the sender gets a DSN.
+func TestQuotaCheckedAfterData(t *testing.T) {
+	t.Parallel()
+	q := &fakeQueue{}
+	f := newFixture(t, func(o *delivery.Options) { o.Queue = q })
+	f.router.SetQueue(q)
+	ctx := context.Background()
+	if err := f.st.SetQuota(ctx, "me@example.test", 3000); err != nil {
+		t.Fatal(err)
+	}
+	big := crlf("Subject: big", "", strings.Repeat("x", 5000))
+	_, err := f.send(t, "<a@remote.test>", []string{"<me@example.test>"}, strings.NewReader(big))
+	wantReply(t, "5000 octets to a 3000-octet quota", err, 452, "4.2.2")
+	if n := len(f.copies(t, "me")); n != 0 {
+		t.Fatalf("%d copies stored past the quota", n)
+	}
+	if _, err := f.send(t, "<a@remote.test>", []string{"<me@example.test>", "<you@example.test>"}, strings.NewReader(big)); err != nil {
+		t.Fatalf("two recipients: %v", err)
+	}
+	if len(f.copies(t, "me")) != 0 || len(f.copies(t, "you")) != 1 {
+		t.Errorf("two recipients: me has %d, you %d", len(f.copies(t, "me")), len(f.copies(t, "you")))
+	}
+	if len(q.msgs) != 1 || !strings.Contains(q.msgs[0].Rcpts[0].Addr, "a@remote.test") {
+		t.Errorf("want one DSN to the sender, queued: %+v", q.msgs)
+	}
+	small := crlf("Subject: small", "", "x")
+	if _, err := f.send(t, "<a@remote.test>", []string{"<me@example.test>"}, strings.NewReader(small)); err != nil {
+		t.Errorf("a small message within the quota: %v", err)
+	}
+}
