@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"sync"
 
 	"posthorn/internal/managesieve"
 	"posthorn/internal/sasl"
@@ -79,7 +80,15 @@ func (s sieveScripts) Check(_ context.Context, content string) error {
 	return err
 }
 
+// putLocks serialises the count-then-store of PUTSCRIPT per account: 40
+// sessions storing at once all passed the count and left 53 scripts
+// against a limit of 32. (One process; the admin CLI is not limited.)
+var putLocks sync.Map // account → *sync.Mutex
+
 func (s sieveScripts) Put(ctx context.Context, name, content string) error {
+	mu, _ := putLocks.LoadOrStore(s.acct, &sync.Mutex{})
+	mu.(*sync.Mutex).Lock()
+	defer mu.(*sync.Mutex).Unlock()
 	if err := s.HaveSpace(ctx, name, int64(len(content))); err != nil {
 		return err
 	}

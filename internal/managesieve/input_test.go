@@ -81,11 +81,9 @@ func TestStrings(t *testing.T) {
 		C: NOOP {}
 		S: NO "Syntax error"
 		C: NOOP {-1+}
-		S: NO "Syntax error"
-		C: NOOP {4294967296+}
-		S: NO "Syntax error"
-		C: NOOP {99999999999+}
 		S: NO "Syntax error"`)
+	// (A length past 32 bits is a literal too large to take: BYE, in
+	// TestOversizeLiteral.)
 	c.send("NOOP {0+}\r\n\r\n")
 	c.expect(`OK (TAG "") "Done"`)
 	// A tag that cannot be quoted is echoed as a literal.
@@ -161,6 +159,18 @@ func TestOversizeLiteral(t *testing.T) {
 	b.waitClosed(t, 1)
 	if scripts, _, _, _ := b.state(); len(scripts) != 1 {
 		t.Errorf("stored %q", scripts)
+	}
+	// A length past 32 bits is a literal too, too large to take: its
+	// octets must not run as commands (they did).
+	for _, n := range []string{"4294967296", "99999999999999999999999"} {
+		c := dial(t, addr)
+		c.login()
+		c.send(`PUTSCRIPT "x" {` + n + "+}\r\n" + `PUTSCRIPT "injected" {5+}` + "\r\nkeep;\r\n")
+		c.expect(`BYE (QUOTA/MAXSIZE) "Literal too large"`)
+		c.closed()
+	}
+	if scripts, _, _, _ := b.state(); len(scripts) != 1 {
+		t.Errorf("after the 33-bit literals: stored %q", scripts)
 	}
 }
 

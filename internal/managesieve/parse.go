@@ -2,6 +2,7 @@ package managesieve
 
 import (
 	"bytes"
+	"math"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -181,12 +182,20 @@ func literalHeader(b []byte) (int64, bool) {
 		return 0, false
 	}
 	digits := bytes.TrimSuffix(b[1:len(b)-1], []byte("+"))
-	if len(digits) == 0 || len(digits) > 10 {
+	if len(digits) == 0 {
 		return 0, false
+	}
+	for _, d := range digits {
+		if d < '0' || d > '9' {
+			return 0, false
+		}
 	}
 	n, err := strconv.ParseUint(string(digits), 10, 32)
 	if err != nil {
-		return 0, false
+		// All digits, but beyond RFC 5804's number (32 bits): still a
+		// literal whose octets follow, only too large to take. Read as
+		// no literal, its octets ran as commands.
+		return math.MaxInt64, true
 	}
 	return int64(n), true
 }

@@ -215,9 +215,9 @@ func (c *conn) mailOptions(s string) (MailOptions, *Error) {
 
 func (c *conn) mailParam(o *MailOptions, p Param) *Error {
 	switch p.Key {
-	case "SIZE": // RFC 1870 §6
+	case "SIZE": // RFC 1870 §6: size-value = 1*20DIGIT (no sign)
 		n, err := strconv.ParseInt(p.Value, 10, 64)
-		if err != nil || n < 0 {
+		if err != nil || n < 0 || !allDigits(p.Value) {
 			return &Error{Code: CodeParamSyntax, Enhanced: "5.5.4", Msg: "Bad SIZE value"}
 		}
 		if n > c.s.opts.MaxMessageBytes {
@@ -243,7 +243,8 @@ func (c *conn) mailParam(o *MailOptions, p Param) *Error {
 		o.Ret = v
 	case "ENVID": // RFC 3461 §4.4: xtext, at most 100 characters
 		v, err := DecodeXtext(p.Value)
-		if !c.s.opts.DSN || err != nil || len(v) > 100 || v == "" {
+		// The envelope id is printable US-ASCII (RFC 3461 §4.4).
+		if !c.s.opts.DSN || err != nil || len(v) > 100 || v == "" || !isASCII(v) {
 			return badParam(p.Key, c.s.opts.DSN)
 		}
 		o.EnvID = v
@@ -570,4 +571,14 @@ func cutPrefixFold(s, prefix string) (string, bool) {
 		return s, false
 	}
 	return s[len(prefix):], true
+}
+
+// allDigits reports whether s is one or more ASCII digits.
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
 }

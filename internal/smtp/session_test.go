@@ -525,3 +525,19 @@ func TestAuthTimeout(t *testing.T) {
 		t.Error("the connection stayed open after the timeout")
 	}
 }
+
+// TestMailParameterValues: SIZE takes digits only (RFC 1870 §6: no sign),
+// and ENVID must decode to printable US-ASCII (RFC 3461 §4.4).
+func TestMailParameterValues(t *testing.T) {
+	t.Parallel()
+	_, addr := testServer(t, &fakeBackend{}, func(o *Options) { o.DSN = true; o.MaxErrors = 100 })
+	c := dial(t, addr)
+	c.cmd("EHLO c.test", "250")
+	for param, want := range map[string]string{
+		"SIZE=+5": "501", "SIZE=-0": "501", "SIZE= 5": "501", "SIZE=5": "250",
+		"ENVID=ab+FF+FEcd": "501", "ENVID=ab+2Bcd": "250",
+	} {
+		c.cmd("MAIL FROM:<a@c.test> "+param, want)
+		c.cmd("RSET", "250")
+	}
+}
