@@ -2,8 +2,10 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/netip"
 	"sync"
 
@@ -90,10 +92,17 @@ func (m *maildrop) Messages() []pop3.Message { return m.msgs }
 
 func (m *maildrop) Open(ctx context.Context, i int) (io.ReadCloser, error) {
 	c, err := m.b.store.Open(ctx, m.account, "INBOX", m.uids[i])
+	if errors.Is(err, users.ErrNotFound) {
+		return nil, pop3.ErrGone
+	}
 	if err != nil {
 		return nil, err
 	}
-	return c.Reader()
+	r, err := c.Reader()
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, pop3.ErrGone
+	}
+	return r, err
 }
 
 // Commit expunges the deleted messages; IMAP sessions see them vanish.

@@ -64,6 +64,7 @@ var (
 	errNoSuchMsg = &failure{text: "no such message"}
 	errBadCount  = &failure{text: "invalid line count"}
 	errRead      = &failure{code: codeSysTemp, text: "cannot read message, try again later"}
+	errGone      = &failure{text: "message was deleted by another client"}
 	// RFC 1939 §6 would say "some deleted messages not removed"; Commit
 	// is all or nothing, so we can say more.
 	errCommit = &failure{code: codeSysTemp, text: "could not remove deleted messages, none were removed", hangup: true}

@@ -49,6 +49,7 @@ type fakeBackend struct {
 	blocked     bool   // Login and SASL report ErrBlocked
 	panicOn     string // "login", "retr" or "close"
 	commitErr   error
+	openErr     error // returned by Maildrop.Open
 
 	mu      sync.Mutex
 	msgs    []fakeMsg
@@ -150,6 +151,9 @@ func (d *fakeDrop) Messages() []Message {
 func (d *fakeDrop) Open(ctx context.Context, i int) (io.ReadCloser, error) {
 	if d.b.panicOn == "retr" {
 		panic("test panic in Maildrop.Open")
+	}
+	if d.b.openErr != nil {
+		return nil, d.b.openErr
 	}
 	d.b.mu.Lock()
 	d.b.readers++

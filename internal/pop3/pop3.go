@@ -82,6 +82,9 @@ var (
 	ErrLocked = errors.New("pop3: maildrop locked")
 	// ErrBlocked: the client may not try again for a while.
 	ErrBlocked = errors.New("pop3: login temporarily blocked")
+	// ErrGone: Maildrop.Open found the message deleted by another
+	// client (an IMAP EXPUNGE) since the session began.
+	ErrGone = errors.New("pop3: message deleted by another client")
 )
 
 // validUID reports whether a backend's UID may go on the wire

@@ -418,3 +418,18 @@ func TestLogs(t *testing.T) {
 		}
 	}
 }
+
+// TestRetrGone: a message another client deleted meanwhile gets a
+// permanent -ERR (no [SYS/TEMP]: trying again will not help), and the
+// session goes on.
+func TestRetrGone(t *testing.T) {
+	t.Parallel()
+	b := newBackend(testMessages...)
+	b.openErr = ErrGone
+	_, addr := testServer(t, b, nil)
+	c := dial(t, addr)
+	c.login()
+	c.cmd("RETR 1", "-ERR message was deleted by another client")
+	c.cmd("TOP 2 0", "-ERR message was deleted by another client")
+	c.cmd("NOOP", "+OK")
+}

@@ -1,6 +1,7 @@
 package pop3
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -123,6 +124,13 @@ func (c *conn) cmdTop(arg string) {
 // all of it. It reports whether the whole response went out.
 func (c *conn) send(i int, bodyLines int64, title string) bool {
 	r, err := c.drop.Open(c.ctx, i)
+	if errors.Is(err, ErrGone) {
+		// Permanent: trying again will not bring it back (the -ERR
+		// without [SYS/TEMP], RFC 3206 §4).
+		c.log.Info("pop3 message gone", "msg", i+1)
+		c.reply(errGone)
+		return false
+	}
 	if err != nil {
 		c.log.Error("pop3 open message", "msg", i+1, "err", err)
 		c.reply(errRead)
