@@ -232,6 +232,7 @@ func (s *session) dispatch(ctx context.Context, log *slog.Logger, id string, add
 		results[i] = err
 	}
 	s.refuseFull(ctx, log, full, from, results)
+	s.shareRefusals(results)
 	if len(queued) > 0 {
 		if err := s.enqueue(ctx, log, id, added, body, size, now, queued); err != nil {
 			for _, i := range queuedFrom {
@@ -303,6 +304,33 @@ func (s *session) refuseFull(ctx context.Context, log *slog.Logger, full map[int
 			Status: "5.2.2", Diagnostic: "552 5.2.2 Mailbox full", LastTry: s.r.opts.Now()})
 	}
 	s.r.refusedDSN(ctx, s.from, s.mopts.EnvID, failed)
+}
+
+// shareRefusals gives a recipient whose accounts were all served by an
+// earlier recipient's copy (me@ and me+tag@ in one transaction) that
+// recipient's refusal: with one reply per recipient (LMTP), it said 250
+// for a message it never stored.
+func (s *session) shareRefusals(results []error) {
+	owner := map[string]int{}
+	for i, rc := range s.rcpts {
+		shared, refusal := len(rc.accounts) > 0 && len(rc.remote) == 0 && len(rc.unix) == 0, error(nil)
+		for _, acct := range rc.accounts {
+			j, seen := owner[acct]
+			if !seen {
+				owner[acct] = i
+				shared = false
+				continue
+			}
+			if results[j] == nil {
+				shared = false
+			} else if refusal == nil {
+				refusal = results[j]
+			}
+		}
+		if shared && results[i] == nil {
+			results[i] = refusal
+		}
+	}
 }
 
 func queuedRcpt(addr string, o smtp.RcptOptions) store.QueuedRcpt {

@@ -591,3 +591,34 @@ func TestQuotaCheckedAfterData(t *testing.T) {
 		t.Errorf("a small message within the quota: %v", err)
 	}
 }
+
+// TestLMTPSharedAccountSharesRefusal: me@ and me+tag@ in one LMTP
+// transaction reach one account, stored once; when that copy is refused
+// (here: past the quota), both recipients get the refusal, not a 250 for
+// the second that nothing backs.
+func TestLMTPSharedAccountSharesRefusal(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	ctx := context.Background()
+	if err := f.st.SetQuota(ctx, "me@example.test", 3000); err != nil {
+		t.Fatal(err)
+	}
+	s := f.session(t).(smtp.LMTPSession)
+	if err := s.Mail(ctx, path(t, "<a@remote.test>"), smtp.MailOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []string{"<me@example.test>", "<me+tag@example.test>", "<you@example.test>"} {
+		if err := s.Rcpt(ctx, path(t, r), smtp.RcptOptions{}); err != nil {
+			t.Fatalf("RCPT %s: %v", r, err)
+		}
+	}
+	_, results, err := s.LMTPData(ctx, strings.NewReader(crlf("Subject: big", "", strings.Repeat("x", 5000))))
+	if err != nil || len(results) != 3 {
+		t.Fatalf("LMTPData: %v %v", results, err)
+	}
+	wantReply(t, "me@", results[0], 452, "4.2.2")
+	wantReply(t, "me+tag@", results[1], 452, "4.2.2")
+	if results[2] != nil || len(f.copies(t, "you")) != 1 {
+		t.Errorf("you@: %v, %d copies", results[2], len(f.copies(t, "you")))
+	}
+}
