@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -31,6 +32,13 @@ import (
 //     sent twice; the vacation record prevents a second reply.
 //   - A redirect loop is cut: a message that already went through this
 //     account (a Delivered-To field names it) is not redirected again.
+//   - Copies a script adds respect the quota: the first copy is stored
+//     as any delivery would be (RCPT checked the quota), each further
+//     one only while the quota has room.
+//   - Nothing the script names goes out unchecked: a redirect target
+//     must parse as an SMTP address and is queued in its canonical form;
+//     a fileinto name must be one IMAP CREATE accepts. A refused one
+//     keeps the message in the default mailbox, with a log line.
 type Filter struct {
 	Sieve    SieveStore
 	Mail     store.Mail
@@ -168,10 +176,11 @@ func (f *Filter) input(l Local) (sieve.Input, error) {
 		Size: int64(len(d.Header)) + d.BodySize, Body: body}, nil
 }
 
-// carryOut turns a Result into deliveries and queued side effects.
+// carryOut turns a Result into deliveries and queued side effects. The
+// kept copy comes first: it is the one stored when the quota has room
+// for no other.
 func (f *Filter) carryOut(ctx context.Context, log *slog.Logger, l Local, in sieve.Input, res sieve.Result) []store.Delivery {
 	d := l.Delivery
-	var out []store.Delivery
 	keep := res.Keep
 	if len(res.Redirect) > 0 && !f.redirect(ctx, log, l, in, res.Redirect) {
 		keep = true // never lose what could not be forwarded
@@ -182,6 +191,7 @@ func (f *Filter) carryOut(ctx context.Context, log *slog.Logger, l Local, in sie
 	if res.Vacation != nil {
 		f.vacation(ctx, log, l, in, res.Vacation)
 	}
+	var filed []store.Delivery
 	for _, t := range res.FileInto {
 		if !f.mailboxReady(ctx, log, d.Account, t) {
 			keep = true
@@ -189,29 +199,74 @@ func (f *Filter) carryOut(ctx context.Context, log *slog.Logger, l Local, in sie
 		}
 		c := d
 		c.Mailbox, c.Flags = t.Mailbox, res.Flags
-		out = append(out, c)
+		filed = append(filed, c)
 	}
+	var out []store.Delivery
 	if keep {
 		c := d
 		c.Flags = res.Flags
 		out = append(out, c)
+		// RFC 5228 §2.10.3: fileinto the kept copy's mailbox is that copy.
+		filed = slices.DeleteFunc(filed, func(c store.Delivery) bool { return sieve.SameMailbox(c.Mailbox, mailboxOf(d)) })
 	}
+	out = f.withinQuota(ctx, log, d.Account, append(out, filed...))
 	if len(out) == 0 {
 		log.Info("sieve: message not stored", "discarded", res.Discarded(), "rejected", res.Rejected)
 	}
 	return out
 }
 
+// mailboxOf is where a delivery goes: "" means INBOX.
+func mailboxOf(d store.Delivery) string {
+	if d.Mailbox == "" {
+		return "INBOX"
+	}
+	return d.Mailbox
+}
+
+// withinQuota drops the copies the account's quota has no room for. The
+// first is always kept: RCPT admitted the message by the quota as any
+// delivery (session.checkQuota), and a filter never loses mail. Every
+// further copy needs room as an IMAP APPEND would (used + size ≤ limit).
+func (f *Filter) withinQuota(ctx context.Context, log *slog.Logger, acct string, out []store.Delivery) []store.Delivery {
+	q, ok := f.Mail.(quotaReader)
+	if len(out) < 2 || !ok {
+		return out
+	}
+	used, limit, err := q.Quota(ctx, acct)
+	if err != nil {
+		log.Error("sieve: cannot read the quota, one copy stored", "mailbox", out[0].Mailbox, "err", err)
+		return out[:1]
+	}
+	if limit <= 0 {
+		return out
+	}
+	size := int64(len(out[0].Header)) + out[0].BodySize
+	n := 1
+	for n < len(out) && used+int64(n+1)*size <= limit {
+		n++
+	}
+	for _, c := range out[n:] {
+		log.Warn("sieve: fileinto over quota, copy not stored", "mailbox", c.Mailbox, "err", store.ErrOverQuota)
+	}
+	return out[:n]
+}
+
 // mailboxReady checks a fileinto target, creating it for :create
-// (RFC 5490 §3.2). A missing mailbox without :create means keep.
+// (RFC 5490 §3.2). A missing mailbox without :create, or a name IMAP
+// would refuse, means keep.
 func (f *Filter) mailboxReady(ctx context.Context, log *slog.Logger, acct string, t sieve.Target) bool {
+	if err := sieve.ValidMailbox(t.Mailbox); err != nil {
+		log.Warn("sieve: fileinto an invalid mailbox name, kept", "mailbox", t.Mailbox, "err", err)
+		return false
+	}
 	boxes, err := f.Mail.Mailboxes(ctx, acct)
 	if err != nil {
 		log.Error("sieve: cannot list mailboxes, kept", "err", err)
 		return false
 	}
 	for _, b := range boxes {
-		if b.Name == t.Mailbox || (strings.EqualFold(t.Mailbox, "INBOX") && b.Name == "INBOX") {
+		if sieve.SameMailbox(b.Name, t.Mailbox) {
 			return true
 		}
 	}
@@ -227,8 +282,17 @@ func (f *Filter) mailboxReady(ctx context.Context, log *slog.Logger, acct string
 }
 
 // redirect queues a copy for each address with the original envelope
-// sender (RFC 5228 §4.2). It reports false when nothing was queued.
-func (f *Filter) redirect(ctx context.Context, log *slog.Logger, l Local, in sieve.Input, to []string) bool {
+// sender (RFC 5228 §4.2). It reports false unless every address was
+// valid and queued: then the message must be kept.
+func (f *Filter) redirect(ctx context.Context, log *slog.Logger, l Local, in sieve.Input, targets []string) bool {
+	addrs, valid := redirectTargets(log, targets)
+	if len(addrs) == 0 {
+		return false
+	}
+	to := make([]string, len(addrs))
+	for i, a := range addrs {
+		to[i] = a.String()
+	}
 	acct := l.Delivery.Account
 	n := 0
 	for _, v := range in.Header.Values("Delivered-To") {
@@ -247,8 +311,9 @@ func (f *Filter) redirect(ctx context.Context, log *slog.Logger, l Local, in sie
 	d := l.Delivery
 	prefix := []byte("Delivered-To: " + acct + "\r\n")
 	m := store.QueuedMessage{From: l.From, Created: f.now(), Size: int64(len(prefix)) + d.BodySize}
-	for _, a := range to {
-		m.Rcpts = append(m.Rcpts, store.QueuedRcpt{Addr: a})
+	for _, a := range addrs {
+		m.Rcpts = append(m.Rcpts, store.QueuedRcpt{Addr: a.String()})
+		m.UTF8 = m.UTF8 || !a.IsASCII() // RFC 6531 §3.4: a UTF-8 recipient needs SMTPUTF8
 	}
 	body := io.MultiReader(bytes.NewReader(prefix), io.NewSectionReader(d.Body, 0, d.BodySize))
 	id, err := f.Queue.Enqueue(ctx, m, body)
@@ -257,7 +322,29 @@ func (f *Filter) redirect(ctx context.Context, log *slog.Logger, l Local, in sie
 		return false
 	}
 	log.Info("sieve: redirected", "to", to, "msgid", id)
-	return true
+	return valid
+}
+
+// redirectTargets parses each target as RFC 5228 §4.2 asks ("MUST be
+// syntactically valid"), with the SMTP parser, UTF-8 allowed (RFC 6531):
+// a target is used only in its canonical form, so nothing after ">" can
+// become an ESMTP parameter. It returns the distinct valid addresses and
+// whether every target was valid.
+func redirectTargets(log *slog.Logger, to []string) ([]smtp.Address, bool) {
+	var out []smtp.Address
+	valid := true
+	for _, s := range to {
+		a, err := smtp.ParseAddress(s, true)
+		if err != nil || a.IsZero() {
+			log.Warn("sieve: redirect to an invalid address refused, kept", "to", s, "err", err)
+			valid = false
+			continue
+		}
+		if !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out, valid
 }
 
 // reject tells the sender (RFC 5429 §2.1) with a DSN. The null sender
@@ -290,7 +377,7 @@ func (f *Filter) reject(ctx context.Context, log *slog.Logger, l Local, res siev
 
 // vacation sends one reply per sender per period (RFC 5230).
 func (f *Filter) vacation(ctx context.Context, log *slog.Logger, l Local, in sieve.Input, v *sieve.Vacation) {
-	own := []string{l.Delivery.Account, l.Rcpt, v.From}
+	own := []string{l.Delivery.Account, l.Rcpt} // :from counts only when it is one of these
 	if ok, why := sieve.ShouldAnswer(in, own); !ok {
 		log.Debug("sieve: vacation not answered", "reason", why)
 		return

@@ -2,6 +2,7 @@ package delivery_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -128,5 +129,162 @@ func TestSieveERejectInProtocol(t *testing.T) {
 	}
 	if len(q.msgs) != 1 || len(f.copies(t, "you")) != 1 {
 		t.Errorf("two recipients: %d queued (want the DSN), you has %d", len(q.msgs), len(f.copies(t, "you")))
+	}
+}
+
+// mailboxes returns the names of an account's mailboxes and their
+// message counts.
+func mailboxes(t *testing.T, f *fixture, acct string) map[string]int {
+	t.Helper()
+	boxes, err := f.st.Mailboxes(context.Background(), acct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int{}
+	for _, b := range boxes {
+		out[b.Name] = b.Messages
+	}
+	return out
+}
+
+// TestSieveActionCap: 300 × fileinto :create (fileinto_amplify.py) is
+// past the cap: the run fails safe, one copy in INBOX, no mailbox made.
+func TestSieveActionCap(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(`require ["fileinto", "mailbox"];` + "\n")
+	for i := range 300 {
+		fmt.Fprintf(&b, "fileinto :create \"amp%d\";\n", i)
+	}
+	f, _ := sieveFixture(t, b.String())
+	before := len(mailboxes(t, f, "me@example.test"))
+	if _, err := f.send(t, "<a@remote.test>", []string{"<me@example.test>"}, strings.NewReader(crlf("Subject: amp", "", "body"))); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(f.copies(t, "me")); n != 1 {
+		t.Errorf("INBOX holds %d copies, want 1", n)
+	}
+	if after := len(mailboxes(t, f, "me@example.test")); after != before {
+		t.Errorf("%d mailboxes made", after-before)
+	}
+}
+
+// TestSieveFileintoWithinQuota: copies past the first are stored only
+// while the quota has room; the first always is. Router.Inject takes
+// the path of the queue's local transport and `posthorn deliver`, which
+// has no quota check of its own after the filter.
+func TestSieveFileintoWithinQuota(t *testing.T) {
+	f, _ := sieveFixture(t, `require ["fileinto", "mailbox"]; fileinto :create "a"; fileinto :create "b"; fileinto :create "c";`)
+	ctx := context.Background()
+	msg := []byte(crlf("Subject: quota", "", strings.Repeat("z", 10_000)))
+	if err := f.st.SetQuota(ctx, "you@example.test", 1<<30); err != nil { // a limit makes the store count
+		t.Fatal(err)
+	}
+	if err := f.router.Inject(ctx, "a@remote.test", []string{"you@example.test"}, msg); err != nil {
+		t.Fatal(err)
+	}
+	size, _, err := f.st.Quota(ctx, "you@example.test")
+	if err != nil || size == 0 {
+		t.Fatal(size, err)
+	}
+	limit := size*5/2 + 1 // room for two copies, not three
+	if err := f.st.SetQuota(ctx, "me@example.test", limit); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.router.Inject(ctx, "a@remote.test", []string{"me@example.test"}, msg); err != nil {
+		t.Fatal(err)
+	}
+	boxes := mailboxes(t, f, "me@example.test")
+	if boxes["a"] != 1 || boxes["b"] != 1 || boxes["c"] != 0 {
+		t.Errorf("stored copies: %v, want one in a and one in b", boxes)
+	}
+	used, _, _ := f.st.Quota(ctx, "me@example.test")
+	if used > limit {
+		t.Errorf("used %d of a quota of %d", used, limit)
+	}
+	// Full already: the one copy still goes where the script says.
+	if err := f.st.SetQuota(ctx, "me@example.test", used); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.router.Inject(ctx, "a@remote.test", []string{"me@example.test"}, msg); err != nil {
+		t.Fatal(err)
+	}
+	if boxes := mailboxes(t, f, "me@example.test"); boxes["a"] != 2 || boxes["b"] != 1 || boxes["c"] != 0 {
+		t.Errorf("at the quota: %v, want a second copy in a only", boxes)
+	}
+}
+
+// TestSieveFileintoKeptMailbox: fileinto INBOX and keep make one copy.
+func TestSieveFileintoKeptMailbox(t *testing.T) {
+	f, _ := sieveFixture(t, `require "fileinto"; fileinto "inbox"; keep;`)
+	if _, err := f.send(t, "<a@remote.test>", []string{"<me@example.test>"}, strings.NewReader(crlf("Subject: x", "", "b"))); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(f.copies(t, "me")); n != 1 {
+		t.Errorf("INBOX holds %d copies, want 1", n)
+	}
+}
+
+// TestSieveFileintoInvalidNames: names IMAP CREATE refuses
+// (fileinto_names.py) are not made; the message stays in INBOX.
+func TestSieveFileintoInvalidNames(t *testing.T) {
+	names := []string{`x${hex:00}nul`, `cr${hex:0d 0a}lf`, `~root`, `a//b`, `%`, `INBOX/`, `../escape`}
+	src := `require ["fileinto", "mailbox", "encoded-character"];` + "\n"
+	for i, n := range names {
+		src += fmt.Sprintf("if header :is \"X-T\" \"%d\" { fileinto :create \"%s\"; stop; }\n", i, n)
+	}
+	f, _ := sieveFixture(t, src)
+	before := mailboxes(t, f, "me@example.test")
+	for i, n := range names {
+		msg := crlf(fmt.Sprintf("X-T: %d", i), "Subject: names", "", "b")
+		if _, err := f.send(t, "<a@remote.test>", []string{"<me@example.test>"}, strings.NewReader(msg)); err != nil {
+			t.Fatal(err)
+		}
+		if got := len(f.copies(t, "me")); got != i+1 {
+			t.Errorf("fileinto %q: INBOX holds %d, want %d", n, got, i+1)
+		}
+	}
+	if after := mailboxes(t, f, "me@example.test"); len(after) != len(before) {
+		t.Errorf("mailboxes made: %v", after)
+	}
+}
+
+// TestSieveRedirectInvalidTargets: targets that are no address
+// (redirect_badaddr.py) are never queued, the message is kept, and a
+// valid one goes out in its canonical form.
+func TestSieveRedirectInvalidTargets(t *testing.T) {
+	f, q := sieveFixture(t, `require "variables";
+redirect "Elsewhere@REMOTE.test";
+if header :matches "X-A" "*" { redirect "${1}"; }
+if header :matches "X-B" "*" { redirect "${1}"; }
+if header :matches "X-C" "*" { redirect "${1}"; }
+if header :matches "X-D" "*" { redirect "${1}"; }`)
+	msg := crlf("X-A: victim@x.invalid> NOTIFY=SUCCESS ORCPT=rfc822;boss@x.invalid", "X-B: noatsign-xyz.invalid",
+		"X-C: a b c@@x.invalid", "X-D: <>", "Subject: r", "", "hi")
+	if _, err := f.send(t, "<a@remote.test>", []string{"<me@example.test>"}, strings.NewReader(msg)); err != nil {
+		t.Fatal(err)
+	}
+	if len(q.msgs) != 1 || len(q.msgs[0].Rcpts) != 1 || q.msgs[0].Rcpts[0].Addr != "Elsewhere@remote.test" {
+		t.Errorf("queued = %+v", q.msgs)
+	}
+	if n := len(f.copies(t, "me")); n != 1 {
+		t.Errorf("INBOX holds %d copies, want the message kept", n)
+	}
+}
+
+// TestSieveVacationFromInjection: a :from with CR LF (vacation_inject.py)
+// adds no field to the reply, which comes from the recipient.
+func TestSieveVacationFromInjection(t *testing.T) {
+	f, q := sieveFixture(t, `require ["vacation", "variables", "encoded-character"];
+vacation :days 1 :from "me@example.test${hex:0d 0a}Bcc: victim@evil.test${hex:0d 0a}X-Injected-Static: yes" :subject "away" "I am away";`)
+	msg := crlf("From: other@remote.test", "To: me@example.test", "Subject: hi", "Message-ID: <x1@a>", "", "hello")
+	if _, err := f.send(t, "<other@remote.test>", []string{"<me@example.test>"}, strings.NewReader(msg)); err != nil {
+		t.Fatal(err)
+	}
+	if len(q.body) != 1 {
+		t.Fatalf("%d queued, want the reply", len(q.body))
+	}
+	head, _, _ := strings.Cut(q.body[0], "\r\n\r\n")
+	if strings.Contains(head, "\r\nBcc:") || strings.Contains(head, "\r\nX-Injected-Static:") || !strings.HasPrefix(head, "From: <me@example.test>\r\n") {
+		t.Errorf("reply header:\n%s", head)
 	}
 }

@@ -3,6 +3,7 @@ package sieve
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -62,6 +63,9 @@ type Vacation struct {
 // (RFC 5429 §2.1: reject with keep, fileinto, redirect or vacation).
 var ErrConflict = errors.New("sieve: reject cannot be combined with keep, fileinto, redirect or vacation")
 
+// ErrTooManyActions: the run asked for more than MaxActions actions.
+var ErrTooManyActions = errors.New("sieve: too many actions")
+
 // Run executes the script. On error the caller must deliver the message
 // as if there were no script (RFC 5228 §2.10.6 implicit keep) and log it.
 func (s *Script) Run(ctx context.Context, in Input) (Result, error) {
@@ -74,7 +78,7 @@ func (s *Script) Run(ctx context.Context, in Input) (Result, error) {
 	if in.From == "" {
 		script = s.withoutVacat
 	}
-	env := interp.EnvelopeStatic{From: in.From, To: in.To, Auth: in.AuthUser}
+	env := interp.EnvelopeStatic{From: clip(in.From, MaxValueLen), To: clip(in.To, MaxValueLen), Auth: clip(in.AuthUser, MaxValueLen)}
 	d := interp.NewRuntimeData(script, policy{}, env, &msg{in: in})
 	if err := script.Execute(ctx, d); err != nil {
 		return Result{}, err
@@ -86,7 +90,12 @@ func (s *Script) Run(ctx context.Context, in Input) (Result, error) {
 }
 
 func result(d *interp.RuntimeData, sender string) (Result, error) {
-	r := Result{Keep: d.Keep || d.ImplicitKeep, Flags: imapFlags(d.Flags), Redirect: slices.Clone(d.RedirectAddr)}
+	r := Result{Keep: d.Keep || d.ImplicitKeep, Flags: imapFlags(d.Flags)}
+	for _, a := range d.RedirectAddr {
+		if !slices.Contains(r.Redirect, a) { // RFC 5228 §2.10.3: no duplicates
+			r.Redirect = append(r.Redirect, a)
+		}
+	}
 	for _, m := range d.Mailboxes {
 		switch {
 		case strings.HasPrefix(m, rejectMark):
@@ -94,7 +103,7 @@ func result(d *interp.RuntimeData, sender string) (Result, error) {
 		case strings.HasPrefix(m, erejectMark):
 			r.Rejected, r.Ereject, r.Reject = true, true, strings.TrimPrefix(m, erejectMark)
 		default:
-			r.FileInto = append(r.FileInto, Target{Mailbox: m, Create: slices.Contains(d.MailboxesCreate, m)})
+			r.FileInto = addTarget(r.FileInto, Target{Mailbox: m, Create: slices.Contains(d.MailboxesCreate, m)})
 		}
 	}
 	if v, ok := d.VacationResponses[sender]; ok && sender != "" {
@@ -103,7 +112,41 @@ func result(d *interp.RuntimeData, sender string) (Result, error) {
 	if r.Rejected && (d.Keep || len(r.FileInto) > 0 || len(r.Redirect) > 0 || r.Vacation != nil) {
 		return Result{}, ErrConflict
 	}
+	if n := r.actions(); n > MaxActions {
+		return Result{}, fmt.Errorf("%w: %d, at most %d", ErrTooManyActions, n, MaxActions)
+	}
 	return r, nil
+}
+
+// addTarget adds t unless its mailbox is there already (RFC 5228
+// §2.10.3: a message is filed into one mailbox once); INBOX compares
+// without case (RFC 9051 §5.1).
+func addTarget(ts []Target, t Target) []Target {
+	for i, o := range ts {
+		if SameMailbox(o.Mailbox, t.Mailbox) {
+			ts[i].Create = o.Create || t.Create
+			return ts
+		}
+	}
+	return append(ts, t)
+}
+
+// SameMailbox tells whether two mailbox names name one mailbox: equal,
+// or both INBOX in any case.
+func SameMailbox(a, b string) bool {
+	return a == b || (strings.EqualFold(a, "INBOX") && strings.EqualFold(b, "INBOX"))
+}
+
+// actions counts what the run does, as Pigeonhole counts toward
+// sieve_max_actions.
+func (r Result) actions() int {
+	n := len(r.FileInto) + len(r.Redirect)
+	for _, b := range []bool{r.Keep, r.Rejected, r.Vacation != nil} {
+		if b {
+			n++
+		}
+	}
+	return n
 }
 
 // Discarded tells whether the script threw the message away.
@@ -126,7 +169,14 @@ type msg struct {
 	err  error
 }
 
-func (m *msg) HeaderGet(key string) ([]string, error) { return m.in.Header.Values(key), nil }
+// HeaderGet gives the interpreter each value cut to MaxValueLen.
+func (m *msg) HeaderGet(key string) ([]string, error) {
+	vs := m.in.Header.Values(key)
+	for i, v := range vs {
+		vs[i] = clip(v, MaxValueLen)
+	}
+	return vs, nil
+}
 
 func (m *msg) MessageSize() int { return int(m.in.Size) }
 

@@ -11,8 +11,13 @@
 // state (it cancels the implicit keep and its reason string expands
 // variables); Run turns that name back into Result.Reject.
 //
-// Files: sieve.go compiles, run.go executes, header.go reads a message
-// header, vacation.go decides on and writes vacation replies (RFC 5230).
+// Encoded characters (RFC 5228 §2.4.2.4) are decoded by the rewrite too,
+// so that the limits of limits.go see every string as it will run.
+//
+// Files: sieve.go compiles, limits.go bounds what a script may hold and
+// see, encoded.go decodes encoded characters, run.go executes,
+// header.go reads a message header, mailbox.go checks fileinto names,
+// vacation.go decides on and writes vacation replies (RFC 5230).
 package sieve
 
 import (
@@ -40,8 +45,9 @@ var Extensions = []string{
 	"imap4flags", "variables", "relational", "vacation", "copy", "mailbox", "subaddress", "body", "date", "index",
 }
 
-// ours are the extensions go-sieve does not know: handled by the rewrite.
-var ours = []string{"reject", "ereject"}
+// ours are the extensions the rewrite handles: go-sieve does not know
+// reject and ereject, and it is not told about encoded-character.
+var ours = []string{"reject", "ereject", "encoded-character"}
 
 // Marker prefixes of the fileinto names that carry reject and ereject.
 const (
@@ -71,7 +77,8 @@ type Script struct {
 func libOptions() (lexer.Options, parser.Options, interp.Options) {
 	return lexer.Options{MaxTokens: 50000},
 		parser.Options{MaxBlockNesting: 15, MaxTestNesting: 15},
-		interp.Options{MaxRedirects: 5, MaxVariableCount: 128, MaxVariableNameLen: 32, MaxVariableLen: 4000}
+		interp.Options{MaxRedirects: 5, MaxVariableCount: 128, MaxVariableNameLen: 32, MaxVariableLen: maxVariableLen,
+			RegexLimits: interp.RegexLimits{MaxInputLength: MaxMatchLen}}
 }
 
 // Compile checks a script and prepares it to run. A script that does not
@@ -133,12 +140,43 @@ func errAt(pos lexer.Position, format string, args ...any) error {
 	return &CheckError{Line: pos.Line, Col: pos.Col, Msg: fmt.Sprintf(format, args...)}
 }
 
-// rewrite checks the require commands against Extensions and replaces
-// reject and ereject by marked fileinto commands (see the package doc).
+// rewrite checks the require commands against Extensions, decodes
+// encoded characters, replaces reject and ereject by marked fileinto
+// commands (see the package doc) and checks the limits of limits.go.
+// Command names compare without case, as the library's do.
 func rewrite(cmds []parser.Cmd) ([]parser.Cmd, error) {
+	req, err := requires(cmds)
+	if err != nil {
+		return nil, err
+	}
+	if req["encoded-character"] {
+		if cmds, err = decodeBlock(cmds); err != nil {
+			return nil, err
+		}
+	}
+	usesFileinto := false
+	out, err := rewriteBlock(cmds, req, &usesFileinto)
+	if err != nil {
+		return nil, err
+	}
+	if (req["reject"] || req["ereject"]) && !req["fileinto"] {
+		if usesFileinto {
+			return nil, &CheckError{Msg: `fileinto used without require "fileinto"`}
+		}
+		out = append([]parser.Cmd{{Id: "require", Args: []parser.Arg{parser.StringArg{Value: "fileinto"}}}}, out...)
+	}
+	if err := checkLimits(out, req["variables"]); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// requires checks the require commands and rewrites them, in place, to
+// name only the library's extensions; it returns every name required.
+func requires(cmds []parser.Cmd) (map[string]bool, error) {
 	req := map[string]bool{}
 	for i, c := range cmds {
-		if c.Id != "require" {
+		if !strings.EqualFold(c.Id, "require") {
 			continue
 		}
 		names, pos, err := requireNames(c)
@@ -160,18 +198,7 @@ func rewrite(cmds []parser.Cmd) ([]parser.Cmd, error) {
 			cmds[i].Args = []parser.Arg{parser.StringListArg{Value: []string{"comparator-i;octet"}, Position: pos}}
 		}
 	}
-	usesFileinto := false
-	out, err := rewriteBlock(cmds, req, &usesFileinto)
-	if err != nil {
-		return nil, err
-	}
-	if (req["reject"] || req["ereject"]) && !req["fileinto"] {
-		if usesFileinto {
-			return nil, &CheckError{Msg: `fileinto used without require "fileinto"`}
-		}
-		out = append([]parser.Cmd{{Id: "require", Args: []parser.Arg{parser.StringArg{Value: "fileinto"}}}}, out...)
-	}
-	return out, nil
+	return req, nil
 }
 
 func requireNames(c parser.Cmd) ([]string, lexer.Position, error) {
@@ -190,10 +217,12 @@ func requireNames(c parser.Cmd) ([]string, lexer.Position, error) {
 func rewriteBlock(cmds []parser.Cmd, req map[string]bool, usesFileinto *bool) ([]parser.Cmd, error) {
 	out := make([]parser.Cmd, 0, len(cmds))
 	for _, c := range cmds {
-		switch c.Id {
+		id := strings.ToLower(c.Id)
+		switch id {
 		case "fileinto":
 			*usesFileinto = true
 		case "reject", "ereject":
+			c.Id = id
 			if !req[c.Id] {
 				return nil, errAt(c.Position, "%s used without require %q", c.Id, c.Id)
 			}
@@ -228,7 +257,7 @@ func rewriteBlock(cmds []parser.Cmd, req map[string]bool, usesFileinto *bool) ([
 func withoutCmd(cmds []parser.Cmd, id string) []parser.Cmd {
 	out := make([]parser.Cmd, 0, len(cmds))
 	for _, c := range cmds {
-		if c.Id == id {
+		if strings.EqualFold(c.Id, id) {
 			continue
 		}
 		if len(c.Block) > 0 {
