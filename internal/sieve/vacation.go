@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"posthorn/internal/message"
 )
 
 // Bounds on :days (RFC 5230 §4.1 lets a site set them).
@@ -273,21 +275,12 @@ func writeField(b *bytes.Buffer, name, value string) {
 // field's value, dropping anything else and ids longer than maxMsgIDLen.
 func msgIDs(v string) []string {
 	var out []string
-	for {
-		i := strings.IndexByte(v, '<')
-		if i < 0 {
-			return out
-		}
-		j := strings.IndexByte(v[i:], '>')
-		if j < 0 {
-			return out
-		}
-		id := v[i : i+j+1]
-		v = v[i+j+1:]
-		if len(id) > 2 && len(id) <= maxMsgIDLen && !strings.ContainsFunc(id[1:len(id)-1], badIDRune) {
+	for _, id := range message.MessageIDs(v) {
+		if len(id) <= maxMsgIDLen && !strings.ContainsFunc(id[1:len(id)-1], badIDRune) {
 			out = append(out, id)
 		}
 	}
+	return out
 }
 
 func badIDRune(r rune) bool { return r <= ' ' || r == 0x7f || r == '<' || r == utf8.RuneError }
