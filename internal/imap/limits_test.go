@@ -359,3 +359,33 @@ func TestAppendDateRange(t *testing.T) {
 		t.Errorf("internal dates: %q", out)
 	}
 }
+
+// A refused command that goes on in literals is not skipped for ever
+// either: its literals count towards the same 1 MiB.
+func TestRefusedLiteralsBounded(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	c := e.login(t)
+	c.do("s SELECT INBOX", "s OK")
+	go func() {
+		lit := " {60000+}\r\n" + strings.Repeat("y", 60000)
+		_, _ = c.nc.Write([]byte("a SEARCH CHARSET BOGUS"))
+		for range 100 { // 6 MB of literals, no line end
+			if _, err := c.nc.Write([]byte(lit)); err != nil {
+				return
+			}
+		}
+	}()
+	var got []string
+	_ = c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		l, err := c.br.ReadString('\n')
+		if err != nil {
+			break
+		}
+		got = append(got, strings.TrimRight(l, "\r\n"))
+	}
+	if len(got) == 0 || got[len(got)-1] != "* BYE Line too long" {
+		t.Errorf("after 6 MB of literals in a refused command: %q", got)
+	}
+}

@@ -16,7 +16,7 @@ import (
 // (research/security.md §2.4).
 const (
 	maxCommand  = 64 << 10 // one command, literals included (APPEND's message excepted)
-	maxSkip     = 1 << 20  // the rest of a refused line that is read and dropped, literals excepted
+	maxSkip     = 1 << 20  // the rest of a refused command that is read and dropped, its literals included
 	maxDepth    = 32       // nested parentheses
 	maxLiteral8 = 4096     // non-synchronising literal that we may discard unread (LITERAL-)
 )
@@ -505,6 +505,11 @@ func skipLine(br *bufio.Reader) error {
 		}
 		if n > maxCommand {
 			return errTooBig
+		}
+		// Literals count too: a refused command of repeated {60000+}
+		// literals was read for some 6 GB before its 1 MiB of lines.
+		if skipped += int(n); skipped > maxSkip {
+			return errLineTooLong
 		}
 		if _, err := br.Discard(int(n)); err != nil {
 			return err
