@@ -288,3 +288,19 @@ vacation :days 1 :from "me@example.test${hex:0d 0a}Bcc: victim@evil.test${hex:0d
 		t.Errorf("reply header:\n%s", head)
 	}
 }
+
+// TestSievePanicKeeps: a header that makes the interpreter panic (a
+// reference it cannot resolve, expanded a second time from a captured
+// value) leaves the message in INBOX; the delivery succeeds.
+func TestSievePanicKeeps(t *testing.T) {
+	f, _ := sieveFixture(t, `require ["variables", "fileinto"];
+if header :matches "X-Evil" "*" { set "p" "${1}"; }
+if header :contains "Subject" "${p}" { fileinto "x"; }`)
+	msg := crlf("Subject: s", "X-Evil: ${foo.bar}", "", "b")
+	if _, err := f.send(t, "<a@remote.test>", []string{"<me@example.test>"}, strings.NewReader(msg)); err != nil {
+		t.Fatalf("delivery: %v", err)
+	}
+	if n := len(f.copies(t, "me")); n != 1 {
+		t.Errorf("%d copies in INBOX, want 1", n)
+	}
+}

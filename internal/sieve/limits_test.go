@@ -217,3 +217,24 @@ func TestNullSenderDropsVacationAnyCase(t *testing.T) {
 		t.Errorf("null sender: %+v, %v", r, err)
 	}
 }
+
+// TestInterpreterPanicIsAnError: go-sieve expands a key twice and panics
+// on a reference it cannot resolve; a header holding "${foo.bar}",
+// captured and used in a key, is such a reference. The run fails with
+// ErrPanic (the caller keeps the message) instead of crashing.
+func TestInterpreterPanicIsAnError(t *testing.T) {
+	t.Parallel()
+	src := `require ["variables", "fileinto"];
+if header :matches "X-Big" "*" { set "p" "${1}"; }
+if header :contains "Subject" "${p}" { fileinto "x"; }`
+	s, err := Compile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Run(context.Background(), bigInput(t, "${foo.bar}")); !errors.Is(err, ErrPanic) {
+		t.Errorf("Run: %v, want ErrPanic", err)
+	}
+	if r, err := s.Run(context.Background(), bigInput(t, "plain")); err != nil || !r.Keep {
+		t.Errorf("an ordinary message: %+v %v", r, err)
+	}
+}

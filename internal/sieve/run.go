@@ -80,13 +80,31 @@ func (s *Script) Run(ctx context.Context, in Input) (Result, error) {
 	}
 	env := interp.EnvelopeStatic{From: clip(in.From, MaxValueLen), To: clip(in.To, MaxValueLen), Auth: clip(in.AuthUser, MaxValueLen)}
 	d := interp.NewRuntimeData(script, policy{}, env, &msg{in: in})
-	if err := script.Execute(ctx, d); err != nil {
+	if err := execute(ctx, script, d); err != nil {
 		return Result{}, err
 	}
 	if err := ctx.Err(); err != nil {
 		return Result{}, err
 	}
 	return result(d, in.From)
+}
+
+// ErrPanic: the interpreter panicked. go-sieve expands a test's key a
+// second time and panics on a reference it cannot resolve, so a header
+// holding "${foo.bar}", captured by :matches and used in a key, made any
+// sender's message crash the run (and, unrecovered, the goroutine that
+// delivers it).
+var ErrPanic = errors.New("sieve: interpreter failure")
+
+// execute runs the interpreter, turning a panic into ErrPanic: the
+// caller then keeps the message, as for any failed run.
+func execute(ctx context.Context, script *interp.Script, d *interp.RuntimeData) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %v", ErrPanic, r)
+		}
+	}()
+	return script.Execute(ctx, d)
 }
 
 func result(d *interp.RuntimeData, sender string) (Result, error) {
