@@ -60,6 +60,9 @@ type conn struct {
 
 	errors int
 	quit   bool
+
+	checks   uint      // alive calls, so that only some look at the socket
+	lastPeek time.Time // the last look (peer.go)
 }
 
 func newConn(s *Server, nc net.Conn) *conn {

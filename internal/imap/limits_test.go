@@ -1,11 +1,18 @@
 package imap_test
 
 import (
+	"bufio"
+	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"posthorn/internal/imap"
+	"posthorn/internal/store"
 )
 
 // Attack inputs from a red-team pass: each once crashed a session, made
@@ -388,4 +395,86 @@ func TestRefusedLiteralsBounded(t *testing.T) {
 	if len(got) == 0 || got[len(got)-1] != "* BYE Line too long" {
 		t.Errorf("after 6 MB of literals in a refused command: %q", got)
 	}
+}
+
+// TestSearchEndsWhenClientLeaves: a long SEARCH stops soon after its
+// client closes the connection, instead of running to its end; the
+// account's one allowed session is free again at once.
+func TestSearchEndsWhenClientLeaves(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(o *imap.Options) { o.MaxConnectionsPerUser = 1 })
+	body := strings.Repeat("lorem ipsum dolor sit amet ", 2000) // 54 KB
+	var ds []store.Delivery
+	for i := range 1500 {
+		msg := fmt.Sprintf("Subject: m%d\r\n\r\n%s\r\n", i, body)
+		ds = append(ds, store.Delivery{Account: "me@example.test", Body: strings.NewReader(msg), BodySize: int64(len(msg))})
+	}
+	for _, err := range e.st.Deliver(context.Background(), ds) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := e.login(t)
+	c.do("s SELECT INBOX", "s OK")
+	var keys []string
+	for i := range 64 {
+		keys = append(keys, fmt.Sprintf("BODY absent%d", i))
+	}
+	// Time the whole search first.
+	start := time.Now()
+	c.do("a SEARCH "+strings.Join(keys, " "), "a OK")
+	whole := time.Since(start)
+	c.send("b SEARCH " + strings.Join(keys, " ") + "\r\n")
+	time.Sleep(20 * time.Millisecond)
+	c.nc.Close()
+	left := time.Now()
+	for {
+		if tryLogin(e.addr) {
+			break
+		}
+		if time.Since(left) > whole+5*time.Second {
+			t.Fatalf("no login for %v after the client left (a whole search takes %v)", time.Since(left), whole)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	freed := time.Since(left)
+	switch {
+	case whole < 200*time.Millisecond:
+		t.Fatalf("a whole search takes only %v: too short to tell", whole)
+	case freed > whole/2:
+		t.Errorf("the session was freed %v after its client left; a whole search takes %v", freed, whole)
+	}
+	t.Logf("freed after %v; a whole search takes %v", freed, whole)
+}
+
+// tryLogin reports whether a new session can log in now; it leaves.
+func tryLogin(addr string) bool {
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		return false
+	}
+	defer nc.Close()
+	_ = nc.SetDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(nc)
+	until := func(r *bufio.Reader, tag string) string {
+		for {
+			l, err := r.ReadString('\n')
+			if err != nil || strings.HasPrefix(l, tag+" ") || strings.HasPrefix(l, "* BYE") {
+				return l
+			}
+		}
+	}
+	if l, _ := br.ReadString('\n'); !strings.HasPrefix(l, "* OK") {
+		return false
+	}
+	fmt.Fprintf(nc, "s STARTTLS\r\n")
+	if l := until(br, "s"); !strings.HasPrefix(l, "s OK") {
+		return false
+	}
+	tc := tls.Client(nc, &tls.Config{InsecureSkipVerify: true})
+	if tc.Handshake() != nil {
+		return false
+	}
+	fmt.Fprintf(tc, "l LOGIN me@example.test %s\r\nz LOGOUT\r\n", password)
+	return strings.HasPrefix(until(bufio.NewReader(tc), "l"), "l OK")
 }

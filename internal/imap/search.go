@@ -62,8 +62,8 @@ func (c *conn) runSearch(keys []*searchKey) (hits []int, modseq bool, err error)
 		c.condstore = true
 	}
 	for i := range c.mbox.msgs {
-		if err := c.ctx.Err(); err != nil {
-			return nil, false, err // the session is being killed (shutdown)
+		if err := c.alive(); err != nil {
+			return nil, false, err // shutdown, or the client has gone
 		}
 		ok, err := c.matches(root, i)
 		if err != nil {

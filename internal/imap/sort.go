@@ -164,7 +164,7 @@ func (c *conn) sortHits(hits []int, crit []sortCriterion) ([]int, error) {
 		needHeader = needHeader || k.key != "ARRIVAL" && k.key != "SIZE"
 	}
 	for j, i := range hits {
-		if err := c.ctx.Err(); err != nil {
+		if err := c.alive(); err != nil {
 			return nil, err
 		}
 		vals[j] = sortValues{seq: i}

@@ -33,7 +33,7 @@ func (c *conn) cmdThread(tag string, s *scanner, uid bool) error {
 	}
 	var msgs []*threadMsg
 	for _, i := range hits {
-		if err := c.ctx.Err(); err != nil {
+		if err := c.alive(); err != nil {
 			return err
 		}
 		m, err := c.threadFields(i)
