@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -28,8 +29,12 @@ var errLocked = errors.New("mbox is locked by another program")
 // the pair mutt, mail(1) and Dovecot use. The file is created 0600 for
 // owner. On any error the file is cut back to its old size: a half
 // message never stays. It returns when the data is on stable storage.
-func appendMbox(path string, owner User, chown bool, from string, when time.Time, msg io.Reader) error {
-	f, unlock, err := lockSpool(path, owner, chown)
+//
+// name is resolved inside dir: no symbolic link, in any part of it,
+// leads out (a .forward file target "~/etc/x" with ~/etc a link to /etc
+// made root create and chown /etc/x).
+func appendMbox(dir *os.Root, name string, owner User, chown bool, from string, when time.Time, msg io.Reader) error {
+	f, unlock, err := lockSpool(dir, name, owner, chown)
 	if err != nil {
 		return err
 	}
@@ -53,15 +58,15 @@ func appendMbox(path string, owner User, chown bool, from string, when time.Time
 // the dot-lock first), so neither is ever waited for while the other is
 // held: when the second is busy, both are let go and the pair is tried
 // again, until lockWait. The returned func releases both and closes f.
-func lockSpool(path string, owner User, chown bool) (*os.File, func(), error) {
+func lockSpool(dir *os.Root, name string, owner User, chown bool) (*os.File, func(), error) {
 	deadline := time.Now().Add(lockWait)
 	for {
-		unlockDot, err := tryDotLock(path)
+		unlockDot, err := tryDotLock(dir, name)
 		if err != nil && !errors.Is(err, errLocked) {
 			return nil, nil, err
 		}
 		if err == nil {
-			f, err := openSpool(path, owner, chown)
+			f, err := openSpool(dir, name, owner, chown)
 			if err != nil {
 				unlockDot()
 				return nil, nil, err
@@ -86,35 +91,49 @@ func lockSpool(path string, owner User, chown bool) (*os.File, func(), error) {
 // openSpool opens (or creates) a spool file for appending, refusing
 // anything but a plain file owned by owner with one link: the classic
 // spool attacks (a symlink or hard link to /etc/passwd) write nowhere.
-func openSpool(path string, owner User, chown bool) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+// Only a file made here, exclusively, is given to owner (mode 0600): an
+// existing one, even empty, owned by anyone else is refused, or a user
+// who may write the spool directory could leave an empty 0666 file for
+// another's mail and read it.
+func openSpool(dir *os.Root, name string, owner User, chown bool) (*os.File, error) {
+	f, err := dir.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+	made := err == nil
+	if errors.Is(err, fs.ErrExist) {
+		f, err = dir.OpenFile(name, os.O_RDWR|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	}
 	if err != nil {
 		return nil, err
 	}
-	var st syscall.Stat_t
-	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+	if err := checkSpool(f, name, owner, chown, made); err != nil {
 		f.Close()
 		return nil, err
 	}
+	return f, nil
+}
+
+// checkSpool checks (and, when made, gives away) an opened spool file.
+func checkSpool(f *os.File, name string, owner User, chown, made bool) error {
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+		return err
+	}
 	switch {
 	case st.Mode&syscall.S_IFMT != syscall.S_IFREG:
-		f.Close()
-		return nil, fmt.Errorf("%s is not a regular file", path)
+		return fmt.Errorf("%s is not a regular file", name)
 	case st.Nlink != 1:
-		f.Close()
-		return nil, fmt.Errorf("%s has %d links: refused", path, st.Nlink)
-	}
-	if chown && int(st.Uid) != owner.UID {
-		if st.Size != 0 {
-			f.Close()
-			return nil, fmt.Errorf("%s is owned by uid %d, not %s: refused", path, st.Uid, owner.Name)
-		}
-		if err := f.Chown(owner.UID, owner.GID); err != nil { // we just made it
-			f.Close()
-			return nil, err
+		return fmt.Errorf("%s has %d links: refused", name, st.Nlink)
+	case !chown || int(st.Uid) == owner.UID:
+	case !made:
+		return fmt.Errorf("%s is owned by uid %d, not %s: refused", name, st.Uid, owner.Name)
+	default:
+		if err := f.Chown(owner.UID, owner.GID); err != nil {
+			return err
 		}
 	}
-	return f, nil
+	if made {
+		return f.Chmod(0o600) // whatever the umask
+	}
+	return nil
 }
 
 // writeMboxMessage writes at offset start: a separating newline when the
@@ -186,33 +205,33 @@ func escapeMboxrd(w *bufio.Writer, msg io.Reader) error {
 
 // tryDotLock takes PATH.lock the way lockfile(1) does, with an exclusive
 // create, breaking a lock older than lockStale. errLocked: someone has it.
-func tryDotLock(path string) (func(), error) {
-	lock := path + ".lock"
+func tryDotLock(dir *os.Root, name string) (func(), error) {
+	lock := name + ".lock"
 	for range 2 {
-		f, err := os.OpenFile(lock, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+		f, err := dir.OpenFile(lock, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
 		if err == nil {
 			fmt.Fprintf(f, "%d\n", os.Getpid())
 			f.Close()
-			return func() { os.Remove(lock) }, nil
+			return func() { dir.Remove(lock) }, nil
 		}
 		if !os.IsExist(err) {
 			return nil, fmt.Errorf("dot-lock %s: %w", filepath.Base(lock), err)
 		}
-		fi, err := os.Lstat(lock)
+		fi, err := dir.Lstat(lock)
 		if err != nil || time.Since(fi.ModTime()) <= lockStale {
 			break
 		}
-		os.Remove(lock) // stale: try once more
+		dir.Remove(lock) // stale: try once more
 	}
 	return nil, errLocked
 }
 
 // dotLock waits for the dot-lock alone (tests use it to play another
 // program).
-func dotLock(path string) (func(), error) {
+func dotLock(dir *os.Root, name string) (func(), error) {
 	deadline := time.Now().Add(lockWait)
 	for {
-		unlock, err := tryDotLock(path)
+		unlock, err := tryDotLock(dir, name)
 		if !errors.Is(err, errLocked) || time.Now().After(deadline) {
 			return unlock, err
 		}

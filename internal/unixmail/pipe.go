@@ -8,6 +8,7 @@ import (
 	"io"
 	"os/exec"
 	"syscall"
+	"time"
 )
 
 // exTempFail is sysexits(3) EX_TEMPFAIL: the program asks to be retried.
@@ -29,24 +30,30 @@ func (s *System) runPipe(ctx context.Context, t Target, from string, msg io.Read
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(t.User.UID), Gid: uint32(t.User.GID), Groups: []uint32{}}
 	}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	// A process the command leaves behind (setsid sleep 60 &) keeps the
+	// output pipe open: stop waiting for it a second after the command
+	// ends, or it held the delivery past pipe_timeout.
+	cmd.WaitDelay = time.Second
 	var stdin bytes.Buffer
 	if _, err := copyLF(&stdin, msg); err != nil {
 		return err
 	}
 	cmd.Stdin = &stdin
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	// Only the start of the output is used: "|yes" grew the daemon by a
+	// gigabyte before its timeout.
+	out := &headWriter{max: 4096}
+	cmd.Stdout, cmd.Stderr = out, out
 	err := cmd.Run()
 	var ee *exec.ExitError
 	switch {
-	case err == nil:
+	case err == nil, errors.Is(err, exec.ErrWaitDelay) && cmd.ProcessState != nil && cmd.ProcessState.Success():
 		return nil
 	case ctx.Err() != nil:
 		return fmt.Errorf("pipe %q timed out after %v", t.Command, s.opts.PipeTimeout)
 	case errors.As(err, &ee) && ee.ExitCode() == exTempFail:
-		return fmt.Errorf("pipe %q: temporary failure (exit 75): %s", t.Command, firstLine(out.Bytes()))
+		return fmt.Errorf("pipe %q: temporary failure (exit 75): %s", t.Command, firstLine(out.buf.Bytes()))
 	case errors.As(err, &ee):
-		return Permanent{fmt.Errorf("pipe %q failed (exit %d): %s", t.Command, ee.ExitCode(), firstLine(out.Bytes()))}
+		return Permanent{fmt.Errorf("pipe %q failed (exit %d): %s", t.Command, ee.ExitCode(), firstLine(out.buf.Bytes()))}
 	}
 	return err
 }
@@ -57,4 +64,17 @@ func firstLine(b []byte) string {
 		line = line[:200]
 	}
 	return string(line)
+}
+
+// headWriter keeps the first max octets written to it and drops the rest.
+type headWriter struct {
+	buf bytes.Buffer
+	max int
+}
+
+func (w *headWriter) Write(p []byte) (int, error) {
+	if room := w.max - w.buf.Len(); room > 0 {
+		w.buf.Write(p[:min(room, len(p))])
+	}
+	return len(p), nil
 }

@@ -300,7 +300,9 @@ func (s *System) forward(u User) ([]string, bool) {
 		return nil, false
 	}
 	defer root.Close()
-	f, err := root.OpenFile(".forward", os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	// O_NONBLOCK: a FIFO as .forward held every delivery to the user
+	// (and a connection and thread each) until someone wrote to it.
+	f, err := root.OpenFile(".forward", os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, false
 	}
@@ -322,7 +324,7 @@ func (s *System) forward(u User) ([]string, bool) {
 // openTrusted opens a file that root or owner owns and nobody else can
 // write.
 func openTrusted(path string, owner int) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -362,13 +364,37 @@ func (s *System) Deliver(ctx context.Context, t Target, from string, msg io.Read
 		if s.opts.Mailbox == "maildir" {
 			return deliverHomeMaildir(t.User, s.opts.MaildirName, s.chown, msg)
 		}
-		return appendMbox(filepath.Join(s.opts.SpoolDir, t.User.Name), t.User, s.chown, from, time.Now(), msg)
+		return appendAt(s.opts.SpoolDir, t.User.Name, t.User, s.chown, from, msg)
 	case File:
-		return appendMbox(t.Path, t.User, s.chown, from, time.Now(), msg)
+		dir, name := fileRoot(t)
+		return appendAt(dir, name, t.User, s.chown, from, msg)
 	case Pipe:
 		return s.runPipe(ctx, t, from, msg)
 	}
 	return fmt.Errorf("unixmail: cannot deliver to %s here", t)
+}
+
+// appendAt appends to the mbox name inside the directory dir, resolved
+// as an os.Root: no link leads out of it.
+func appendAt(dir, name string, u User, chown bool, from string, msg io.Reader) error {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	return appendMbox(root, name, u, chown, from, time.Now(), msg)
+}
+
+// fileRoot is where a file target is resolved: a file in its user's home
+// (every .forward file target is) inside the home, so that no link in
+// the path leads out of it; an alias file's target, which the
+// administrator wrote, in its own directory.
+func fileRoot(t Target) (dir, name string) {
+	home := filepath.Clean(t.User.Home)
+	if rel, ok := strings.CutPrefix(t.Path, home+"/"); ok && home != "/" {
+		return home, rel
+	}
+	return filepath.Dir(t.Path), filepath.Base(t.Path)
 }
 
 // Permanent marks an error that retrying cannot fix.

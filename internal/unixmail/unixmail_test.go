@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -210,7 +211,12 @@ func TestMboxConcurrent(t *testing.T) {
 	s, dir := host(t, "", nil)
 	ts, _ := s.Resolve("alice")
 	path := filepath.Join(dir, "spool", "alice")
-	unlock, err := dotLock(path) // another program holds the lock for a moment
+	spool, err := os.OpenRoot(filepath.Dir(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer spool.Close()
+	unlock, err := dotLock(spool, "alice") // another program holds the lock for a moment
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,5 +285,99 @@ func TestPipe(t *testing.T) {
 	err = s.Deliver(context.Background(), Target{Kind: Pipe, User: u, Command: "echo nope; exit 1"}, "", strings.NewReader("x\r\n"))
 	if !errors.As(err, &p) || !strings.Contains(err.Error(), "nope") {
 		t.Errorf("exit 1: %v, want a permanent error with the output", err)
+	}
+}
+
+// TestPipeOutputAndLeftovers: only the start of a command's output is
+// kept ("|yes" grew the daemon by a gigabyte), and a process the command
+// leaves behind holding its output open does not hold the delivery.
+func TestPipeOutputAndLeftovers(t *testing.T) {
+	s, _ := host(t, "", func(o *Options) { o.AllowPipes = true; o.PipeTimeout = 20 * time.Second })
+	u, _, _ := s.passwd.lookup("alice")
+	err := s.Deliver(context.Background(), Target{Kind: Pipe, User: u, Command: "head -c 50000000 /dev/zero | tr '\\0' x; exit 1"}, "", strings.NewReader("x\r\n"))
+	var p Permanent
+	if !errors.As(err, &p) || len(err.Error()) > 1000 {
+		t.Errorf("50 MB of output: %d octets of error, %T", len(err.Error()), err)
+	}
+	start := time.Now()
+	err = s.Deliver(context.Background(), Target{Kind: Pipe, User: u, Command: "(sleep 15 &) ; exit 0"}, "", strings.NewReader("x\r\n"))
+	if err != nil || time.Since(start) > 5*time.Second {
+		t.Errorf("a command that leaves a process behind: %v after %v", err, time.Since(start))
+	}
+}
+
+// TestForwardFIFO: a FIFO as .forward is not read (opening it waited for
+// a writer for ever, holding every delivery to the user).
+func TestForwardFIFO(t *testing.T) {
+	s, dir := host(t, "", nil)
+	if err := syscall.Mkfifo(filepath.Join(dir, "home", "alice", ".forward"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan []Target, 1)
+	go func() { ts, _ := s.Resolve("alice"); done <- ts }()
+	select {
+	case ts := <-done:
+		if got := names(ts); !slices.Equal(got, []string{"mbox:alice"}) {
+			t.Errorf("targets %q", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Resolve hangs on a FIFO .forward")
+	}
+}
+
+// TestFileTargetStaysInHome: a .forward file target is resolved inside
+// the home: a link in its path that leads out (~/etcdir -> /etc) is not
+// followed, and nothing is created out there.
+func TestFileTargetStaysInHome(t *testing.T) {
+	s, dir := host(t, "", func(o *Options) { o.AllowFiles = true })
+	home := filepath.Join(dir, "home", "alice")
+	outside := filepath.Join(dir, "outside")
+	os.MkdirAll(outside, 0o755)
+	os.Symlink(outside, filepath.Join(home, "etcdir"))
+	write(t, filepath.Join(home, ".forward"), filepath.Join(home, "etcdir", "preload")+"\n"+filepath.Join(home, "mail", "saved")+"\n", 0o644)
+	os.MkdirAll(filepath.Join(home, "mail"), 0o755)
+	ts, err := s.Resolve("alice")
+	if err != nil || len(ts) != 2 {
+		t.Fatalf("targets %q %v", names(ts), err)
+	}
+	for _, tg := range ts {
+		err := s.Deliver(context.Background(), tg, "a@b.test", strings.NewReader("Subject: f\r\n\r\nbody\r\n"))
+		inHome := strings.HasSuffix(tg.Path, "saved")
+		if inHome != (err == nil) {
+			t.Errorf("%s: %v", tg.Path, err)
+		}
+	}
+	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+		t.Errorf("created outside the home: %v", ents)
+	}
+}
+
+// TestSpoolPreplantRefused: an existing mailbox owned by someone else is
+// refused even when empty (a user who may write the spool directory left
+// an empty 0666 file for another's mail, which was then given to that
+// user as it was, readable by all); one made here is 0600.
+func TestSpoolPreplantRefused(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatalf("this test gives a file to another uid and must run as root (uid %d): CI runs the tests as root", os.Geteuid())
+	}
+	s, dir := host(t, "", nil)
+	ts, _ := s.Resolve("alice")
+	planted := filepath.Join(dir, "spool", "alice")
+	write(t, planted, "", 0o666)
+	if err := os.Chown(planted, 54321, 54321); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Deliver(context.Background(), ts[0], "a@b.test", strings.NewReader("Subject: secret\r\n\r\nbody\r\n")); err == nil {
+		t.Error("delivered into a mailbox planted by another uid")
+	}
+	if fi, _ := os.Stat(planted); fi.Size() != 0 || fi.Sys().(*syscall.Stat_t).Uid != 54321 {
+		t.Errorf("the planted file changed: %v", fi)
+	}
+	os.Remove(planted)
+	if err := s.Deliver(context.Background(), ts[0], "a@b.test", strings.NewReader("Subject: m\r\n\r\nbody\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(planted); fi.Mode().Perm() != 0o600 {
+		t.Errorf("a new mailbox has mode %v", fi.Mode().Perm())
 	}
 }
