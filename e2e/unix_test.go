@@ -178,3 +178,32 @@ func exitCode(err error) int {
 	}
 	return -1
 }
+
+// TestUnixTemporaryFailureRetriedHere: a Unix delivery that fails for a
+// while (here alice's mailbox path is a directory) is queued and retried
+// by local delivery once the problem is gone; it used to be handed to the
+// outbound transport, which bounced it (or, with a real domain, sent it
+// to the domain's MX).
+func TestUnixTemporaryFailureRetriedHere(t *testing.T) {
+	t.Parallel()
+	h := newUnixHost(t, "\n[queue]\nmin_backoff = \"1s\"\nmax_backoff = \"2s\"\n")
+	alice := filepath.Join(h.spool, "alice")
+	if err := os.Mkdir(alice, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	swaks(t, h.addr(), "--from", "friend@remote.test", "--to", "alice@unixhost.test",
+		"--header", "Subject: retried", "--body", "first try fails")
+	waitFor(t, 5*time.Second, "the failed delivery to be logged", func() bool {
+		return strings.Contains(h.logText(), "unix delivery failed")
+	})
+	if err := os.Remove(alice); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "alice's mbox after the retry", func() bool {
+		b, err := os.ReadFile(alice)
+		return err == nil && strings.Contains(string(b), "Subject: retried")
+	})
+	if strings.Contains(h.logText(), "bounced") {
+		t.Errorf("a bounce in the log:\n%s", h.logText())
+	}
+}

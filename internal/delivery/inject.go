@@ -126,6 +126,11 @@ type Transport struct {
 // Deliver implements queue.Transport.
 func (t Transport) Deliver(ctx context.Context, env queue.Envelope, body io.ReaderAt, size int64) []queue.Result {
 	local, err := t.Router.opts.Users.IsLocalDomain(ctx, env.Domain)
+	// A classic Unix domain is ours too: a local delivery that failed for
+	// a while (a reader holding the mbox lock, a full spool) is retried
+	// here. Sent to the outbound transport, it bounced, or went to the
+	// domain's MX.
+	local = local || t.Router.opts.Unix.HasDomain(strings.TrimSuffix(env.Domain, "."))
 	switch {
 	case err != nil:
 		return sameResult(env, queue.Result{Code: 451, Enhanced: "4.3.0", Text: "directory lookup failed"})
