@@ -8,6 +8,7 @@ import (
 	"path"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -24,6 +25,9 @@ func deliverHomeMaildir(u User, name string, chown bool, msg io.Reader) error {
 		return err
 	}
 	defer root.Close()
+	if err := ownHome(root, u, chown); err != nil {
+		return err
+	}
 	for _, d := range []string{name, path.Join(name, "tmp"), path.Join(name, "new"), path.Join(name, "cur")} {
 		if err := root.Mkdir(d, 0o700); err == nil && chown {
 			if err := root.Lchown(d, u.UID, u.GID); err != nil {
@@ -104,4 +108,21 @@ func copyLF(w io.Writer, r io.Reader) (int64, error) {
 			return n, err
 		}
 	}
+}
+
+// ownHome refuses a home directory its user does not own: root would
+// make the Maildir where the user could not (mail to bin@ made /bin/Maildir
+// for bin). Postfix, delivering as the user, fails there too.
+func ownHome(root *os.Root, u User, chown bool) error {
+	if !chown {
+		return nil
+	}
+	fi, err := root.Stat(".")
+	if err != nil {
+		return err
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != u.UID {
+		return fmt.Errorf("home directory %s is owned by uid %d, not %s: no Maildir made there", u.Home, st.Uid, u.Name)
+	}
+	return nil
 }

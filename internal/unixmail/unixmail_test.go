@@ -381,3 +381,23 @@ func TestSpoolPreplantRefused(t *testing.T) {
 		t.Errorf("a new mailbox has mode %v", fi.Mode().Perm())
 	}
 }
+
+// TestMaildirHomeNotTheUsers: as root, no Maildir is made in a home the
+// user does not own (mail to bin@ made /bin/Maildir).
+func TestMaildirHomeNotTheUsers(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatalf("this test gives a directory to another uid and must run as root (uid %d): CI runs the tests as root", os.Geteuid())
+	}
+	s, dir := host(t, "", func(o *Options) { o.Mailbox = "maildir"; o.MaildirName = "Maildir" })
+	home := filepath.Join(dir, "home", "alice")
+	if err := os.Chown(home, 54321, 54321); err != nil {
+		t.Fatal(err)
+	}
+	ts, _ := s.Resolve("alice")
+	if err := s.Deliver(context.Background(), ts[0], "a@b.test", strings.NewReader("Subject: m\r\n\r\nbody\r\n")); err == nil {
+		t.Error("delivered into a home owned by another uid")
+	}
+	if _, err := os.Stat(filepath.Join(home, "Maildir")); err == nil {
+		t.Error("a Maildir was made in it")
+	}
+}
