@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
+	"strconv"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -19,6 +22,7 @@ const exTempFail = 75
 // environment (no variable of ours leaks to it). Exit 0 is delivered,
 // EX_TEMPFAIL and a timeout are temporary, anything else is permanent.
 func (s *System) runPipe(ctx context.Context, t Target, from string, msg io.Reader) error {
+	closeInherited.Do(markInheritedCloseOnExec)
 	ctx, cancel := context.WithTimeout(ctx, s.opts.PipeTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", t.Command)
@@ -77,4 +81,22 @@ func (w *headWriter) Write(p []byte) (int, error) {
 		w.buf.Write(p[:min(room, len(p))])
 	}
 	return len(p), nil
+}
+
+// closeInherited marks, once, the descriptors this process was started
+// with (beyond standard input, output and error) close-on-exec: Go opens
+// its own so, but ones a parent left open (a service manager's sockets,
+// a shell's) went on to every pipe command, run as the mail's user.
+var closeInherited sync.Once
+
+func markInheritedCloseOnExec() {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			syscall.CloseOnExec(fd)
+		}
+	}
 }

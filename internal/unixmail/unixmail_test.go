@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -399,5 +400,26 @@ func TestMaildirHomeNotTheUsers(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(home, "Maildir")); err == nil {
 		t.Error("a Maildir was made in it")
+	}
+}
+
+// TestPipeGetsNoInheritedDescriptors: a descriptor the daemon was started
+// with (not close-on-exec) does not reach a pipe command.
+func TestPipeGetsNoInheritedDescriptors(t *testing.T) {
+	s, dir := host(t, "", func(o *Options) { o.AllowPipes = true })
+	fd, err := syscall.Open(filepath.Join(dir, "passwd"), syscall.O_RDONLY, 0) // no O_CLOEXEC: as if inherited
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fd)
+	markInheritedCloseOnExec() // what the first pipe does, once
+	u, _, _ := s.passwd.lookup("alice")
+	out := filepath.Join(dir, "fds")
+	if err := s.Deliver(context.Background(), Target{Kind: Pipe, User: u, Command: "ls /proc/self/fd > " + out}, "", strings.NewReader("x\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(out)
+	if slices.Contains(strings.Fields(string(b)), strconv.Itoa(fd)) {
+		t.Errorf("descriptor %d reached the pipe command: %q", fd, b)
 	}
 }
