@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -59,7 +61,7 @@ func (q *Queue) attempt(ctx context.Context, m store.QueuedMessage) {
 				env.Rcpts = append(env.Rcpts, m.Rcpts[i])
 			}
 			mu.Unlock()
-			results := q.opts.Transport.Deliver(ctx, env, body, body.Size())
+			results := q.deliver(ctx, env, body, body.Size())
 			mu.Lock()
 			defer mu.Unlock()
 			var changed []store.QueuedRcpt
@@ -78,6 +80,24 @@ func (q *Queue) attempt(ctx context.Context, m store.QueuedMessage) {
 		return
 	}
 	q.notify(context.WithoutCancel(ctx), m, body)
+}
+
+// deliver runs the Transport for one domain's recipients. A panic in it
+// is this attempt's temporary failure, not the daemon's end: it runs on a
+// goroutine of its own, where the worker's recover does not reach, and a
+// hostile MX's 221 greeting that crashed the client crashed the daemon
+// again on every start while the message was queued.
+func (q *Queue) deliver(ctx context.Context, env Envelope, body io.ReaderAt, size int64) (results []Result) {
+	defer func() {
+		if r := recover(); r != nil {
+			q.log.Error("queue transport panic", "msgid", env.ID, "domain", env.Domain, "err", r, "stack", string(debug.Stack()))
+			results = make([]Result, len(env.Rcpts))
+			for i := range results {
+				results[i] = Result{Code: 451, Enhanced: "4.3.0", Text: "internal error, will retry"}
+			}
+		}
+	}()
+	return q.opts.Transport.Deliver(ctx, env, body, size)
 }
 
 // result guards against a Transport returning too few results.

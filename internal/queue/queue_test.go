@@ -34,6 +34,9 @@ func (s *scriptTransport) Deliver(ctx context.Context, env Envelope, body io.Rea
 		if c == 0 {
 			c = 250
 		}
+		if c == -1 {
+			panic("transport panic for " + r.Addr)
+		}
 		enh := map[int]string{250: "2.0.0", 450: "4.2.0", 550: "5.1.1"}[c]
 		out = append(out, Result{Code: c, Enhanced: enh, Text: "scripted", Remote: "mx." + env.Domain})
 	}
@@ -139,6 +142,31 @@ func TestDeliveredMessageLeavesQueue(t *testing.T) {
 	}
 	if len(e.inj.msgs) != 0 {
 		t.Errorf("unexpected DSN: %+v", e.inj.msgs)
+	}
+}
+
+// TestTransportPanicIsTemporary: a panic in the transport (it runs on a
+// goroutine of its own per domain) is that attempt's temporary failure:
+// the message stays queued, the other domain is served, and the process
+// lives on (a hostile MX's greeting crashed the daemon on every start).
+func TestTransportPanicIsTemporary(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.tr.codes["x@one.test"] = -1
+	e.enqueue(t, "a@mx.test", rc("x@one.test"), rc("y@two.test"))
+	e.run()
+	q := e.queued(t)
+	if len(q) != 1 || len(q[0].Rcpts) != 2 {
+		t.Fatalf("after the panic: %+v", q)
+	}
+	for _, r := range q[0].Rcpts {
+		want := store.RcptDelivered
+		if r.Addr == "x@one.test" {
+			want = store.RcptQueued
+		}
+		if r.State != want || r.Attempts != 1 {
+			t.Errorf("%s: %s after %d attempts, want %s after 1", r.Addr, r.State, r.Attempts, want)
+		}
 	}
 }
 

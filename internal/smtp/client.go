@@ -52,10 +52,23 @@ func NewClient(nc net.Conn, timeout time.Duration) (*Client, error) {
 		return nil, err
 	}
 	if r.Code != CodeReady {
-		return nil, r.Err()
+		// A greeting below 400 that is not 220 (221, 250) is no failure
+		// to r.Err: returning that nil error with no client crashed the
+		// daemon on the next call.
+		return nil, r.errUnless("greeting")
 	}
 	c.Greeting = r
 	return c, nil
+}
+
+// errUnless is the error for a reply to what that is not the one the
+// protocol calls for: its own failure, or ErrBadReply for a positive
+// reply of the wrong kind, which must not be taken for success.
+func (r Reply) errUnless(what string) error {
+	if err := r.Err(); err != nil {
+		return err
+	}
+	return fmt.Errorf("%w: %d to %s: %.200s", ErrBadReply, r.Code, what, r.Text())
 }
 
 // Text returns the reply text, lines joined with spaces.
@@ -251,7 +264,7 @@ func (c *Client) StartTLS(ctx context.Context, cfg *tls.Config) error {
 		return err
 	}
 	if r.Code != CodeReady {
-		return r.Err()
+		return r.errUnless("STARTTLS") // a 250 is no "go ahead" for TLS
 	}
 	tc := tls.Client(c.raw, cfg)
 	_ = tc.SetDeadline(time.Now().Add(c.timeout))

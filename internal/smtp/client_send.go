@@ -182,6 +182,12 @@ func (c *Client) sendLockstep(cmds []string, body io.Reader) (SendResult, error)
 		return res, nil
 	}
 	r, err := c.cmd("DATA")
+	if err == nil && r.Code != CodeStartData && r.Code < 400 {
+		// RFC 5321 §4.3.2: DATA is answered 354 or refused. A 250 counted
+		// as delivered though no octet of the message had been sent.
+		_ = c.nc.Close()
+		return res, r.errUnless("DATA")
+	}
 	if err != nil || r.Code != CodeStartData {
 		res.Data = r
 		return res, err
@@ -190,9 +196,13 @@ func (c *Client) sendLockstep(cmds []string, body io.Reader) (SendResult, error)
 	return res, err
 }
 
+// anyAccepted: a positive reply to RCPT (250, 251, or another 2xx such as
+// 252, as Postfix takes it) accepts the recipient; the outbound results
+// count it so too, so the message itself must then be sent (it was ended
+// empty).
 func anyAccepted(rs []Reply) bool {
 	for _, r := range rs {
-		if r.Code == CodeOK || r.Code == 251 {
+		if r.Code >= 200 && r.Code < 300 {
 			return true
 		}
 	}

@@ -304,3 +304,100 @@ func scriptedMX(t *testing.T, ln net.Listener, serve func(nc net.Conn, br *bufio
 		serve(nc, bufio.NewReader(nc))
 	}()
 }
+
+// TestClientPositiveRepliesOfTheWrongKind: a greeting, a STARTTLS reply
+// or a DATA reply that is positive but not the one the protocol calls for
+// is an error, never success: a 221 greeting returned no client and no
+// error (the daemon crashed on it), and a 250 to DATA counted as
+// delivered with no octet sent.
+func TestClientPositiveRepliesOfTheWrongKind(t *testing.T) {
+	t.Parallel()
+	for _, g := range []string{"221 go away\r\n", "250 hello\r\n", "354 what\r\n"} {
+		nc, err := net.Dial("tcp", scripted(t, g))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := NewClient(nc, 2*time.Second)
+		nc.Close()
+		if err == nil || c != nil {
+			t.Errorf("greeting %q: client %v, err %v", g, c, err)
+		}
+	}
+	dial := func(replies ...string) *Client {
+		t.Helper()
+		nc, err := net.Dial("tcp", scripted(t, "220 mx.test\r\n", replies...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { nc.Close() })
+		c, err := NewClient(nc, 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	c := dial("250-mx.test\r\n250 STARTTLS\r\n", "250 sure\r\n")
+	if err := c.Hello("client.test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.StartTLS(context.Background(), &tls.Config{InsecureSkipVerify: true}); !errors.Is(err, ErrBadReply) {
+		t.Errorf("STARTTLS answered 250: %v, want ErrBadReply", err)
+	}
+	c = dial("250 mx.test\r\n", "250 ok\r\n", "250 ok\r\n", "250 queued?\r\n")
+	if err := c.Hello("client.test"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Send(Envelope{From: "a@client.test", Rcpts: []EnvelopeRcpt{{Addr: "b@mx.test"}}}, strings.NewReader("Subject: x\r\n\r\nbody\r\n"))
+	if !errors.Is(err, ErrBadReply) || res.Data.Code == 250 {
+		t.Errorf("DATA answered 250: %+v, %v; want ErrBadReply", res, err)
+	}
+}
+
+// TestClientRcpt252SendsTheMessage: a 2xx other than 250 to RCPT accepts
+// the recipient (as Postfix takes it), so the message itself is sent, not
+// an empty one ended at once.
+func TestClientRcpt252SendsTheMessage(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 1)
+	scriptedMX(t, ln, func(nc net.Conn, br *bufio.Reader) {
+		nc.Write([]byte("220 mx.test\r\n"))
+		br.ReadString('\n')
+		nc.Write([]byte("250-mx.test\r\n250 PIPELINING\r\n"))
+		for range 3 {
+			br.ReadString('\n')
+		}
+		nc.Write([]byte("250 ok\r\n252 2.1.5 will try\r\n354 go\r\n"))
+		var msg strings.Builder
+		for {
+			l, err := br.ReadString('\n')
+			if err != nil || l == ".\r\n" {
+				break
+			}
+			msg.WriteString(l)
+		}
+		nc.Write([]byte("250 2.0.0 queued\r\n"))
+		got <- msg.String()
+	})
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewClient(nc, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Hello("client.test"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Send(Envelope{From: "a@client.test", Rcpts: []EnvelopeRcpt{{Addr: "b@mx.test"}}}, strings.NewReader("Subject: x\r\n\r\nbody\r\n"))
+	if err != nil || res.Data.Code != 250 {
+		t.Errorf("Send: %+v %v", res, err)
+	}
+	if m := <-got; !strings.Contains(m, "body") {
+		t.Errorf("the MX got %q", m)
+	}
+}
