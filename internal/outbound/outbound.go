@@ -90,13 +90,20 @@ func (s *Sender) Deliver(ctx context.Context, env queue.Envelope, body io.Reader
 		return res
 	}
 	var last error
-	for _, h := range hosts {
+	tried := 0
+	for i, h := range hosts {
+		if i >= maxHosts || tried >= maxAddrs {
+			break
+		}
 		addrs, err := s.addrs(ctx, h)
 		if err != nil {
 			last = err
 			continue
 		}
 		for _, a := range addrs {
+			if tried++; tried > maxAddrs {
+				break
+			}
 			out, err := s.try(ctx, env, h, a, body, size)
 			if err == nil {
 				return out
@@ -110,6 +117,14 @@ func (s *Sender) Deliver(ctx context.Context, env queue.Envelope, body io.Reader
 	}
 	return all(env, 451, "4.4.1", "no server could be reached: "+last.Error())
 }
+
+// Bounds of one delivery attempt, like Postfix's smtp_mx_address_limit:
+// a domain publishing 1,500 MX hosts made each attempt look up all of them
+// and try 1,500 connections, to addresses of the domain's choosing.
+const (
+	maxHosts = 10 // MX hosts looked up
+	maxAddrs = 5  // addresses tried
+)
 
 // host is one server to try.
 type host struct {

@@ -9,9 +9,11 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -224,5 +226,44 @@ func TestResultsMailNot250(t *testing.T) {
 				t.Errorf("MAIL answered %d: recipient result %d (%s), want %d", tc.mail, r.Code, r.Text, tc.want)
 			}
 		}
+	}
+}
+
+// countingResolver counts the address lookups an attempt makes.
+type countingResolver struct {
+	dns.Resolver
+	mu      sync.Mutex
+	lookups int
+}
+
+func (c *countingResolver) LookupIP(ctx context.Context, host string) ([]netip.Addr, error) {
+	c.mu.Lock()
+	c.lookups++
+	c.mu.Unlock()
+	return c.Resolver.LookupIP(ctx, host)
+}
+
+// TestAttemptBounded: a domain with 12 MX hosts gets at most maxAddrs
+// connection attempts, each after its address lookup, per delivery
+// attempt (1,500 MX hosts made 1,500 lookups and connections to
+// addresses of the domain's choosing).
+func TestAttemptBounded(t *testing.T) {
+	t.Parallel()
+	zones := map[string]mockdns.Zone{}
+	var mxs []net.MX
+	for i := range 12 { // what one UDP answer of the mock server holds
+		name := fmt.Sprintf("mx%d.many.test.", i)
+		mxs = append(mxs, net.MX{Host: name, Pref: uint16(i)})
+		zones[name] = mockdns.Zone{A: []string{"127.0.0.3"}}
+	}
+	zones["many.test."] = mockdns.Zone{MX: mxs}
+	res := &countingResolver{Resolver: resolver(t, zones)}
+	s, _ := New(Options{Resolver: res, Hostname: "mx.test", Port: 1, ConnectTimeout: time.Second})
+	out := deliver(t, s, envelope("many.test", "x@many.test"))
+	if out[0].Code != 451 || out[0].Enhanced != "4.4.1" {
+		t.Errorf("result %+v, want 451 4.4.1 (no server reached)", out[0])
+	}
+	if res.lookups == 0 || res.lookups > maxAddrs {
+		t.Errorf("%d address lookups for one attempt, want 1 to %d", res.lookups, maxAddrs)
 	}
 }
