@@ -137,6 +137,9 @@ func (c *Client) query(ctx context.Context, name string, typ uint16) ([]mdns.RR,
 	var last error
 	for _, srv := range c.servers {
 		in, err := c.exchange(ctx, m, srv)
+		if err == nil {
+			err = answers(m, in)
+		}
 		if err != nil {
 			last = err
 			continue
@@ -151,6 +154,18 @@ func (c *Client) query(ctx context.Context, name string, typ uint16) ([]mdns.RR,
 		}
 	}
 	return nil, fmt.Errorf("%w: %s %s: %v", ErrTemporary, name, mdns.TypeToString[typ], last)
+}
+
+// answers checks that a response is to the question asked (the library
+// checks only the id): a reply for another name, or of another type, was
+// taken for the answer (RFC 5452 asks resolvers to match the question,
+// not only the id).
+func answers(q, in *mdns.Msg) error {
+	if len(in.Question) != 1 || !strings.EqualFold(in.Question[0].Name, q.Question[0].Name) ||
+		in.Question[0].Qtype != q.Question[0].Qtype || in.Question[0].Qclass != q.Question[0].Qclass {
+		return fmt.Errorf("dns: the reply does not answer %s %s", q.Question[0].Name, mdns.TypeToString[q.Question[0].Qtype])
+	}
+	return nil
 }
 
 // exchange sends one query over UDP, retrying over TCP when truncated.

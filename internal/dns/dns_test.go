@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/foxcpp/go-mockdns"
+	mdns "github.com/miekg/dns"
 )
 
 func mockServer(t *testing.T) string {
@@ -69,5 +70,43 @@ func TestUnreachableResolverIsTemporary(t *testing.T) {
 	c, _ := New([]string{"127.0.0.1:1"}, 300*time.Millisecond)
 	if _, err := c.LookupMX(context.Background(), "example.test"); !errors.Is(err, ErrTemporary) {
 		t.Errorf("err = %v", err)
+	}
+}
+
+// TestAnswerToAnotherQuestion: a reply with the right id whose question
+// is another name (or type) is not taken for the answer.
+func TestAnswerToAnotherQuestion(t *testing.T) {
+	t.Parallel()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			q := new(mdns.Msg)
+			if q.Unpack(buf[:n]) != nil {
+				continue
+			}
+			r := new(mdns.Msg)
+			r.SetReply(q)
+			r.Question[0].Name = "victim.test."
+			mx, _ := mdns.NewRR("victim.test. 60 IN MX 10 mx.evil.test.")
+			r.Answer = []mdns.RR{mx}
+			out, _ := r.Pack()
+			pc.WriteTo(out, from)
+		}
+	}()
+	c, err := New([]string{pc.LocalAddr().String()}, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mx, err := c.LookupMX(context.Background(), "spoof.test"); err == nil {
+		t.Errorf("a reply about victim.test answered spoof.test: %+v", mx)
 	}
 }
