@@ -233,6 +233,11 @@ func (r *expansion) target(t, self string, as User, depth int, fromForward bool)
 			r.s.log.Warn("unix mail: pipe target ignored (allow_pipes is off)", "name", self)
 			return nil
 		}
+		if as.UID == 0 {
+			// Root's own pipes run as nobody, like Postfix's default_privs:
+			// a message's content is never handed to a root shell.
+			as = r.s.opts.Nobody
+		}
 		return r.add(Target{Kind: Pipe, User: as, Command: strings.TrimSpace(t[1:])})
 	case strings.HasPrefix(t, ":include:"):
 		return r.include(strings.TrimSpace(strings.TrimPrefix(t, ":include:")), self, depth, fromForward)

@@ -423,3 +423,23 @@ func TestPipeGetsNoInheritedDescriptors(t *testing.T) {
 		t.Errorf("descriptor %d reached the pipe command: %q", fd, b)
 	}
 }
+
+// TestRootPipesRunAsNobody: a pipe in root's own .forward runs as the
+// unprivileged user, like Postfix's default_privs, never as root.
+func TestRootPipesRunAsNobody(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatalf("this test needs a root account of uid 0 and must run as root (uid %d): CI runs the tests as root", os.Geteuid())
+	}
+	s, dir := host(t, "", func(o *Options) {
+		o.AllowPipes = true
+		o.Nobody = User{Name: "nobody", UID: 65534, GID: 65534, Home: "/"}
+	})
+	write(t, filepath.Join(dir, "home", "root", ".forward"), "\"|cat > /dev/null\"\n", 0o644)
+	ts, err := s.Resolve("root")
+	if err != nil || len(ts) != 1 || ts[0].Kind != Pipe {
+		t.Fatalf("targets %q %v", names(ts), err)
+	}
+	if ts[0].User.UID != 65534 {
+		t.Errorf("root's pipe runs as uid %d, want nobody's 65534", ts[0].User.UID)
+	}
+}
