@@ -41,7 +41,8 @@ type dirWatch struct {
 	boxes  map[int64]*boxWatch
 	failed map[int64]time.Time // add failed (ENOSPC: the watch limit): not tried again for a minute
 	buf    []byte
-	woken  []int64 // mailboxes with events since the reader last looked
+	woken  []int64           // mailboxes with events since the reader last looked
+	wake   func(ids []int64) // run's woke, for the events a sync drains
 }
 
 type wdOwner struct {
@@ -124,6 +125,9 @@ func newDirWatch(root string) (*dirWatch, error) {
 // until close. It never consumes an event without applying it, so syncs
 // draining the queue at the same time see everything.
 func (w *dirWatch) run(woke func(ids []int64)) {
+	w.mu.Lock()
+	w.wake = woke
+	w.mu.Unlock()
 	for {
 		var ids []int64
 		err := w.rc.Read(func(fd uintptr) bool {
@@ -155,6 +159,15 @@ func (w *dirWatch) drain() {
 		return
 	}
 	w.rc.Control(func(fd uintptr) { w.drainFD(int(fd)) })
+	// The events of other mailboxes read here must wake them now: the
+	// reader waits for the queue to be readable again, which it may not
+	// be for a long time, and a watcher of such a mailbox missed its
+	// notice (TestWatchManyMailboxes failed now and then).
+	if len(w.woken) > 0 && w.wake != nil {
+		ids := w.woken
+		w.woken = nil
+		go w.wake(ids)
+	}
 }
 
 func (w *dirWatch) drainFD(fd int) {
