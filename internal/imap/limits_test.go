@@ -332,18 +332,24 @@ func TestEndlessLineEndsSession(t *testing.T) {
 				}
 			}
 		}()
-		var got []string
-		_ = c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
-		for {
-			l, err := c.br.ReadString('\n')
-			if err != nil {
-				break
-			}
-			got = append(got, strings.TrimRight(l, "\r\n"))
-		}
+		got := readToEnd(c)
 		if len(got) == 0 || got[len(got)-1] != "* BYE Line too long" {
 			t.Errorf("after %q and 4 MiB without a line end: %q", start, got)
 		}
+	}
+}
+
+// readToEnd reads lines until the server ends the connection (or 10 s
+// pass) and returns them without their line ends.
+func readToEnd(c *client) []string {
+	var got []string
+	_ = c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		l, err := c.br.ReadString('\n')
+		if err != nil {
+			return got
+		}
+		got = append(got, strings.TrimRight(l, "\r\n"))
 	}
 }
 
@@ -383,15 +389,7 @@ func TestRefusedLiteralsBounded(t *testing.T) {
 			}
 		}
 	}()
-	var got []string
-	_ = c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
-	for {
-		l, err := c.br.ReadString('\n')
-		if err != nil {
-			break
-		}
-		got = append(got, strings.TrimRight(l, "\r\n"))
-	}
+	got := readToEnd(c)
 	if len(got) == 0 || got[len(got)-1] != "* BYE Line too long" {
 		t.Errorf("after 6 MB of literals in a refused command: %q", got)
 	}

@@ -269,17 +269,7 @@ func TestClientMail252ThenData(t *testing.T) {
 		b, _ := io.ReadAll(br)
 		rest <- string(b)
 	})
-	nc, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := NewClient(nc, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Hello("client.test"); err != nil {
-		t.Fatal(err)
-	}
+	c := helloClient(t, ln.Addr().String())
 	_, err = c.Send(Envelope{From: "a@client.test", Rcpts: []EnvelopeRcpt{{Addr: "b@mx.test"}}}, strings.NewReader("Subject: x\r\n\r\nbody\r\n"))
 	if !errors.Is(err, ErrBadReply) {
 		t.Errorf("Send: %v, want ErrBadReply", err)
@@ -288,6 +278,24 @@ func TestClientMail252ThenData(t *testing.T) {
 	if got := <-rest; strings.Contains(got, "\r\n.\r\n") || strings.HasPrefix(got, ".\r\n") {
 		t.Errorf("the MX got the end of a message: %q", got)
 	}
+}
+
+// helloClient connects to addr and says EHLO.
+func helloClient(t *testing.T, addr string) *Client {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	c, err := NewClient(nc, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Hello("client.test"); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 // scriptedMX serves the first connection on ln with serve, in its own
@@ -382,17 +390,7 @@ func TestClientRcpt252SendsTheMessage(t *testing.T) {
 		nc.Write([]byte("250 2.0.0 queued\r\n"))
 		got <- msg.String()
 	})
-	nc, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := NewClient(nc, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Hello("client.test"); err != nil {
-		t.Fatal(err)
-	}
+	c := helloClient(t, ln.Addr().String())
 	res, err := c.Send(Envelope{From: "a@client.test", Rcpts: []EnvelopeRcpt{{Addr: "b@mx.test"}}}, strings.NewReader("Subject: x\r\n\r\nbody\r\n"))
 	if err != nil || res.Data.Code != 250 {
 		t.Errorf("Send: %+v %v", res, err)
