@@ -21,6 +21,7 @@ type indexed struct {
 	uid   uint32
 	file  string
 	flags []string
+	was   string // for a rename: the file the row named when the sync planned it
 }
 
 // Sync implements store.Mail: it makes the index of one mailbox agree with
@@ -598,7 +599,7 @@ func diff(files []scanned, rows map[string]indexed, letters []string) syncPlan {
 		case !ok:
 			p.add = append(p.add, placed{file: f.file, flags: f.flags})
 		case r.file != f.file:
-			p.renamed = append(p.renamed, indexed{uid: r.uid, file: f.file, flags: mergeFlags(r.flags, f.flags, letters)})
+			p.renamed = append(p.renamed, indexed{uid: r.uid, file: f.file, flags: mergeFlags(r.flags, f.flags, letters), was: r.file})
 		}
 		delete(rows, f.base)
 	}
@@ -650,8 +651,13 @@ func (p syncPlan) apply(s *Store, tx *sql.Tx, id int64) error {
 		if _, err := tx.Exec(`UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = ?`, id); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(`UPDATE messages SET file = ?, flags = ?, modseq = (SELECT highestmodseq FROM mailboxes WHERE id = ?) WHERE mailbox_id = ? AND uid = ?`,
-			r.file, strings.Join(r.flags, " "), id, id, r.uid); err != nil {
+		// Only if the row still names the file the plan saw: the rows
+		// were read before this transaction, and a STORE that renamed the
+		// file and committed meanwhile has the flags right, including the
+		// keywords beyond the 26 letters that the name cannot carry (they
+		// were lost when the stale plan overwrote them).
+		if _, err := tx.Exec(`UPDATE messages SET file = ?, flags = ?, modseq = (SELECT highestmodseq FROM mailboxes WHERE id = ?) WHERE mailbox_id = ? AND uid = ? AND file = ?`,
+			r.file, strings.Join(r.flags, " "), id, id, r.uid, r.was); err != nil {
 			return err
 		}
 	}
