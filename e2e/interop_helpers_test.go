@@ -71,7 +71,8 @@ func mxZones(domains map[string]string) map[string]mockdns.Zone {
 }
 
 // sharedPort returns a TCP port that was free a moment ago on every one of
-// ips.
+// ips and that no other call (here or freePort) has returned, as freePort
+// does: one instance got the same port for SMTP and submission.
 func sharedPort(t *testing.T, ips ...string) int {
 	t.Helper()
 	for range 100 {
@@ -93,7 +94,7 @@ func sharedPort(t *testing.T, ips ...string) int {
 		for _, l := range ls {
 			l.Close()
 		}
-		if ok {
+		if _, dup := handedPorts.LoadOrStore(port, true); ok && !dup {
 			return port
 		}
 	}
