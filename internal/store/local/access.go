@@ -276,8 +276,7 @@ func (s *Store) Append(ctx context.Context, account, mailbox string, flags []str
 		return 0, 0, err
 	}
 	ps, errs := []placed{p}, []error{nil}
-	s.syncDirs(ps, errs)
-	s.index(ctx, []store.Delivery{{Account: account}}, ps, errs)
+	s.settle(ctx, []store.Delivery{{Account: account}}, ps, errs)
 	if errs[0] != nil {
 		return 0, 0, errs[0]
 	}

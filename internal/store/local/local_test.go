@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -464,5 +465,41 @@ func TestDateNanos(t *testing.T) {
 		if got := time.Unix(0, dateNanos(tc.in)); !got.Equal(tc.want) {
 			t.Errorf("%v kept as %v, want %v", tc.in, got, tc.want)
 		}
+	}
+}
+
+// TestDeliverDirSyncFails: the directory fsync runs beside the index
+// commit; when it fails, the delivery fails, its file is gone, and the
+// row committed meanwhile is expunged, so no client is shown a message
+// the sender was told to send again.
+func TestDeliverDirSyncFails(t *testing.T) {
+	t.Parallel()
+	s, ctx := newStore(t)
+	s.dirSync.fsync = func(dir string) error {
+		if filepath.Base(dir) == "new" {
+			return syscall.EIO
+		}
+		return syncDir(dir)
+	}
+	err := s.Deliver(ctx, []store.Delivery{delivery("me@example.test", "Subject: lost\r\n\r\nx\r\n")})[0]
+	if !errors.Is(err, syscall.EIO) {
+		t.Fatalf("Deliver = %v, want EIO", err)
+	}
+	dir, _ := s.MaildirPath(ctx, "me@example.test")
+	if ents, _ := os.ReadDir(filepath.Join(dir, "new")); len(ents) != 0 {
+		t.Errorf("new/ still holds %d files", len(ents))
+	}
+	var rows, tombs int
+	must(t, s.rdb.QueryRow(`SELECT count(*) FROM messages`).Scan(&rows))
+	must(t, s.rdb.QueryRow(`SELECT count(*) FROM expunged`).Scan(&tombs))
+	if rows != 0 || tombs != 1 {
+		t.Errorf("index: %d rows, %d expunged; want 0 and 1", rows, tombs)
+	}
+
+	s.dirSync.fsync = syncDir
+	must(t, s.Deliver(ctx, []store.Delivery{delivery("me@example.test", "Subject: kept\r\n\r\nx\r\n")})[0])
+	msgs, err := s.Messages(ctx, "me@example.test", "INBOX")
+	if err != nil || len(msgs) != 1 || msgs[0].UID != 2 {
+		t.Fatalf("Messages = %+v, %v; want one message, UID 2 (1 is spent)", msgs, err)
 	}
 }

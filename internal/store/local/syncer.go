@@ -59,6 +59,7 @@ func (g *group) do(fn func() error) error {
 type syncer struct {
 	mu     sync.Mutex
 	groups map[string]*group
+	fsync  func(dir string) error // syncDir; tests make it fail
 }
 
 // maxSyncGroups bounds the directories remembered; past it, the map starts
@@ -66,11 +67,11 @@ type syncer struct {
 // run it waits for began after its call.)
 const maxSyncGroups = 4096
 
-func newSyncer() *syncer { return &syncer{groups: map[string]*group{}} }
+func newSyncer() *syncer { return &syncer{groups: map[string]*group{}, fsync: syncDir} }
 
 // sync returns when dir has been fsynced after the call began.
 func (y *syncer) sync(dir string) error {
-	return y.group(dir).do(func() error { return syncDir(dir) })
+	return y.group(dir).do(func() error { return y.fsync(dir) })
 }
 
 func (y *syncer) group(dir string) *group {
