@@ -56,19 +56,13 @@ func (d *Daemon) registerMetrics() {
 	r.Func("posthorn_queue_recipients", "Recipients in the outbound queue, by state.", "gauge", func() []metrics.Sample {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		msgs, err := d.store.QueueList(ctx)
+		n, err := d.store.QueueCounts(ctx)
 		if err != nil {
 			return nil
 		}
-		n := map[string]int{}
-		for _, m := range msgs {
-			for _, rc := range m.Rcpts {
-				n[string(rc.State)]++
-			}
-		}
 		var out []metrics.Sample
 		for _, st := range []store.RcptState{store.RcptQueued, store.RcptHeld} {
-			out = append(out, metrics.Sample{Labels: metrics.Label("state", string(st)), Value: float64(n[string(st)])})
+			out = append(out, metrics.Sample{Labels: metrics.Label("state", string(st)), Value: float64(n[st])})
 		}
 		return out
 	})

@@ -20,6 +20,9 @@ type Queue interface {
 	QueueGet(ctx context.Context, id string) (QueuedMessage, error)
 	// QueueList returns every queued message, oldest first.
 	QueueList(ctx context.Context) ([]QueuedMessage, error)
+	// QueueCounts returns how many recipients are in each state, without
+	// loading the messages (a metrics scrape asks it often).
+	QueueCounts(ctx context.Context) (map[RcptState]int, error)
 	// QueueBody opens a message's body.
 	QueueBody(ctx context.Context, id string) (Body, error)
 	// QueueUpdate stores the new state of the given recipients (matched

@@ -121,6 +121,25 @@ func (s *Store) QueueList(ctx context.Context) ([]store.QueuedMessage, error) {
 	return s.queueQuery(ctx, `SELECT `+queueCols+` FROM queue_messages ORDER BY created`)
 }
 
+// QueueCounts implements store.Queue.
+func (s *Store) QueueCounts(ctx context.Context) (map[store.RcptState]int, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT state, count(*) FROM queue_rcpts GROUP BY state`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	n := map[store.RcptState]int{}
+	for rows.Next() {
+		var st string
+		var c int
+		if err := rows.Scan(&st, &c); err != nil {
+			return nil, err
+		}
+		n[store.RcptState(st)] = c
+	}
+	return n, rows.Err()
+}
+
 // QueueGet implements store.Queue.
 func (s *Store) QueueGet(ctx context.Context, id string) (store.QueuedMessage, error) {
 	ms, err := s.queueQuery(ctx, `SELECT `+queueCols+` FROM queue_messages WHERE id = ?`, id)

@@ -113,3 +113,19 @@ func TestSweepQueue(t *testing.T) {
 		t.Error("a fresh body or a queued message was swept")
 	}
 }
+
+func TestQueueCounts(t *testing.T) {
+	s, ctx := newStore(t)
+	now := time.Now()
+	m := store.QueuedMessage{ID: "COUNTEDMESSAGE", From: "a@b.test", Created: now, Size: 1,
+		Rcpts: []store.QueuedRcpt{
+			{Addr: "c@d.test", State: store.RcptQueued, NextAttempt: now},
+			{Addr: "e@d.test", State: store.RcptQueued, NextAttempt: now},
+			{Addr: "f@d.test", State: store.RcptHeld, NextAttempt: now},
+		}}
+	must(t, s.Enqueue(ctx, m, strings.NewReader("x")))
+	n, err := s.QueueCounts(ctx)
+	if err != nil || n[store.RcptQueued] != 2 || n[store.RcptHeld] != 1 || len(n) != 2 {
+		t.Errorf("QueueCounts = %v, %v; want 2 queued, 1 held", n, err)
+	}
+}
