@@ -255,8 +255,11 @@ func (d *Daemon) buildIMAP(us *users.Service) error {
 			MaxConnectionsPerUser: d.cfg.IMAP.MaxConnectionsPerUser, IdleTimeout: time.Duration(d.cfg.IMAP.IdleTimeout),
 			HeaderCacheMemory: int64(d.cfg.IMAP.HeaderCache),
 			// The store's Watch reports changes by other programs within a
-			// second (one poller per watched mailbox); this is a backstop.
-			SyncInterval: time.Minute,
+			// second, and runs the once-a-minute full comparison of each
+			// watched mailbox itself (one poller for all of them); this is
+			// a last backstop. At a minute, 5,000 idle sessions made 35 MB
+			// of garbage a minute between them, for nothing.
+			SyncInterval: 10 * time.Minute,
 		})
 		if err != nil {
 			return fmt.Errorf("%s: %w", svc, err)

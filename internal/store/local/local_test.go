@@ -503,3 +503,54 @@ func TestDeliverDirSyncFails(t *testing.T) {
 		t.Fatalf("Messages = %+v, %v; want one message, UID 2 (1 is spent)", msgs, err)
 	}
 }
+
+// TestWatchSeesOtherPosthornProcess: another posthorn process (the
+// deliver LDA) writes the file and the index row itself, so the sync its
+// inotify events set off here finds nothing to do; the watchers must hear
+// of the message all the same, within the poller's second, not at a
+// session's backstop timer minutes later.
+func TestWatchSeesOtherPosthornProcess(t *testing.T) {
+	t.Parallel()
+	s, ctx := newStore(t)
+	const acct = "me@example.test"
+	must(t, s.Deliver(ctx, []store.Delivery{delivery(acct, "Subject: first\r\n\r\nx\r\n")})[0])
+	must(t, s.Sync(ctx, acct, "INBOX"))
+	other, err := Open(Options{Dir: s.dir, Hostname: "mx.example.test"})
+	must(t, err)
+	defer other.Close()
+	ch, stop := s.Watch(acct, "INBOX")
+	defer stop()
+	time.Sleep(1500 * time.Millisecond) // the poller has taken the mailbox in
+	for i := range 3 {
+		must(t, other.Deliver(ctx, []store.Delivery{delivery(acct, fmt.Sprintf("Subject: lda %d\r\n\r\nx\r\n", i))})[0])
+		select {
+		case <-ch:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("delivery %d by another process: no notice within 5 s", i)
+		}
+		time.Sleep(200 * time.Millisecond) // notices of one delivery coalesce
+		for len(ch) > 0 {
+			<-ch
+		}
+	}
+	msgs, err := s.Messages(ctx, acct, "INBOX")
+	if err != nil || len(msgs) != 4 {
+		t.Fatalf("Messages: %d, %v; want 4", len(msgs), err)
+	}
+	// A flag set by the other process: it renames the file and updates
+	// the row in one go, so no sync here can find anything left to do.
+	for i, uid := range []uint32{1, 2} {
+		if _, _, err := other.SetFlags(ctx, acct, "INBOX", []uint32{uid}, store.FlagsAdd, []string{`\Seen`}, 0); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-ch:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("flag %d set by another process: no notice within 5 s", i)
+		}
+		time.Sleep(200 * time.Millisecond)
+		for len(ch) > 0 {
+			<-ch
+		}
+	}
+}
