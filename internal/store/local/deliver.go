@@ -11,6 +11,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -64,6 +65,16 @@ func (s *Store) settle(ctx context.Context, ds []store.Delivery, ps []placed, er
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		defer func() { // a panic here would end the daemon, not a session
+			if r := recover(); r != nil {
+				s.log.Error("deliver: panic in the directory sync", "err", fmt.Sprint(r), "stack", string(debug.Stack()))
+				for i := range dirErrs {
+					if dirErrs[i] == nil {
+						dirErrs[i] = fmt.Errorf("deliver: panic in the directory sync: %v", r)
+					}
+				}
+			}
+		}()
 		s.syncDirs(dirPs, dirErrs)
 	}()
 	s.index(ctx, ds, ps, errs)
@@ -75,6 +86,7 @@ func (s *Store) settle(ctx context.Context, ds []store.Delivery, ps []placed, er
 		case dirErrs[i] != nil: // indexed, but its file is gone again
 			errs[i] = dirErrs[i]
 			stale = append(stale, ps[i])
+			_ = os.Remove(filepath.Join(ps[i].dir, ps[i].file)) // syncDirs did, unless it panicked
 		default:
 			s.watch.notify(ps[i].mailboxID)
 		}

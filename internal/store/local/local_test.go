@@ -554,3 +554,24 @@ func TestWatchSeesOtherPosthornProcess(t *testing.T) {
 		}
 	}
 }
+
+// TestDeliverDirSyncPanics: a panic in the directory fsync fails that
+// delivery (file gone, row expunged) and leaves the store working; it
+// used to be fatal: the group's deferred unlock hit an unlocked mutex.
+func TestDeliverDirSyncPanics(t *testing.T) {
+	t.Parallel()
+	s, ctx := newStore(t)
+	s.dirSync.fsync = func(dir string) error { panic("boom") }
+	if err := s.Deliver(ctx, []store.Delivery{delivery("me@example.test", "Subject: x\r\n\r\nx\r\n")})[0]; err == nil || !strings.Contains(err.Error(), "panic") {
+		t.Fatalf("Deliver = %v, want the panic as an error", err)
+	}
+	dir, _ := s.MaildirPath(ctx, "me@example.test")
+	if ents, _ := os.ReadDir(filepath.Join(dir, "new")); len(ents) != 0 {
+		t.Errorf("new/ still holds %d files", len(ents))
+	}
+	s.dirSync.fsync = syncDir
+	must(t, s.Deliver(ctx, []store.Delivery{delivery("me@example.test", "Subject: y\r\n\r\ny\r\n")})[0])
+	if msgs, err := s.Messages(ctx, "me@example.test", "INBOX"); err != nil || len(msgs) != 1 {
+		t.Fatalf("Messages = %+v, %v; want one", msgs, err)
+	}
+}

@@ -1,6 +1,7 @@
 package local
 
 import (
+	"fmt"
 	"os"
 	"sync"
 )
@@ -39,7 +40,7 @@ func (g *group) do(fn func() error) error {
 		g.started++
 		run := g.started
 		g.mu.Unlock()
-		err := fn()
+		err := runSafely(fn)
 		g.mu.Lock()
 		g.running, g.done = false, run
 		if err != nil {
@@ -51,6 +52,18 @@ func (g *group) do(fn func() error) error {
 		return g.err
 	}
 	return nil
+}
+
+// runSafely runs fn and turns a panic into its error: a panic in a run
+// would leave the group running for ever (and its deferred unlock would
+// unlock an unlocked mutex, which no recover can catch).
+func runSafely(fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v", r)
+		}
+	}()
+	return fn()
 }
 
 // syncer fsyncs directories for many callers at once, one group per
