@@ -120,6 +120,7 @@ type Daemon struct {
 	imap      map[string]*imap.Server
 	pop3      map[string]*pop3.Server
 	sieve     *managesieve.Server // nil without a managesieve listener
+	fetchers  fetcherList         // the [[fetch]] sources running
 	http      *http.Server        // nil without an http listener
 	listeners map[string][]net.Listener
 	wg        sync.WaitGroup
@@ -512,7 +513,7 @@ func (d *Daemon) Panics() int64 {
 	if d.sieve != nil {
 		n += d.sieve.Panics()
 	}
-	return n
+	return n + d.fetchers.panics()
 }
 
 // Shutdown stops listening, lets sessions finish up to the configured

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"posthorn/internal/config"
@@ -266,6 +267,7 @@ func (d *Daemon) runFetch(src fetch.Source, fd *FetchDeliverer, log *slog.Logger
 		f, err := NewFetcher(d.cfg, src, fd, log)
 		if err == nil {
 			log.Info("fetch: started", "source", src.Name, "protocol", src.Protocol, "host", src.Host, "idle", src.Idle)
+			d.fetchers.add(f)
 			f.Run(d.ctx)
 			f.Close()
 			return
@@ -279,4 +281,26 @@ func (d *Daemon) runFetch(src fetch.Source, fd *FetchDeliverer, log *slog.Logger
 		}
 		wait = min(2*wait, 5*time.Minute)
 	}
+}
+
+// fetcherList keeps the running fetchers, for their panic counts.
+type fetcherList struct {
+	mu   sync.Mutex
+	list []*fetch.Fetcher
+}
+
+func (l *fetcherList) add(f *fetch.Fetcher) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.list = append(l.list, f)
+}
+
+func (l *fetcherList) panics() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var n int64
+	for _, f := range l.list {
+		n += f.Panics()
+	}
+	return n
 }

@@ -51,6 +51,9 @@ func (d *Daemon) registerMetrics() {
 		if d.sieve != nil {
 			out = append(out, metrics.Sample{Labels: metrics.Label("service", "managesieve"), Value: float64(d.sieve.Panics())})
 		}
+		if len(d.cfg.Fetch) > 0 {
+			out = append(out, metrics.Sample{Labels: metrics.Label("service", "fetch"), Value: float64(d.fetchers.panics())})
+		}
 		return out
 	})
 	r.Func("posthorn_queue_recipients", "Recipients in the outbound queue, by state.", "gauge", func() []metrics.Sample {

@@ -9,7 +9,9 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/textproto"
+	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -33,11 +35,12 @@ type Options struct {
 // Fetcher pulls mail from one source. Once and Run may not run at the
 // same time; Close releases the state.
 type Fetcher struct {
-	opts  Options
-	src   Source
-	tls   *tls.Config
-	state *State
-	log   *slog.Logger
+	opts   Options
+	src    Source
+	tls    *tls.Config
+	state  *State
+	log    *slog.Logger
+	panics atomic.Int64
 }
 
 // Stats counts what one pass did.
@@ -144,7 +147,7 @@ func (f *Fetcher) Run(ctx context.Context) {
 func (f *Fetcher) retry(ctx context.Context, folder string, session func(context.Context, func()) error) {
 	wait := f.opts.MinBackoff
 	for ctx.Err() == nil {
-		err := session(ctx, func() { wait = f.opts.MinBackoff })
+		err := f.guard(ctx, session, func() { wait = f.opts.MinBackoff })
 		if err == nil || ctx.Err() != nil {
 			continue
 		}
@@ -155,6 +158,24 @@ func (f *Fetcher) retry(ctx context.Context, folder string, session func(context
 		wait = min(2*wait, f.opts.MaxBackoff)
 	}
 }
+
+// guard runs one session and turns a panic in it (a bug, most likely set
+// off by what a remote server sent) into an error, retried with the
+// backoff like any failure: one source must not take the daemon down, nor
+// take it down again at every start while the server sends the same.
+func (f *Fetcher) guard(ctx context.Context, session func(context.Context, func()) error, healthy func()) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			f.panics.Add(1)
+			f.log.Error("fetch: panic", "remote", f.src.addr(), "err", fmt.Sprint(r), "stack", string(debug.Stack()))
+			err = fmt.Errorf("panic: %v", r)
+		}
+	}()
+	return session(ctx, healthy)
+}
+
+// Panics counts the panics Run recovered; anything but 0 is a bug.
+func (f *Fetcher) Panics() int64 { return f.panics.Load() }
 
 // sleep waits d or until ctx ends.
 func sleep(ctx context.Context, d time.Duration) error {

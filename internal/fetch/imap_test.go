@@ -422,3 +422,38 @@ func TestIMAPUIDValidityMovedWithSelect(t *testing.T) {
 		t.Errorf("delivered %q, %d left on the server; want nothing fetched, 2 left", got, mailboxSize(t, p, "INBOX"))
 	}
 }
+
+// TestRunSurvivesPanic: a panic in a pass (here the deliverer's; in the
+// field, a parser meeting what a hostile server sent) is counted and the
+// pass retried with the backoff: it used to end the daemon, and again at
+// every start while the server sent the same.
+func TestRunSurvivesPanic(t *testing.T) {
+	t.Parallel()
+	p := newIMAPPeer(t, nil)
+	p.add(t, "INBOX", testMessage("one"), testMessage("two"))
+	var calls atomic.Int32
+	d := &memDeliverer{before: func([]byte) error {
+		if calls.Add(1) == 1 {
+			panic("deliverer bug")
+		}
+		return nil
+	}}
+	src := p.source()
+	src.Interval = 50 * time.Millisecond
+	f := newFetcher(t, src, d, t.TempDir())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); f.Run(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for d.count() < 2 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if got := d.subjects(); !slices.Equal(got, []string{"one", "two"}) {
+		t.Errorf("delivered %q after the panic, want one and two", got)
+	}
+	if n := f.Panics(); n != 1 {
+		t.Errorf("Panics() = %d, want 1", n)
+	}
+}

@@ -125,6 +125,12 @@ func (s *Store) placeAll(ctx context.Context, ds []store.Delivery, ps []placed, 
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
+			defer func() { // a panic here would end the daemon, not a session
+				if r := recover(); r != nil {
+					s.log.Error("deliver: panic writing a copy", "err", fmt.Sprint(r), "stack", string(debug.Stack()))
+					errs[i] = fmt.Errorf("deliver: panic: %v", r)
+				}
+			}()
 			ps[i], errs[i] = s.place(ctx, &ds[i])
 		}()
 	}
