@@ -2,6 +2,8 @@ package imap
 
 import (
 	"bufio"
+	"fmt"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -26,8 +28,16 @@ func (c *conn) cmdIdle(tag string, s *scanner) error {
 	c.noFlush.Store(true) // the reader goroutine must not touch the writer
 	c.waiting.Store(true) // shutdown may interrupt an idling session
 	go func() {
-		l, err := c.readLine(64)
-		lines <- lineResult{l, err}
+		var r lineResult
+		defer func() { // out of the session's recover: a panic would end the daemon
+			if p := recover(); p != nil {
+				c.s.panics.Add(1)
+				c.log.Error("imap idle reader panic", "err", fmt.Sprint(p), "stack", string(debug.Stack()))
+				r = lineResult{err: fmt.Errorf("panic: %v", p)}
+			}
+			lines <- r
+		}()
+		r.line, r.err = c.readLine(64)
 	}()
 	defer c.noFlush.Store(false)
 	defer c.waiting.Store(false)
