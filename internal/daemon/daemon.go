@@ -513,6 +513,9 @@ func (d *Daemon) Panics() int64 {
 	if d.sieve != nil {
 		n += d.sieve.Panics()
 	}
+	if d.pickup != nil {
+		n += d.pickup.Panics()
+	}
 	return n + d.fetchers.panics()
 }
 

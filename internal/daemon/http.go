@@ -51,6 +51,9 @@ func (d *Daemon) registerMetrics() {
 		if d.sieve != nil {
 			out = append(out, metrics.Sample{Labels: metrics.Label("service", "managesieve"), Value: float64(d.sieve.Panics())})
 		}
+		if d.pickup != nil {
+			out = append(out, metrics.Sample{Labels: metrics.Label("service", "pickup"), Value: float64(d.pickup.Panics())})
+		}
 		if len(d.cfg.Fetch) > 0 {
 			out = append(out, metrics.Sample{Labels: metrics.Label("service", "fetch"), Value: float64(d.fetchers.panics())})
 		}

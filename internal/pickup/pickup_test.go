@@ -124,3 +124,30 @@ func TestScannerRetriesTemporaryFailures(t *testing.T) {
 		t.Error("file removed after a temporary failure")
 	}
 }
+
+type panicSubmitter struct{ n int }
+
+func (p *panicSubmitter) SubmitDropped(ctx context.Context, uid int, env Envelope, msg io.Reader) error {
+	p.n++
+	panic("submitter bug")
+}
+
+// TestScannerSurvivesPanic: a file whose handling panics is set aside and
+// counted; it used to end the daemon, and again at every start, since the
+// file stayed in the maildrop (which any local user can write to).
+func TestScannerSurvivesPanic(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	dir := filepath.Join(root, "maildrop")
+	sub := &panicSubmitter{}
+	s, _ := New(Options{Dir: dir, Submitter: sub})
+	name, _ := Write(dir, Envelope{Rcpts: []string{"me@example.test"}}, []byte("x\r\n"))
+	s.Scan(context.Background())
+	s.Scan(context.Background())
+	if sub.n != 1 || s.Panics() != 1 {
+		t.Errorf("%d attempts, %d panics; want 1 and 1", sub.n, s.Panics())
+	}
+	if _, err := os.Stat(filepath.Join(root, "maildrop-corrupt", name)); err != nil {
+		t.Errorf("the file was not set aside: %v", err)
+	}
+}

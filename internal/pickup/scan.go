@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -34,10 +36,14 @@ type Options struct {
 
 // Scanner picks dropped files up and hands them to the Submitter.
 type Scanner struct {
-	opts  Options
-	log   *slog.Logger
-	retry map[string]time.Time // file → not before
+	opts   Options
+	log    *slog.Logger
+	retry  map[string]time.Time // file → not before
+	panics atomic.Int64
 }
+
+// Panics counts the files whose handling panicked; anything but 0 is a bug.
+func (s *Scanner) Panics() int64 { return s.panics.Load() }
 
 // New creates the maildrop directory (mode 1733) and returns a Scanner.
 func New(opts Options) (*Scanner, error) {
@@ -101,7 +107,7 @@ func (s *Scanner) Scan(ctx context.Context) {
 // take submits one file and removes it, or schedules a retry.
 func (s *Scanner) take(ctx context.Context, name string) {
 	path := filepath.Join(s.opts.Dir, name)
-	err := s.submit(ctx, path)
+	err := s.submitSafely(ctx, path)
 	var p IsPermanent
 	switch {
 	case err == nil || errors.As(err, &p) && p.Permanent():
@@ -118,6 +124,20 @@ func (s *Scanner) take(ctx context.Context, name string) {
 		s.log.Warn("dropped message deferred", "file", name, "err", err)
 		s.retry[name] = time.Now().Add(time.Minute)
 	}
+}
+
+// submitSafely is submit with a panic turned into ErrFormat: the file is
+// set aside rather than left to end the daemon again at every start (any
+// local user can write one).
+func (s *Scanner) submitSafely(ctx context.Context, path string) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.panics.Add(1)
+			s.log.Error("pickup panic", "file", filepath.Base(path), "err", fmt.Sprint(r), "stack", string(debug.Stack()))
+			err = fmt.Errorf("%w: panic: %v", ErrFormat, r)
+		}
+	}()
+	return s.submit(ctx, path)
 }
 
 // submit opens the file safely and hands it over.
