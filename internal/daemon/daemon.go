@@ -12,8 +12,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"posthorn/internal/certs"
@@ -121,6 +123,7 @@ type Daemon struct {
 	pop3      map[string]*pop3.Server
 	sieve     *managesieve.Server // nil without a managesieve listener
 	fetchers  fetcherList         // the [[fetch]] sources running
+	bgPanics  atomic.Int64        // recovered in the daemon's own goroutines
 	http      *http.Server        // nil without an http listener
 	listeners map[string][]net.Listener
 	wg        sync.WaitGroup
@@ -516,7 +519,17 @@ func (d *Daemon) Panics() int64 {
 	if d.pickup != nil {
 		n += d.pickup.Panics()
 	}
-	return n + d.fetchers.panics()
+	return n + d.fetchers.panics() + d.storePanics()
+}
+
+// storePanics counts the panics recovered in the store's goroutines and
+// the daemon's own (startup sync).
+func (d *Daemon) storePanics() int64 {
+	n := d.bgPanics.Load()
+	if p, ok := d.store.(interface{ Panics() int64 }); ok {
+		n += p.Panics()
+	}
+	return n
 }
 
 // Shutdown stops listening, lets sessions finish up to the configured
@@ -585,6 +598,20 @@ func DataDirPerms(dir string) error {
 
 // syncAll sweeps the queue directory of crash leftovers, then runs
 // store.Mail.Sync on every mailbox of every account.
+// syncOne is the startup sync of one mailbox, with a panic (a file in
+// its Maildir that the sync mishandles) made its error and counted: at
+// start it would end the daemon at every start.
+func (d *Daemon) syncOne(ctx context.Context, account, mailbox string) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			d.bgPanics.Add(1)
+			d.log.Error("startup sync panic", "account", account, "mailbox", mailbox, "stack", string(debug.Stack()))
+			err = fmt.Errorf("panic: %v", r)
+		}
+	}()
+	return d.store.Sync(ctx, account, mailbox)
+}
+
 func (d *Daemon) syncAll() {
 	ctx := d.ctx
 	if sw, ok := d.store.(interface{ SweepQueue(context.Context) error }); ok {
@@ -607,7 +634,7 @@ func (d *Daemon) syncAll() {
 			if ctx.Err() != nil {
 				return
 			}
-			if err := d.store.Sync(ctx, a.Address, b.Name); err != nil {
+			if err := d.syncOne(ctx, a.Address, b.Name); err != nil {
 				d.log.Error("startup sync", "account", a.Address, "mailbox", b.Name, "err", err)
 			}
 		}

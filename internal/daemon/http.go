@@ -54,6 +54,7 @@ func (d *Daemon) registerMetrics() {
 		if d.pickup != nil {
 			out = append(out, metrics.Sample{Labels: metrics.Label("service", "pickup"), Value: float64(d.pickup.Panics())})
 		}
+		out = append(out, metrics.Sample{Labels: metrics.Label("service", "store"), Value: float64(d.storePanics())})
 		if len(d.cfg.Fetch) > 0 {
 			out = append(out, metrics.Sample{Labels: metrics.Label("service", "fetch"), Value: float64(d.fetchers.panics())})
 		}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -366,7 +367,7 @@ func (s *Store) pollWatched() {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		for _, id := range ids {
-			known[id] = s.pollOne(ctx, id, known[id], evented)
+			known[id] = s.pollOneSafely(ctx, id, known[id], evented)
 		}
 		cancel()
 		if !evented {
@@ -382,6 +383,24 @@ func (s *Store) pollWatched() {
 		}
 	}
 }
+
+// pollOneSafely is pollOne with a panic (a file name or an event that a
+// sync mishandles) logged and counted: this goroutine is no session's,
+// and a panic in it would end the daemon.
+func (s *Store) pollOneSafely(ctx context.Context, id int64, p watchPlace, evented bool) (out watchPlace) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.panics.Add(1)
+			s.log.Error("watch: panic", "mailbox_id", id, "err", fmt.Sprint(r), "stack", string(debug.Stack()))
+			out = watchPlace{}
+		}
+	}()
+	return s.pollOne(ctx, id, p, evented)
+}
+
+// Panics counts the panics recovered in the store's own goroutines; anything
+// but 0 is a bug.
+func (s *Store) Panics() int64 { return s.panics.Load() }
 
 // watchPlace is where a watched mailbox was last found. It is looked up
 // again after any RENAME or DELETE (the layout generation), since a

@@ -53,6 +53,7 @@ type Store struct {
 	mailDir  string
 	hostname string
 	log      *slog.Logger
+	panics   atomic.Int64 // recovered in the store's own goroutines
 
 	wdb *sql.DB // one connection: all writes
 	ws  *writeStmts
