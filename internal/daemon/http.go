@@ -37,7 +37,7 @@ var started = time.Now()
 // the queue by recipient state, and the start time.
 func (d *Daemon) registerMetrics() {
 	r := metrics.Default
-	r.Func("posthorn_panics_total", "Recovered panics in sessions, by service; anything but 0 is a bug.", "counter", func() []metrics.Sample {
+	r.Func("posthorn_panics_total", "Recovered panics in sessions and background work (pickup, fetch, store), by service; anything but 0 is a bug.", "counter", func() []metrics.Sample {
 		var out []metrics.Sample
 		for svc, s := range d.servers {
 			out = append(out, metrics.Sample{Labels: metrics.Label("service", svc), Value: float64(s.Panics())})
