@@ -596,11 +596,9 @@ func DataDirPerms(dir string) error {
 	return os.Chmod(dir, 0o711)
 }
 
-// syncAll sweeps the queue directory of crash leftovers, then runs
-// store.Mail.Sync on every mailbox of every account.
 // syncOne is the startup sync of one mailbox, with a panic (a file in
-// its Maildir that the sync mishandles) made its error and counted: at
-// start it would end the daemon at every start.
+// its Maildir that the sync mishandles) made its error and counted;
+// uncaught, it would end the daemon at every start.
 func (d *Daemon) syncOne(ctx context.Context, account, mailbox string) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -612,6 +610,8 @@ func (d *Daemon) syncOne(ctx context.Context, account, mailbox string) (err erro
 	return d.store.Sync(ctx, account, mailbox)
 }
 
+// syncAll sweeps the queue directory of crash leftovers, then runs
+// store.Mail.Sync on every mailbox of every account.
 func (d *Daemon) syncAll() {
 	ctx := d.ctx
 	if sw, ok := d.store.(interface{ SweepQueue(context.Context) error }); ok {

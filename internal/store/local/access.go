@@ -366,8 +366,12 @@ func (s *Store) pollWatched() {
 			ids = s.watch.watched()
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		// Full comparisons (the backstop) start only within this pass's
+		// budget; the rest stay due for the next tick, so that a store of
+		// many large mailboxes does not hold up the next inotify event.
+		fullUntil := time.Now().Add(fullBudget)
 		for _, id := range ids {
-			known[id] = s.pollOneSafely(ctx, id, known[id], evented)
+			known[id] = s.pollOneSafely(ctx, id, known[id], evented, fullUntil)
 		}
 		cancel()
 		if !evented {
@@ -387,7 +391,7 @@ func (s *Store) pollWatched() {
 // pollOneSafely is pollOne with a panic (a file name or an event that a
 // sync mishandles) logged and counted: this goroutine is no session's,
 // and a panic in it would end the daemon.
-func (s *Store) pollOneSafely(ctx context.Context, id int64, p watchPlace, evented bool) (out watchPlace) {
+func (s *Store) pollOneSafely(ctx context.Context, id int64, p watchPlace, evented bool, fullUntil time.Time) (out watchPlace) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.panics.Add(1)
@@ -395,12 +399,16 @@ func (s *Store) pollOneSafely(ctx context.Context, id int64, p watchPlace, event
 			out = watchPlace{}
 		}
 	}()
-	return s.pollOne(ctx, id, p, evented)
+	return s.pollOne(ctx, id, p, evented, fullUntil)
 }
+
+// fullBudget is how long one tick of the poller may spend starting full
+// comparisons of watched mailboxes.
+const fullBudget = 250 * time.Millisecond
 
 // Panics counts the panics recovered in the store's own goroutines; anything
 // but 0 is a bug.
-func (s *Store) Panics() int64 { return s.panics.Load() }
+func (s *Store) Panics() int64 { return s.panics.Load() + groupPanics.Load() }
 
 // watchPlace is where a watched mailbox was last found. It is looked up
 // again after any RENAME or DELETE (the layout generation), since a
@@ -416,7 +424,7 @@ type watchPlace struct {
 // pollOne polls one watched mailbox and returns where it now is. After an
 // inotify event it syncs at once; on the tick it leaves mailboxes inotify
 // serves alone.
-func (s *Store) pollOne(ctx context.Context, id int64, p watchPlace, evented bool) watchPlace {
+func (s *Store) pollOne(ctx context.Context, id int64, p watchPlace, evented bool, fullUntil time.Time) watchPlace {
 	if g := s.layout.Load(); p.dir == "" || g != p.gen {
 		if p.gone && g == p.gen {
 			return p
@@ -445,12 +453,21 @@ func (s *Store) pollOne(ctx context.Context, id int64, p watchPlace, evented boo
 		// once per mailbox for all the sessions idling on it (each
 		// session polling on a timer of its own cost 5,000 idle
 		// sessions some 35 MB of garbage a minute).
-		if !s.synced.fullOverdue(id, p.dir, time.Now()) {
+		// A mailbox without a listing had a sync fail: its next sync is
+		// a full one, and nothing else would start it before the next
+		// event or command.
+		now := time.Now()
+		if !s.synced.fullDue(id, p.dir, now) || now.After(fullUntil) {
 			return p
 		}
 		err = s.syncDir(ctx, id, p.dir)
 	default:
+		// Here too another posthorn process's changes leave the sync
+		// nothing to do.
 		err = s.pollDir(ctx, id, p.dir)
+		if err == nil {
+			p.modseq = s.notifyIfMoved(ctx, id, p.modseq)
+		}
 	}
 	if errors.Is(err, store.ErrNoMailbox) {
 		p.dir = "" // its directory moved: look it up on the next tick

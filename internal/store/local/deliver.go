@@ -58,8 +58,10 @@ func (s *Store) Deliver(ctx context.Context, ds []store.Delivery) []error {
 // that is a third of a lone session's time per message). A crash between
 // the two leaves either a row without a file or a file without a row;
 // the Maildir is the truth and the next sync of the mailbox mends both
-// (the sender got no 250, so either way it sends again). Watchers hear of
-// a message only once both are done.
+// (the sender got no 250, so either way it sends again). The row is
+// visible from its commit on, so a session may see the message a moment
+// before the directory fsync ends; if that fsync fails, the message is
+// expunged again.
 func (s *Store) settle(ctx context.Context, ds []store.Delivery, ps []placed, errs []error) {
 	dirErrs, dirPs := slices.Clone(errs), slices.Clone(ps) // index sets ps[i].uid meanwhile
 	done := make(chan struct{})
@@ -67,6 +69,7 @@ func (s *Store) settle(ctx context.Context, ds []store.Delivery, ps []placed, er
 		defer close(done)
 		defer func() { // a panic here would end the daemon, not a session
 			if r := recover(); r != nil {
+				s.panics.Add(1)
 				s.log.Error("deliver: panic in the directory sync", "err", fmt.Sprint(r), "stack", string(debug.Stack()))
 				for i := range dirErrs {
 					if dirErrs[i] == nil {
@@ -86,13 +89,27 @@ func (s *Store) settle(ctx context.Context, ds []store.Delivery, ps []placed, er
 		case dirErrs[i] != nil: // indexed, but its file is gone again
 			errs[i] = dirErrs[i]
 			stale = append(stale, ps[i])
-			_ = os.Remove(filepath.Join(ps[i].dir, ps[i].file)) // syncDirs did, unless it panicked
+			// syncDirs removed it by the name it was given, unless a flag
+			// change renamed it in the moment its row was visible (or
+			// syncDirs panicked): look for it by its unique base name.
+			removeByBase(ps[i].dir, baseName(filepath.Base(ps[i].file)))
 		default:
 			s.watch.notify(ps[i].mailboxID)
 		}
 	}
 	if len(stale) > 0 {
 		s.dropRows(ctx, stale)
+	}
+}
+
+// removeByBase removes a message file from a Maildir whatever flags its
+// name carries now.
+func removeByBase(dir, base string) {
+	for _, sd := range []string{"new", "cur"} {
+		m, _ := filepath.Glob(filepath.Join(dir, sd, globEscape(base)+"*"))
+		for _, f := range m {
+			_ = os.Remove(f)
+		}
 	}
 }
 
@@ -127,6 +144,7 @@ func (s *Store) placeAll(ctx context.Context, ds []store.Delivery, ps []placed, 
 			defer func() { <-sem; wg.Done() }()
 			defer func() { // a panic here would end the daemon, not a session
 				if r := recover(); r != nil {
+					s.panics.Add(1)
 					s.log.Error("deliver: panic writing a copy", "err", fmt.Sprint(r), "stack", string(debug.Stack()))
 					errs[i] = fmt.Errorf("deliver: panic: %v", r)
 				}

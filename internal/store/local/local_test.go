@@ -3,6 +3,7 @@ package local
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -511,7 +512,19 @@ func TestDeliverDirSyncFails(t *testing.T) {
 // session's backstop timer minutes later.
 func TestWatchSeesOtherPosthornProcess(t *testing.T) {
 	t.Parallel()
-	s, ctx := newStore(t)
+	for _, inotify := range []bool{true, false} {
+		t.Run(fmt.Sprintf("inotify=%v", inotify), func(t *testing.T) {
+			t.Parallel()
+			s, ctx := newStore(t)
+			if !inotify {
+				s.fsw = nil // as on NFS: mtimes polled once a second
+			}
+			watchOtherProcess(t, s, ctx)
+		})
+	}
+}
+
+func watchOtherProcess(t *testing.T, s *Store, ctx context.Context) {
 	const acct = "me@example.test"
 	must(t, s.Deliver(ctx, []store.Delivery{delivery(acct, "Subject: first\r\n\r\nx\r\n")})[0])
 	must(t, s.Sync(ctx, acct, "INBOX"))
@@ -573,5 +586,46 @@ func TestDeliverDirSyncPanics(t *testing.T) {
 	must(t, s.Deliver(ctx, []store.Delivery{delivery("me@example.test", "Subject: y\r\n\r\ny\r\n")})[0])
 	if msgs, err := s.Messages(ctx, "me@example.test", "INBOX"); err != nil || len(msgs) != 1 {
 		t.Fatalf("Messages = %+v, %v; want one", msgs, err)
+	}
+}
+
+// TestWatchFullComparisonBackstop: for a watched mailbox that inotify
+// serves, the poller itself runs the once-a-minute full comparison (the
+// backstop for a change no event reported; idle sessions no longer poll
+// on timers of their own). Here the index loses a row behind inotify's
+// back and the listing's last full comparison is made two minutes old.
+func TestWatchFullComparisonBackstop(t *testing.T) {
+	t.Parallel()
+	s, ctx := newStore(t)
+	if s.fsw == nil {
+		t.Skip("no inotify here: the backstop is the mtime poll")
+	}
+	const acct = "me@example.test"
+	must(t, s.Deliver(ctx, []store.Delivery{delivery(acct, "Subject: a\r\n\r\nx\r\n")})[0])
+	must(t, s.Sync(ctx, acct, "INBOX"))
+	id, dir, err := s.mailbox(ctx, acct, "INBOX")
+	must(t, err)
+	ch, stop := s.Watch(acct, "INBOX")
+	defer stop()
+	time.Sleep(1200 * time.Millisecond) // the poller has taken the mailbox in
+	for len(ch) > 0 {
+		<-ch
+	}
+	must(t, s.write(ctx, func(tx *sql.Tx) error { _, err := tx.Exec(`DELETE FROM messages WHERE mailbox_id = ?`, id); return err }))
+	s.synced.mu.Lock()
+	s.synced.listings[id].fullAt = time.Now().Add(-2 * fullSyncEvery)
+	s.synced.mu.Unlock()
+	if !s.synced.fullDue(id, dir, time.Now()) {
+		t.Fatal("the listing is not overdue")
+	}
+	select {
+	case <-ch:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no full comparison (and no notice) within 5 s of it falling due")
+	}
+	var rows int
+	must(t, s.rdb.QueryRow(`SELECT count(*) FROM messages WHERE mailbox_id = ?`, id).Scan(&rows))
+	if rows != 1 {
+		t.Errorf("%d rows after the full comparison, want the file indexed again", rows)
 	}
 }

@@ -471,16 +471,14 @@ func (m *syncMarks) listing(id int64, dir string, now time.Time) (listing, uint6
 	return l.files, l.modseq
 }
 
-// fullOverdue reports whether id has a listing of dir whose last full
-// comparison is older than fullSyncEvery. A mailbox without a listing is
-// not overdue: its next sync is a full one anyway, and counting it would
-// make a store with more watched mailboxes than maxListings list them
-// all, round and round.
-func (m *syncMarks) fullOverdue(id int64, dir string, now time.Time) bool {
+// fullDue reports whether id's next sync of dir compares the whole
+// directory: it has no listing of dir, or its last full comparison is
+// older than fullSyncEvery.
+func (m *syncMarks) fullDue(id int64, dir string, now time.Time) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	l := m.listings[id]
-	return l != nil && l.dir == dir && now.Sub(l.fullAt) > fullSyncEvery
+	return l == nil || l.dir != dir || now.Sub(l.fullAt) > fullSyncEvery
 }
 
 // syncedWithin reports whether id was synced recently enough for a poll:

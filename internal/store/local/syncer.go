@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 )
 
 // group runs one operation (an fsync, a commit) on behalf of many callers:
@@ -56,15 +57,20 @@ func (g *group) do(fn func() error) error {
 
 // runSafely runs fn and turns a panic into its error: a panic in a run
 // would leave the group running for ever (and its deferred unlock would
-// unlock an unlocked mutex, which no recover can catch).
+// unlock an unlocked mutex, which no recover can catch). It is counted
+// in Store.Panics; the error reaches the caller's log, never a client.
 func runSafely(fn func() error) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
+			groupPanics.Add(1)
 			err = fmt.Errorf("panic: %v", r)
 		}
 	}()
 	return fn()
 }
+
+// groupPanics counts panics in group runs, for Store.Panics.
+var groupPanics atomic.Int64
 
 // syncer fsyncs directories for many callers at once, one group per
 // directory: the entries renamed into new/ by concurrent deliveries are
