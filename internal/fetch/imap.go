@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -264,7 +265,11 @@ func (s *imapSession) pass(ctx context.Context) (Stats, error) {
 		}
 		s.fresh, del = false, leftovers
 	}
-	uids, err := s.search(last + 1)
+	var uids []uint32
+	var err error
+	if last < math.MaxUint32 { // no UID comes after the last one (last+1 would be "*")
+		uids, err = s.search(last + 1)
+	}
 	for len(uids) > 0 && err == nil {
 		chunk := uids[:min(len(uids), imapListChunk)]
 		uids = uids[len(chunk):]
@@ -315,9 +320,13 @@ func (s *imapSession) reconcile() ([]uint32, error) {
 	if err != nil {
 		return nil, fmt.Errorf("imap UID SEARCH ALL: %w", err)
 	}
+	all, err := imapconn.SearchUIDs(data.All, 1, maxSearchUIDs)
+	if err != nil {
+		return nil, err
+	}
 	present := map[uint32]bool{}
-	for _, u := range data.AllUIDs() {
-		present[uint32(u)] = true
+	for _, u := range all {
+		present[u] = true
 	}
 	var gone, left []uint32
 	for _, u := range done {
@@ -373,17 +382,13 @@ func (s *imapSession) search(from uint32) ([]uint32, error) {
 	if err != nil {
 		return nil, fmt.Errorf("imap UID SEARCH: %w", err)
 	}
-	var uids []uint32
-	for _, u := range data.AllUIDs() {
-		// RFC 9051 §6.4.4.1: "n:*" also matches the highest UID when
-		// it is below n.
-		if uint32(u) >= from {
-			uids = append(uids, uint32(u))
-		}
-	}
-	slices.Sort(uids)
-	return slices.Compact(uids), nil
+	return imapconn.SearchUIDs(data.All, from, maxSearchUIDs)
 }
+
+// maxSearchUIDs bounds the UIDs one folder's search may name (4 octets
+// each): far above any real mailbox, far below what a server could make
+// us allocate.
+const maxSearchUIDs = 5_000_000
 
 // listed is one message as listed before fetching it.
 type listed struct {

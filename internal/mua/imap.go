@@ -293,6 +293,24 @@ func (s *Session) SpecialFolder(attr imap.MailboxAttr, configured, fallback stri
 	return fallback, nil
 }
 
+// maxSearchUIDs bounds the UIDs one search answer may name.
+const maxSearchUIDs = 5_000_000
+
+// searchUIDs reads a UID SEARCH answer without go-imap's AllUIDs, which a
+// hostile server can make loop for ever or allocate gigabytes
+// (imapconn.SearchUIDs). The UIDs come back ascending.
+func searchUIDs(sd *imap.SearchData) ([]imap.UID, error) {
+	u32, err := imapconn.SearchUIDs(sd.All, 1, maxSearchUIDs)
+	if err != nil {
+		return nil, err
+	}
+	uids := make([]imap.UID, len(u32))
+	for i, u := range u32 {
+		uids[i] = imap.UID(u)
+	}
+	return uids, nil
+}
+
 // summaryFetch is what a listing asks for.
 var summaryFetch = &imap.FetchOptions{UID: true, Flags: true, Envelope: true, InternalDate: true,
 	RFC822Size: true, BodyStructure: &imap.FetchItemBodyStructure{Extended: true}}
@@ -310,8 +328,10 @@ func (s *Session) List(folder string, criteria *imap.SearchCriteria, limit int) 
 	if err != nil {
 		return nil, fmt.Errorf("search %s: %w", folder, err)
 	}
-	uids := sd.AllUIDs()
-	slices.Sort(uids)
+	uids, err := searchUIDs(sd)
+	if err != nil {
+		return nil, fmt.Errorf("search %s: %w", folder, err)
+	}
 	if limit > 0 && len(uids) > limit {
 		uids = uids[len(uids)-limit:]
 	}
@@ -437,7 +457,10 @@ func (s *Session) existing(folder string, uids imap.UIDSet) (imap.UIDSet, error)
 	if err != nil {
 		return nil, fmt.Errorf("search %s: %w", folder, err)
 	}
-	found := sd.AllUIDs()
+	found, err := searchUIDs(sd)
+	if err != nil {
+		return nil, fmt.Errorf("search %s: %w", folder, err)
+	}
 	if len(found) == 0 {
 		return nil, fmt.Errorf("no message with UID %s in %s", uids, folder)
 	}

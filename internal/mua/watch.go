@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
+	"math"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -35,10 +35,17 @@ func (s *Session) Watch(ctx context.Context, folder string, ready func(), fn fun
 		if err != nil {
 			return fmt.Errorf("search %s: %w", folder, err)
 		}
-		if uids := sd.AllUIDs(); len(uids) > 0 {
-			next = slices.Max(uids) + 1
-		} else {
+		uids, err := searchUIDs(sd)
+		if err != nil {
+			return fmt.Errorf("search %s: %w", folder, err)
+		}
+		switch {
+		case len(uids) == 0:
 			next = 1
+		case uids[len(uids)-1] == math.MaxUint32:
+			return errUIDsUsedUp(folder)
+		default:
+			next = uids[len(uids)-1] + 1
 		}
 	}
 	idle := s.c.Caps().Has(imap.CapIdle) || s.c.Caps().Has(imap.CapIMAP4rev2)
@@ -51,6 +58,9 @@ func (s *Session) Watch(ctx context.Context, folder string, ready func(), fn fun
 		}
 		for _, sum := range sums {
 			fn(sum)
+			if sum.UID == math.MaxUint32 { // nothing can come after it
+				return errUIDsUsedUp(folder)
+			}
 			next = max(next, imap.UID(sum.UID)+1)
 		}
 		if idle {
@@ -108,4 +118,11 @@ func (s *Session) poll(ctx context.Context) error {
 		return fmt.Errorf("noop: %w", err)
 	}
 	return nil
+}
+
+// errUIDsUsedUp ends a watch on a folder whose highest UID is 4294967295:
+// no later message can have a UID (RFC 9051 §2.3.1.1: the server must
+// change UIDVALIDITY), and "one past the highest" would wrap round to "*".
+func errUIDsUsedUp(folder string) error {
+	return fmt.Errorf("watch %s: the server has used up its UIDs (4294967295); select it again", folder)
 }
