@@ -458,7 +458,13 @@ func (s *imapSession) message(ctx context.Context, l listed) (outcome, error) {
 		return skipped, f.state.SkipUID(s.folder, l.uid, "")
 	case err != nil:
 		return 0, err
-	case msg == nil: // expunged by someone else meanwhile
+	case msg == nil: // expunged by someone else meanwhile, if it is gone
+		if still, err := s.uidExists(l.uid); err != nil || still {
+			// A server that sent no body for a message it still lists
+			// (a glitch, or NIL): fail the pass and try again, rather
+			// than record the message as gone and leave it there unread.
+			return 0, errors.Join(err, fmt.Errorf("imap UID FETCH %d: no body for a message the server still lists", l.uid))
+		}
 		return vanished, f.state.SkipUID(s.folder, l.uid, "")
 	}
 	h := header(msg)
@@ -480,6 +486,16 @@ func (s *imapSession) message(ctx context.Context, l listed) (outcome, error) {
 		return 0, fmt.Errorf("%w: %w", errDeliver, err)
 	}
 	return delivered, f.state.DoneUID(s.folder, l.uid, l.fp, id)
+}
+
+// uidExists asks the server whether it still has the message uid.
+func (s *imapSession) uidExists(uid uint32) (bool, error) {
+	data, err := s.c.UIDSearch(&imap.SearchCriteria{UID: []imap.UIDSet{imap.UIDSetNum(imap.UID(uid))}}, nil).Wait()
+	if err != nil {
+		return false, fmt.Errorf("imap UID SEARCH: %w", err)
+	}
+	uids, err := imapconn.SearchUIDs(data.All, uid, 1)
+	return len(uids) > 0 && uids[0] == uid, err
 }
 
 // body fetches one whole message without setting \Seen; nil when the

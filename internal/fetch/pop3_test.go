@@ -3,6 +3,7 @@ package fetch
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -156,6 +157,8 @@ func TestPOP3Client(t *testing.T) {
 		{"UIDL too long", "+OK hi\r\n+OK\r\n1 " + strings.Repeat("a", 71) + "\r\n.\r\n", "malformed"},
 		{"huge line", "+OK hi\r\n+OK\r\n1 " + strings.Repeat("a", 5000) + "\r\n.\r\n", "longer"},
 		{"cut off", "+OK hi\r\n+OK\r\n1 a\r\n", "EOF"},
+		// An endless LIST held the pass for ever (no read ever timed out).
+		{"LIST longer than UIDL", "+OK hi\r\n+OK\r\n1 a\r\n.\r\n+OK\r\n1 10\r\n" + strings.Repeat("999 1\r\n", 50) + ".\r\n", "more lines than UIDL"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newPOP3Client(scriptConn(tc.server))
@@ -167,6 +170,24 @@ func TestPOP3Client(t *testing.T) {
 				t.Errorf("got %v, want %q", err, tc.wantErr)
 			}
 		})
+	}
+}
+
+// TestPOP3CapaBounded: an endless CAPA grew the client by 50 MB a second.
+func TestPOP3CapaBounded(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	b.WriteString("+OK\r\n")
+	for i := range pop3MaxCapa + 1 {
+		fmt.Fprintf(&b, "X-CAP-%d\r\n", i)
+	}
+	b.WriteString(".\r\n")
+	if _, err := newPOP3Client(scriptConn(b.String())).capa(); err == nil || !strings.Contains(err.Error(), "more than") {
+		t.Errorf("capa of %d lines: %v, want an error", pop3MaxCapa+1, err)
+	}
+	caps, err := newPOP3Client(scriptConn("+OK\r\nUIDL\r\nSTLS\r\n.\r\n")).capa()
+	if err != nil || !caps["UIDL"] || !caps["STLS"] {
+		t.Errorf("capa = %v, %v", caps, err)
 	}
 }
 

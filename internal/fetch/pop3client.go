@@ -29,6 +29,9 @@ const (
 	pop3MaxListLine = 1 << 10
 	// pop3MaxListing bounds the messages one maildrop may list.
 	pop3MaxListing = 1 << 20
+	// pop3MaxCapa bounds the lines of a CAPA response (a real server
+	// sends about ten).
+	pop3MaxCapa = 1000
 )
 
 // pop3Error is a -ERR response.
@@ -136,7 +139,12 @@ func (c *pop3Client) capa() (map[string]bool, error) {
 		return nil, err
 	}
 	caps := map[string]bool{}
+	lines := 0
 	err := c.multi(pop3MaxListLine, func(line []byte) error {
+		// An endless CAPA grew the client by 50 MB a second.
+		if lines++; lines > pop3MaxCapa {
+			return fmt.Errorf("pop3 CAPA: more than %d lines", pop3MaxCapa)
+		}
 		caps[strings.ToUpper(strings.Fields(string(line) + " x")[0])] = true
 		return nil
 	})
@@ -217,7 +225,13 @@ func (c *pop3Client) list() ([]pop3Entry, error) {
 	if _, err := c.cmd("LIST"); err != nil {
 		return nil, err
 	}
+	lines := 0
 	err = c.multi(pop3MaxListLine, func(line []byte) error {
+		// An endless LIST held a pass for ever: every read got data, so
+		// no read timed out. LIST names each message once, as UIDL did.
+		if lines++; lines > len(es) {
+			return fmt.Errorf("pop3 LIST: more lines than UIDL listed (%d)", len(es))
+		}
 		f := strings.Fields(string(line))
 		if len(f) != 2 {
 			return fmt.Errorf("pop3 LIST: malformed line %.80q", line)
