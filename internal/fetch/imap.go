@@ -320,7 +320,7 @@ func (s *imapSession) reconcile() ([]uint32, error) {
 	if err != nil {
 		return nil, fmt.Errorf("imap UID SEARCH ALL: %w", err)
 	}
-	all, err := imapconn.SearchUIDs(data.All, 1, maxSearchUIDs)
+	all, err := imapconn.SearchUIDs(data.All, 1, imapconn.MaxSearchUIDs)
 	if err != nil {
 		return nil, err
 	}
@@ -382,13 +382,8 @@ func (s *imapSession) search(from uint32) ([]uint32, error) {
 	if err != nil {
 		return nil, fmt.Errorf("imap UID SEARCH: %w", err)
 	}
-	return imapconn.SearchUIDs(data.All, from, maxSearchUIDs)
+	return imapconn.SearchUIDs(data.All, from, imapconn.MaxSearchUIDs)
 }
-
-// maxSearchUIDs bounds the UIDs one folder's search may name (4 octets
-// each): far above any real mailbox, far below what a server could make
-// us allocate.
-const maxSearchUIDs = 5_000_000
 
 // listed is one message as listed before fetching it.
 type listed struct {

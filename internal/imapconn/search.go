@@ -8,6 +8,11 @@ import (
 	"github.com/emersion/go-imap/v2"
 )
 
+// MaxSearchUIDs is the limit callers give SearchUIDs for a folder's
+// search: 4 octets a UID, far above any real mailbox, far below what a
+// hostile server could make a client allocate.
+const MaxSearchUIDs = 5_000_000
+
 // SearchUIDs turns the answer to a UID SEARCH into the UIDs from `from`
 // on, ascending and without repeats, at most limit of them. go-imap's
 // AllUIDs must not see a hostile server's answer: it expands ranges

@@ -293,14 +293,11 @@ func (s *Session) SpecialFolder(attr imap.MailboxAttr, configured, fallback stri
 	return fallback, nil
 }
 
-// maxSearchUIDs bounds the UIDs one search answer may name.
-const maxSearchUIDs = 5_000_000
-
 // searchUIDs reads a UID SEARCH answer without go-imap's AllUIDs, which a
 // hostile server can make loop for ever or allocate gigabytes
 // (imapconn.SearchUIDs). The UIDs come back ascending.
 func searchUIDs(sd *imap.SearchData) ([]imap.UID, error) {
-	u32, err := imapconn.SearchUIDs(sd.All, 1, maxSearchUIDs)
+	u32, err := imapconn.SearchUIDs(sd.All, 1, imapconn.MaxSearchUIDs)
 	if err != nil {
 		return nil, err
 	}

@@ -534,13 +534,22 @@ func (c fileContent) Reader() (store.ReadCloser, error) {
 }
 
 func openByBase(dir, base string) (*os.File, error) {
-	for _, sd := range []string{"cur", "new"} {
-		m, _ := filepath.Glob(filepath.Join(dir, sd, globEscape(base)+"*"))
-		if len(m) > 0 {
-			return os.Open(m[0])
-		}
+	if m := filesByBase(dir, base); len(m) > 0 {
+		return os.Open(m[0])
 	}
 	return nil, os.ErrNotExist
+}
+
+// filesByBase returns the paths of the message file with the unique base
+// name base in a Maildir, whatever flags its name carries now (cur/
+// first).
+func filesByBase(dir, base string) []string {
+	var out []string
+	for _, sd := range []string{"cur", "new"} {
+		m, _ := filepath.Glob(filepath.Join(dir, sd, globEscape(base)+"*"))
+		out = append(out, m...)
+	}
+	return out
 }
 
 func globEscape(s string) string {

@@ -105,11 +105,8 @@ func (s *Store) settle(ctx context.Context, ds []store.Delivery, ps []placed, er
 // removeByBase removes a message file from a Maildir whatever flags its
 // name carries now.
 func removeByBase(dir, base string) {
-	for _, sd := range []string{"new", "cur"} {
-		m, _ := filepath.Glob(filepath.Join(dir, sd, globEscape(base)+"*"))
-		for _, f := range m {
-			_ = os.Remove(f)
-		}
+	for _, f := range filesByBase(dir, base) {
+		_ = os.Remove(f)
 	}
 }
 

@@ -512,16 +512,7 @@ func TestDeliverDirSyncFails(t *testing.T) {
 // session's backstop timer minutes later.
 func TestWatchSeesOtherPosthornProcess(t *testing.T) {
 	t.Parallel()
-	for _, inotify := range []bool{true, false} {
-		t.Run(fmt.Sprintf("inotify=%v", inotify), func(t *testing.T) {
-			t.Parallel()
-			s, ctx := newStore(t)
-			if !inotify {
-				s.fsw = nil // as on NFS: mtimes polled once a second
-			}
-			watchOtherProcess(t, s, ctx)
-		})
-	}
+	bothModes(t, watchOtherProcess) // "mtime" is as on NFS: polled once a second
 }
 
 func watchOtherProcess(t *testing.T, s *Store, ctx context.Context) {
@@ -598,7 +589,7 @@ func TestWatchFullComparisonBackstop(t *testing.T) {
 	t.Parallel()
 	s, ctx := newStore(t)
 	if s.fsw == nil {
-		t.Skip("no inotify here: the backstop is the mtime poll")
+		t.Fatal("no inotify on this Linux system")
 	}
 	const acct = "me@example.test"
 	must(t, s.Deliver(ctx, []store.Delivery{delivery(acct, "Subject: a\r\n\r\nx\r\n")})[0])
