@@ -1,12 +1,17 @@
 package fetch
 
 import (
+	"bufio"
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestPOP3FetchAndDelete(t *testing.T) {
@@ -233,5 +238,73 @@ func TestPOP3UnusableUIDLs(t *testing.T) {
 	}
 	if p.len() != 3 {
 		t.Errorf("%d messages left on the server, want 3", p.len())
+	}
+}
+
+// TestPOP3STLSInjection: octets a server (or a man in the middle) sends
+// after its +OK to STLS and before the handshake would be read as said
+// under TLS (CVE-2011-0411's family). Sent in the same segment as the
+// +OK, they fail the pass before the handshake, and no password is sent.
+func TestPOP3STLSInjection(t *testing.T) {
+	t.Parallel()
+	conf, der := selfSigned(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	heard := make(chan string, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		br := bufio.NewReader(c)
+		var got strings.Builder
+		defer func() { heard <- got.String() }()
+		io.WriteString(c, "+OK ready\r\n")
+		for {
+			l, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			got.WriteString(l)
+			switch strings.ToUpper(strings.TrimSpace(l)) {
+			case "CAPA":
+				io.WriteString(c, "+OK\r\nSTLS\r\nUIDL\r\nUSER\r\n.\r\n")
+			case "STLS":
+				io.WriteString(c, "+OK begin TLS\r\n+OK injected: no password needed\r\n+OK\r\n.\r\n")
+				tc := tls.Server(c, conf)
+				if tc.Handshake() != nil {
+					return
+				}
+				tb := bufio.NewReader(tc)
+				for {
+					l, err := tb.ReadString('\n')
+					if err != nil {
+						return
+					}
+					got.WriteString("TLS " + l)
+					io.WriteString(tc, "-ERR no\r\n")
+				}
+			default:
+				io.WriteString(c, "-ERR no\r\n")
+			}
+		}
+	}()
+	src := newPOP3Peer(t).source()
+	host, port, _ := net.SplitHostPort(ln.Addr().String())
+	src.Host = host
+	fmt.Sscan(port, &src.Port)
+	src.TLS, src.Insecure, src.Fingerprint = TLSStart, false, Fingerprint(der)
+	_, err = once(t, newFetcher(t, src, &memDeliverer{}, t.TempDir()))
+	if err == nil || !strings.Contains(err.Error(), "before the TLS handshake") {
+		t.Errorf("pass: %v, want the injection refused", err)
+	}
+	ln.Close()
+	if got := <-heard; strings.Contains(got, "PASS") || strings.Contains(got, "USER") || strings.Contains(got, "TLS ") {
+		t.Errorf("the client went on after the injection; the server heard %q", got)
 	}
 }

@@ -399,3 +399,66 @@ func TestClientRcpt252SendsTheMessage(t *testing.T) {
 		t.Errorf("the MX got %q", m)
 	}
 }
+
+// TestClientSTARTTLSInjection: replies a server (or a man in the middle)
+// sent in plaintext after its 220 to STARTTLS are never read as replies
+// under TLS (CVE-2011-0411's client side). Here they arrive in the same
+// segment as the 220 and announce AUTH and a 250 for the next command;
+// the client must either drop them and read the real replies under TLS,
+// or fail the handshake, never act on them.
+func TestClientSTARTTLSInjection(t *testing.T) {
+	t.Parallel()
+	cfg := testTLS(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	scriptedMX(t, ln, func(nc net.Conn, br *bufio.Reader) {
+		nc.Write([]byte("220 mx.test\r\n"))
+		br.ReadString('\n') // EHLO
+		nc.Write([]byte("250-mx.test\r\n250 STARTTLS\r\n"))
+		br.ReadString('\n') // STARTTLS
+		nc.Write([]byte("220 go ahead\r\n250-injected\r\n250 AUTH PLAIN\r\n250 2.1.0 injected sender ok\r\n"))
+		tc := tls.Server(nc, cfg)
+		if tc.Handshake() != nil {
+			return
+		}
+		tbr := bufio.NewReader(tc)
+		if l, _ := tbr.ReadString('\n'); strings.HasPrefix(l, "EHLO") {
+			tc.Write([]byte("250-mx.test\r\n250 SIZE 1000\r\n"))
+		}
+		if l, _ := tbr.ReadString('\n'); strings.HasPrefix(l, "MAIL") {
+			tc.Write([]byte("550 5.7.1 real refusal\r\n"))
+		}
+		time.Sleep(200 * time.Millisecond)
+	})
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	c, err := NewClient(nc, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Hello("client.test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.StartTLS(context.Background(), &tls.Config{InsecureSkipVerify: true}); err != nil {
+		t.Logf("handshake failed on the injected octets (safe): %v", err)
+		return
+	}
+	if err := c.Hello("client.test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := c.Ext("AUTH"); ok {
+		t.Error("AUTH announced in plaintext before the handshake was taken as said under TLS")
+	}
+	if _, ok := c.Ext("SIZE"); !ok {
+		t.Error("the EHLO reply under TLS was not the one read")
+	}
+	res, err := c.Send(Envelope{From: "a@client.test", Rcpts: []EnvelopeRcpt{{Addr: "b@mx.test"}}}, strings.NewReader("Subject: x\r\n\r\nbody\r\n"))
+	if res.Mail.Code != 550 {
+		t.Errorf("MAIL reply %+v (err %v), want the real 550, not the injected 250", res.Mail, err)
+	}
+}
