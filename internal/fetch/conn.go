@@ -9,15 +9,30 @@ import (
 	"time"
 )
 
+// minRate is the slowest a server may answer once it has been asked:
+// an answer must be complete within the timeout plus one second for
+// every minRate octets of it. Without it, a server that sent one octet
+// a little within each read's timeout held a pass for ever (Postfix's
+// smtpd_min_data_rate guards its reads the same way).
+const minRate = 1 << 10
+
 // deadlineConn gives every read and write its own deadline, timeout from
 // when it starts, whatever deadlines the protocol library sets; only
-// while idle (an IMAP IDLE is running) do reads wait without one.
+// while idle (an IMAP IDLE is running) do reads wait without one. Reads
+// are also held to minRate from the start of the exchange (our last
+// command, see begin).
 type deadlineConn struct {
 	net.Conn
 	timeout time.Duration
 
-	mu   sync.Mutex
-	idle bool
+	mu    sync.Mutex
+	idle  bool
+	begun time.Time // when the current exchange began
+	got   int64     // octets read since
+}
+
+func newDeadlineConn(c net.Conn, timeout time.Duration) *deadlineConn {
+	return &deadlineConn{Conn: c, timeout: timeout, begun: time.Now()}
 }
 
 func (c *deadlineConn) Read(p []byte) (int, error) {
@@ -25,10 +40,34 @@ func (c *deadlineConn) Read(p []byte) (int, error) {
 	if c.idle {
 		_ = c.Conn.SetReadDeadline(time.Time{})
 	} else {
-		_ = c.Conn.SetReadDeadline(time.Now().Add(c.timeout))
+		_ = c.Conn.SetReadDeadline(c.deadline(time.Now()))
 	}
 	c.mu.Unlock()
-	return c.Conn.Read(p)
+	n, err := c.Conn.Read(p)
+	c.mu.Lock()
+	c.got += int64(n)
+	c.mu.Unlock()
+	return n, err
+}
+
+// deadline is timeout from now, but no later than the exchange's
+// allowance. The caller holds mu.
+func (c *deadlineConn) deadline(now time.Time) time.Time {
+	d := now.Add(c.timeout)
+	secs := min(c.got/minRate, 1<<30)
+	if limit := c.begun.Add(c.timeout + time.Duration(secs)*time.Second); limit.Before(d) {
+		d = limit
+	}
+	return d
+}
+
+// begin starts an exchange: the protocol side calls it for every command
+// it sends. It is called above TLS, so that octets TLS sends on its own
+// (a KeyUpdate the server asked for) begin nothing.
+func (c *deadlineConn) begin() {
+	c.mu.Lock()
+	c.begun, c.got = time.Now(), 0
+	c.mu.Unlock()
 }
 
 func (c *deadlineConn) Write(p []byte) (int, error) {
@@ -37,16 +76,18 @@ func (c *deadlineConn) Write(p []byte) (int, error) {
 }
 
 // setIdle switches reads to waiting without a deadline, or back; a read
-// already waiting gets the new deadline at once.
+// already waiting gets the new deadline at once. The time spent idle
+// does not count against the exchange.
 func (c *deadlineConn) setIdle(idle bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.idle = idle
 	if idle {
 		_ = c.Conn.SetReadDeadline(time.Time{})
-	} else {
-		_ = c.Conn.SetReadDeadline(time.Now().Add(c.timeout))
+		return
 	}
+	c.begun, c.got = time.Now(), 0
+	_ = c.Conn.SetReadDeadline(c.deadline(c.begun))
 }
 
 // The library's own deadlines are ignored: ours are set on every call.
@@ -71,7 +112,7 @@ func (f *Fetcher) dial(ctx context.Context) (conn net.Conn, ctl *deadlineConn, s
 		return nil, nil, nil, fmt.Errorf("connect %s: %w", src.addr(), err)
 	}
 	stop = context.AfterFunc(ctx, func() { raw.Close() })
-	ctl = &deadlineConn{Conn: raw, timeout: src.Timeout}
+	ctl = newDeadlineConn(raw, src.Timeout)
 	if src.TLS != TLSImplicit {
 		return ctl, ctl, stop, nil
 	}

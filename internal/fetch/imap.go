@@ -68,6 +68,7 @@ func (f *Fetcher) imapConnect(ctx context.Context) (*imapSession, error) {
 		conn.Close()
 		return nil, fmt.Errorf("imap %s: %w", f.src.addr(), err)
 	}
+	s.guard.OnWrite(ctl.begin)
 	pw, err := f.src.Password(ctx)
 	if err == nil {
 		err = s.c.Login(f.src.User, pw).Wait()

@@ -12,12 +12,13 @@ import (
 // (RFC 1939 §6).
 func (f *Fetcher) pop3Once(ctx context.Context) (Stats, error) {
 	var st Stats
-	conn, _, stop, err := f.dial(ctx)
+	conn, ctl, stop, err := f.dial(ctx)
 	if err != nil {
 		return st, err
 	}
 	defer stop()
 	c := newPOP3Client(conn)
+	c.begin = ctl.begin
 	defer func() { c.conn.Close() }()
 	if err := f.pop3Login(ctx, c); err != nil {
 		return st, err

@@ -18,6 +18,8 @@ type pop3Client struct {
 	conn net.Conn
 	r    *bufio.Reader
 	w    *bufio.Writer
+	// begin, when set, runs before every command (see deadlineConn).
+	begin func()
 }
 
 // Limits on what the server sends.
@@ -57,6 +59,9 @@ func (c *pop3Client) cmd(name string, args ...string) (string, error) {
 	line := strings.Join(append([]string{name}, args...), " ")
 	if strings.ContainsAny(line, "\r\n") {
 		return "", fmt.Errorf("pop3 %s: argument with a line break", name)
+	}
+	if c.begin != nil {
+		c.begin()
 	}
 	if _, err := c.w.WriteString(line + "\r\n"); err != nil {
 		return "", err

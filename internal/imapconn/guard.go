@@ -42,6 +42,8 @@ type Guard struct {
 	// session compares the count before it trusts UIDs (UIDValidityCodes).
 	uv      atomic.Int64
 	uvMatch int // octets of uvCode matched so far
+
+	onWrite atomic.Pointer[func()]
 }
 
 const uvCode = "[UIDVALIDITY "
@@ -75,6 +77,17 @@ func NewGuard(c net.Conn, r io.Reader, max int64) *Guard {
 // UIDValidityCodes counts the "[UIDVALIDITY " response codes read so far
 // outside literals.
 func (g *Guard) UIDValidityCodes() int64 { return g.uv.Load() }
+
+// OnWrite sets f to run before every write to the server: posthorn fetch
+// times each answer from the command that asked for it.
+func (g *Guard) OnWrite(f func()) { g.onWrite.Store(&f) }
+
+func (g *Guard) Write(p []byte) (int, error) {
+	if f := g.onWrite.Load(); f != nil {
+		(*f)()
+	}
+	return g.Conn.Write(p)
+}
 
 func (g *Guard) Read(p []byte) (int, error) {
 	n, err := g.r.Read(p)
