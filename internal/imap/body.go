@@ -81,9 +81,12 @@ func literalHead(data []byte, binary bool) string {
 // whether it is the message itself (empty path).
 func findPart(root *message.Part, path []int) (*message.Part, error) {
 	p := root
-	for _, n := range path {
-		if p.Message != nil && len(p.Parts) == 0 {
-			p = p.Message // into an encapsulated message/rfc822
+	for i, n := range path {
+		// Into an encapsulated message/rfc822, except at the top: there
+		// part 1 of a message that is not multipart is its body, the
+		// encapsulated message whole (RFC 9051 §6.4.5).
+		if i > 0 && p.Message != nil && len(p.Parts) == 0 {
+			p = p.Message
 		}
 		switch {
 		case len(p.Parts) > 0:

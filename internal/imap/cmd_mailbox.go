@@ -7,6 +7,12 @@ import (
 	"strings"
 )
 
+// errExpungeIssued: a message of the session's view is gone, expunged by
+// another session before this one was told (RFC 9051 §7.1 EXPUNGEISSUED,
+// RFC 2180 §4.1). It is no server fault: commands skip such a message
+// and report this at the end.
+var errExpungeIssued = no("EXPUNGEISSUED", "Some of the requested messages no longer exist")
+
 // mapErr turns a backend error into a tagged NO with an RFC 5530 code.
 func (c *conn) mapErr(err error) error {
 	switch {
@@ -22,6 +28,8 @@ func (c *conn) mapErr(err error) error {
 		return no("CANNOT", "Operation not allowed")
 	case errors.Is(err, ErrTemporary):
 		return no("UNAVAILABLE", "Temporary failure, try again")
+	case errors.Is(err, ErrNoMessage):
+		return errExpungeIssued
 	}
 	var re *respError
 	if errors.As(err, &re) {
@@ -429,8 +437,8 @@ func (c *conn) cmdNamespace(tag string, s *scanner) error {
 }
 
 // statusItems are the STATUS data items we know (RFC 9051 §6.3.11,
-// RFC 8438 SIZE, RFC 7162 HIGHESTMODSEQ).
-var statusItems = []string{"MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED", "SIZE", "RECENT", "HIGHESTMODSEQ"}
+// RFC 8438 SIZE, RFC 7162 HIGHESTMODSEQ, RFC 7889 APPENDLIMIT).
+var statusItems = []string{"MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED", "SIZE", "RECENT", "HIGHESTMODSEQ", "APPENDLIMIT"}
 
 func (c *conn) cmdStatus(tag string, s *scanner) error {
 	if err := s.sp(); err != nil {
@@ -454,7 +462,7 @@ func (c *conn) cmdStatus(tag string, s *scanner) error {
 	if err != nil {
 		return c.mapErr(err)
 	}
-	c.writef("* STATUS %s (%s)\r\n", c.mailboxName(name), formatStatus(st, items))
+	c.writef("* STATUS %s (%s)\r\n", c.mailboxName(name), c.formatStatus(st, items))
 	c.ok(tag, "", "STATUS completed")
 	return nil
 }
@@ -476,7 +484,7 @@ func statusList(s *scanner) ([]string, error) {
 	return items, err
 }
 
-func formatStatus(st Status, items []string) string {
+func (c *conn) formatStatus(st Status, items []string) string {
 	var out []string
 	for _, it := range items {
 		var v string
@@ -497,6 +505,8 @@ func formatStatus(st Status, items []string) string {
 			v = "0"
 		case "HIGHESTMODSEQ":
 			v = strconv.FormatUint(st.HighestModSeq, 10)
+		case "APPENDLIMIT": // RFC 7889 §4: the same for every mailbox here
+			v = strconv.FormatInt(c.s.opts.AppendLimit, 10)
 		}
 		out = append(out, it+" "+v)
 	}

@@ -67,19 +67,34 @@ func (c *conn) cmdFetch(tag string, s *scanner, uid bool) error {
 	if opts.changedSince > 0 || hasItem(items, "MODSEQ") {
 		c.condstore = true
 	}
+	if opts.changedSince > 0 && !hasItem(items, "MODSEQ") {
+		// RFC 7162 §3.1.4.1: CHANGEDSINCE implies the MODSEQ item.
+		items = append(items, fetchItem{name: "MODSEQ"})
+	}
 	if uid && !hasItem(items, "UID") {
 		items = append([]fetchItem{{name: "UID"}}, items...)
 	}
 	if opts.vanished {
 		c.fetchVanished(set, opts.changedSince)
 	}
+	gone := false
 	for _, i := range idx {
 		if opts.changedSince > 0 && c.mbox.msgs[i].ModSeq <= opts.changedSince {
 			continue
 		}
-		if err := c.fetchOne(i, items); err != nil {
+		err := c.fetchOne(i, items)
+		if errors.Is(err, errExpungeIssued) {
+			// RFC 2180 §4.1.2: the others are served; the tagged NO
+			// tells the client to look for EXPUNGE responses.
+			gone = true
+			continue
+		}
+		if err != nil {
 			return err
 		}
+	}
+	if gone {
+		return errExpungeIssued
 	}
 	c.okNoExpunge(tag, "", "FETCH completed")
 	return nil
@@ -306,6 +321,10 @@ func fetchModifiers(s *scanner, uid bool) (fetchOptions, error) {
 				return err
 			}
 			n, err := s.number64()
+			if err == nil && n == 0 {
+				// RFC 7162 §7: mod-sequence-value is positive.
+				err = syntaxf("CHANGEDSINCE needs a positive mod-sequence")
+			}
 			o.changedSince = uint64(n)
 			return err
 		case "VANISHED":

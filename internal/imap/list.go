@@ -314,7 +314,7 @@ func (c *conn) writeList(b MailboxInfo, hasChildren bool, o listOptions) {
 	c.writef("* %s (%s) \"/\" %s\r\n", verb, strings.Join(attrs, " "), c.mailboxName(b.Name))
 	if len(o.status) > 0 {
 		if st, err := c.user.Status(c.ctx, b.Name); err == nil {
-			c.writef("* STATUS %s (%s)\r\n", c.mailboxName(b.Name), formatStatus(st, o.status))
+			c.writef("* STATUS %s (%s)\r\n", c.mailboxName(b.Name), c.formatStatus(st, o.status))
 		}
 	}
 }

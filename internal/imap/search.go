@@ -2,6 +2,7 @@ package imap
 
 import (
 	"bytes"
+	"errors"
 	"mime"
 	"net/mail"
 	"slices"
@@ -100,6 +101,9 @@ func (c *conn) searchArgs(s *scanner) (searchReturn, []*searchKey, error) {
 			}
 			first, second = false, false
 			continue
+		}
+		if k == nil { // RFC 4731, RFC 9051 §6.4.4: both come before the keys
+			return ret, nil, syntaxf("%s is not a search key here", word)
 		}
 		first, second = false, false
 		keys = append(keys, k)
@@ -331,6 +335,9 @@ func (c *conn) matches(k *searchKey, i int) (bool, error) {
 	}
 	if st.head != nil {
 		st.head.release()
+	}
+	if errors.Is(st.err, errExpungeIssued) {
+		return false, nil // gone meanwhile: matches nothing (RFC 2180 §4.3)
 	}
 	return ok, st.err
 }

@@ -2,6 +2,7 @@ package imap
 
 import (
 	"cmp"
+	"errors"
 	"net/mail"
 	"slices"
 	"strconv"
@@ -202,10 +203,13 @@ func (c *conn) sortFields(v *sortValues, crit []sortCriterion) error {
 			head.release()
 		}
 	}()
+	v.strs = map[string]string{}
 	if head == nil {
+		if errors.Is(st.err, errExpungeIssued) {
+			return nil // gone meanwhile: sorts as a message without fields
+		}
 		return st.err
 	}
-	v.strs = map[string]string{}
 	for _, k := range crit {
 		switch k.key {
 		case "CC", "FROM", "TO":

@@ -2,6 +2,7 @@ package imap
 
 import (
 	"cmp"
+	"errors"
 	"net/mail"
 	"slices"
 	"strconv"
@@ -80,6 +81,9 @@ func (c *conn) threadFields(i int) (*threadMsg, error) {
 	st := &searchState{c: c, i: i}
 	head := st.loadHeader()
 	if head == nil {
+		if errors.Is(st.err, errExpungeIssued) { // gone meanwhile: a message without fields
+			return &threadMsg{seq: i, date: c.mbox.msgs[i].InternalDate}, nil
+		}
 		return nil, st.err
 	}
 	defer head.release()
