@@ -276,6 +276,9 @@ func storeModifiers(s *scanner) (since uint64, given bool, err error) {
 		if err != nil || !strings.EqualFold(a, "UNCHANGEDSINCE") {
 			return syntaxf("unknown STORE modifier")
 		}
+		if given { // RFC 4466 §2.5: a modifier is given at most once
+			return syntaxf("UNCHANGEDSINCE given twice")
+		}
 		if err := s.sp(); err != nil {
 			return err
 		}

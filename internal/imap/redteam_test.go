@@ -69,6 +69,7 @@ func TestChangedSinceImpliesModseq(t *testing.T) {
 		t.Errorf("no MODSEQ with CHANGEDSINCE: %q", out)
 	}
 	c.do("b UID FETCH 1:* (FLAGS) (CHANGEDSINCE 0)", "b BAD")
+	c.do(`c STORE 1 (UNCHANGEDSINCE 1 UNCHANGEDSINCE 2) +FLAGS (\Seen)`, "c BAD")
 }
 
 // TestStatusAppendLimit: RFC 7889 §4 defines the APPENDLIMIT STATUS item
