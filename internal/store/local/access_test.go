@@ -69,6 +69,24 @@ func TestAppendOpenRoundTripCRLF(t *testing.T) {
 	}
 }
 
+// TestAppendCRCRLF: an APPEND literal may hold a CR right before a CRLF
+// (SMTP refuses bare CR, IMAP does not). It reads back as it was sent, and
+// as long as the size says; it used to lose the CR, one octet short of
+// RFC822.SIZE.
+func TestAppendCRCRLF(t *testing.T) {
+	t.Parallel()
+	s, ctx := newStore(t)
+	body := "Subject: crcr\r\n\r\nline1\r\r\nline2\r\n"
+	uid := appendMsg(t, s, "INBOX", body)
+	if got := readAll(t, s, "INBOX", uid); got != body {
+		t.Errorf("content %q, want %q", got, body)
+	}
+	msgs, err := s.Messages(ctx, acct, "INBOX")
+	if err != nil || len(msgs) != 1 || msgs[0].Size != int64(len(body)) {
+		t.Fatalf("Messages = %+v, %v; want one of %d octets", msgs, err, len(body))
+	}
+}
+
 func TestSetFlagsAndChanges(t *testing.T) {
 	t.Parallel()
 	s, ctx := newStore(t)

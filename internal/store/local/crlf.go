@@ -23,7 +23,9 @@ func newCRLFReader(f *os.File) *crlfReader {
 
 // crlfReader reads a file with LF line ends as CRLF: a bare LF gets a CR
 // before it; an existing CRLF is kept. It copies the runs between line
-// ends in bulk.
+// ends in bulk. This rule is what every stored file means (files written
+// by any version of lfWriter, which is its inverse, and by other
+// programs), so it must not change; countVsize counts by it too.
 type crlfReader struct {
 	f       *os.File
 	r       *bufio.Reader

@@ -171,17 +171,17 @@ func (s *Store) placeReader(ctx context.Context, account, mailbox string, flags 
 	}
 	base := s.names.next()
 	tmp := filepath.Join(dir, "tmp", base)
-	n, lines, err := writeSynced(tmp, src, p.date)
+	n, bare, err := writeSynced(tmp, src, p.date)
 	if errors.Is(err, os.ErrNotExist) { // Maildir removed behind our back: recreate
 		if err = makeMaildir(dir, filepath.Base(dir)[0] == '.'); err == nil {
-			n, lines, err = writeSynced(tmp, src, p.date)
+			n, bare, err = writeSynced(tmp, src, p.date)
 		}
 	}
 	if err != nil {
 		_ = os.Remove(tmp)
 		return placed{}, fmt.Errorf("deliver: %w", classify(err))
 	}
-	p.vsize = n + lines
+	p.vsize = n + bare
 	name := fmt.Sprintf("%s,S=%d,W=%d", base, n, p.vsize)
 	p.file = "new/" + name
 	if len(flags) > 0 {
@@ -207,8 +207,9 @@ var (
 )
 
 // writeSynced writes a message with LF line ends to a new file, fsyncs
-// and closes it. It returns the file size and its number of lines.
-func writeSynced(path string, src io.Reader, date time.Time) (n, lines int64, err error) {
+// and closes it. It returns the file size and the number of LFs that read
+// back as CRLF (see lfWriter): the CRLF size is their sum.
+func writeSynced(path string, src io.Reader, date time.Time) (n, bare int64, err error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return 0, 0, err
@@ -241,7 +242,7 @@ func writeSynced(path string, src io.Reader, date time.Time) (n, lines int64, er
 	if err := f.Sync(); err != nil {
 		return 0, 0, err
 	}
-	return lw.n, lw.lines, nil
+	return lw.n, lw.bare, nil
 }
 
 // renameFile is os.Rename for a file known not to be a directory: without

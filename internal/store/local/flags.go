@@ -218,7 +218,11 @@ func tombstone(tx *sql.Tx, id int64, uid uint32) error {
 
 // Copy implements store.Access: files are hard-linked (copy) or renamed
 // (move) into the target's cur/, the target directory fsynced, then the
-// rows committed in one transaction.
+// rows committed in one transaction. A COPY that fails must leave the
+// target as it was (RFC 9051 §6.4.7), and a MOVE is a COPY and an expunge
+// (RFC 6851 §3.1), so one that fails must change neither mailbox: when a
+// step fails, the files placed so far are unlinked (copy) or renamed back
+// (move) before the error is returned.
 func (s *Store) Copy(ctx context.Context, account, from, to string, uids []uint32, move bool) (uint32, []uint32, []uint32, error) {
 	srcID, srcDir, err := s.mailbox(ctx, account, from)
 	if err != nil {
@@ -231,14 +235,51 @@ func (s *Store) Copy(ctx context.Context, account, from, to string, uids []uint3
 	if srcID == dstID && move {
 		return 0, nil, nil, fmt.Errorf("%w: move to the same mailbox", store.ErrBadName)
 	}
-	items, err := s.copyFiles(ctx, srcID, srcDir, dstDir, uids, move)
+	src, dst, err := s.copyLocked(ctx, srcID, dstID, srcDir, dstDir, uids, move)
 	if err != nil {
 		return 0, nil, nil, err
 	}
-	if err := s.dirSync.sync(filepath.Join(dstDir, "cur")); err != nil {
-		return 0, nil, nil, classify(err)
+	s.watch.notify(dstID)
+	if move {
+		s.watch.notify(srcID)
 	}
-	var src, dst []uint32
+	var v uint32
+	err = s.rdb.QueryRowContext(ctx, `SELECT uidvalidity FROM mailboxes WHERE id = ?`, dstID).Scan(&v)
+	return v, src, dst, err
+}
+
+// copyLocked places the files and commits the rows with the syncs of both
+// mailboxes held off. A sync in between would see placed files without
+// their rows: it would index them in the target and, for a move, expunge
+// them from the source; an undo could not take that back (a message
+// renamed back into the source would come again under a new UID). Another
+// process's sync is not held off; a message it sees in that moment is
+// expunged again or comes back under a new UID, as with any file that
+// another program moves.
+func (s *Store) copyLocked(ctx context.Context, srcID, dstID int64, srcDir, dstDir string, uids []uint32, move bool) (src, dst []uint32, err error) {
+	unlock := s.synced.lockPair(srcID, dstID)
+	defer unlock()
+	items, err := s.copyFiles(ctx, srcID, srcDir, dstDir, uids, move)
+	if err != nil {
+		return nil, nil, err
+	}
+	// Files first, made durable, then the rows: a crash before the commit
+	// leaves files that the next sync indexes, never rows without files.
+	if err := s.dirSync.sync(filepath.Join(dstDir, "cur")); err != nil {
+		s.undoCopy(dstDir, items, move)
+		return nil, nil, classify(err)
+	}
+	src, dst, err = s.indexCopies(ctx, srcID, dstID, items, move)
+	if err != nil {
+		s.undoCopy(dstDir, items, move)
+		return nil, nil, err
+	}
+	return src, dst, nil
+}
+
+// indexCopies commits the target's rows of placed files and, for a move,
+// the source's tombstones, in one transaction.
+func (s *Store) indexCopies(ctx context.Context, srcID, dstID int64, items []copyItem, move bool) (src, dst []uint32, err error) {
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		src, dst = nil, nil
 		for _, it := range items {
@@ -256,55 +297,181 @@ func (s *Store) Copy(ctx context.Context, account, from, to string, uids []uint3
 		}
 		return nil
 	})
-	if err != nil {
-		return 0, nil, nil, err
-	}
-	s.watch.notify(dstID)
-	if move {
-		s.watch.notify(srcID)
-	}
-	var v uint32
-	err = s.rdb.QueryRowContext(ctx, `SELECT uidvalidity FROM mailboxes WHERE id = ?`, dstID).Scan(&v)
-	return v, src, dst, err
+	return src, dst, err
 }
 
 type copyItem struct {
-	uid uint32
-	p   placed
+	uid  uint32
+	from string // the source file's path when it was linked or renamed
+	p    placed
 }
 
-// copyFiles links or renames each message file into dstDir/cur.
+// copyFiles links or renames each message file into dstDir/cur. On an
+// error the files placed so far are taken back (undoCopy).
 func (s *Store) copyFiles(ctx context.Context, srcID int64, srcDir, dstDir string, uids []uint32, move bool) ([]copyItem, error) {
 	var items []copyItem
 	for _, uid := range uids {
-		var file, flags string
-		var date, size int64
-		err := s.rdb.QueryRowContext(ctx, `SELECT file, flags, internal_date, size FROM messages WHERE mailbox_id = ? AND uid = ?`, srcID, uid).
-			Scan(&file, &flags, &date, &size)
-		if errors.Is(err, sql.ErrNoRows) {
-			continue // expunged meanwhile: RFC 9051 lets COPY skip it
-		}
+		it, ok, err := s.copyOne(ctx, srcID, srcDir, dstDir, uid, move)
 		if err != nil {
+			s.undoCopy(dstDir, items, move)
 			return nil, err
 		}
-		fl := strings.Fields(flags)
-		info, err := s.infoFor(dstDir, fl)
-		if err != nil {
-			return nil, err
+		if ok {
+			items = append(items, it)
 		}
-		name := "cur/" + s.names.next() + sizeFields(filepath.Base(file)) + info
-		src, dst := filepath.Join(srcDir, file), filepath.Join(dstDir, name)
-		if move {
-			err = os.Rename(src, dst)
-		} else {
-			err = os.Link(src, dst)
-		}
-		if err != nil {
-			return nil, classify(err)
-		}
-		items = append(items, copyItem{uid: uid, p: placed{dir: dstDir, file: name, vsize: size, date: unixNano(date), flags: fl}})
 	}
 	return items, nil
+}
+
+// copyOne links or renames the file of one message into dstDir/cur; ok is
+// false for a message that is skipped.
+//
+// Skipped are the messages expunged meanwhile (the row is gone), which
+// RFC 9051 §6.4.7 lets COPY skip, and, by the same rule, those whose file
+// is gone from the source Maildir with its row still there: the Maildir is
+// the truth in this store, so the message was deleted (by another program,
+// or by an expunge whose row the index has not lost yet) and the next sync
+// of the source expunges its row, just as SetFlags treats such a message.
+// Failing the whole COPY instead would refuse a large COPY or MOVE because
+// of one message another client deleted a moment before, with nothing the
+// client could do but retry. The answer's COPYUID (RFC 4315) lists only
+// the messages copied, so the client learns which ones were.
+func (s *Store) copyOne(ctx context.Context, srcID int64, srcDir, dstDir string, uid uint32, move bool) (copyItem, bool, error) {
+	var file, flags string
+	var date, size int64
+	err := s.rdb.QueryRowContext(ctx, `SELECT file, flags, internal_date, size FROM messages WHERE mailbox_id = ? AND uid = ?`, srcID, uid).
+		Scan(&file, &flags, &date, &size)
+	if errors.Is(err, sql.ErrNoRows) {
+		return copyItem{}, false, nil // expunged meanwhile
+	}
+	if err != nil {
+		return copyItem{}, false, err
+	}
+	fl := strings.Fields(flags)
+	info, err := s.infoFor(dstDir, fl)
+	if err != nil {
+		return copyItem{}, false, err
+	}
+	name := "cur/" + s.names.next() + sizeFields(filepath.Base(file)) + info
+	from, err := placeFile(srcDir, file, filepath.Join(dstDir, name), move)
+	if errors.Is(err, errVanished) {
+		// Unless the whole source Maildir went (a RENAME meanwhile): that
+		// is no deleted message, and must not answer OK with none copied.
+		if _, serr := os.Stat(filepath.Join(srcDir, "cur")); serr != nil {
+			return copyItem{}, false, fmt.Errorf("%w: %w", store.ErrNoMailbox, serr)
+		}
+		return copyItem{}, false, nil
+	}
+	if err != nil {
+		return copyItem{}, false, classify(err)
+	}
+	p := placed{dir: dstDir, file: name, vsize: size, date: unixNano(date), flags: fl}
+	return copyItem{uid: uid, from: from, p: p}, true, nil
+}
+
+// errVanished is a message file that is in neither new/ nor cur/ of its
+// Maildir under any name.
+var errVanished = errors.New("message file vanished")
+
+// followTries bounds how often placeFile follows a file that is renamed
+// under it: each try loses only to yet another rename in the moment
+// between the lookup and the link.
+const followTries = 4
+
+// placeFile links (copy) or renames (move) a message file to dst and
+// returns the path it came from. The name was read from the index, and a
+// flag change (a STORE in another session, another program) may have
+// renamed the file since: new/ to cur/, or another ":2," suffix. Then the
+// link fails with ENOENT, and the file is found again by its unique base
+// name and tried again.
+func placeFile(srcDir, file, dst string, move bool) (string, error) {
+	base := baseName(filepath.Base(file))
+	from := filepath.Join(srcDir, file)
+	for range followTries {
+		err := linkOrRename(from, dst, move)
+		if !errors.Is(err, os.ErrNotExist) {
+			return from, err
+		}
+		now := findByBase(srcDir, base)
+		if now == "" {
+			// Gone, or moved from new/ to cur/ between the lookup's
+			// two directory reads: one more look tells which.
+			if now = findByBase(srcDir, base); now == "" {
+				return "", errVanished
+			}
+		}
+		if now == from {
+			return "", err // the source is there: the target is not
+		}
+		from = now
+	}
+	return "", fmt.Errorf("%s renamed %d times while being copied: %w", base, followTries, os.ErrNotExist)
+}
+
+func linkOrRename(from, to string, move bool) error {
+	if move {
+		return renameFile(from, to)
+	}
+	return os.Link(from, to)
+}
+
+// findByBase returns the path of the message file whose base name is base,
+// or "" when there is none. (filesByBase matches a prefix: "1.x" would
+// find "1.xy" too.)
+func findByBase(dir, base string) string {
+	for _, f := range filesByBase(dir, base) {
+		if baseName(filepath.Base(f)) == base {
+			return f
+		}
+	}
+	return ""
+}
+
+// undoCopy takes placed files back after a copy or move failed: a copy's
+// links are removed, a move's files renamed back to where they came from,
+// and the directories fsynced, so that the undo is as durable as the
+// placing may have been. Whatever cannot be undone is logged: the next
+// sync shows it (a copy left in the target, or a moved message in the
+// target only).
+func (s *Store) undoCopy(dstDir string, items []copyItem, move bool) {
+	if len(items) == 0 {
+		return
+	}
+	dirs := map[string]bool{filepath.Join(dstDir, "cur"): true}
+	for _, it := range items {
+		if err := undoOne(dstDir, it, move); err != nil {
+			s.log.Error("copy: a failed copy or move could not be undone", "move", move, "from", it.from, "to", filepath.Join(dstDir, it.p.file), "err", err)
+		}
+		if move {
+			dirs[filepath.Dir(it.from)] = true
+		}
+	}
+	for d := range dirs {
+		if err := s.dirSync.sync(d); err != nil {
+			s.log.Warn("copy: undo of a failed copy or move may not be durable", "dir", d, "err", err)
+		}
+	}
+}
+
+// undoOne takes one placed file back. It is looked for by its base name
+// if it is not where it was placed: no row names it yet, but another
+// process may have seen it and changed its flags.
+func undoOne(dstDir string, it copyItem, move bool) error {
+	at := filepath.Join(dstDir, it.p.file)
+	err := takeBack(at, it.from, move)
+	if errors.Is(err, os.ErrNotExist) {
+		if now := findByBase(dstDir, baseName(filepath.Base(at))); now != "" {
+			err = takeBack(now, it.from, move)
+		}
+	}
+	return err
+}
+
+func takeBack(at, from string, move bool) error {
+	if move {
+		return renameFile(at, from)
+	}
+	return os.Remove(at)
 }
 
 // sizeFields returns the ",S=…,W=…" part of a Maildir name, if any.

@@ -178,21 +178,44 @@ func vsizeFromName(name string) (int64, bool) {
 }
 
 // lfWriter turns CRLF into LF on the way to disk and counts what it writes.
-// lines counts LFs, so the CRLF size is n + lines.
+//
+// The file is read back by crlfReader, whose rule is fixed: every LF not
+// preceded by a CR in the file reads as CRLF, every other octet as itself.
+// That rule cannot change: the old writer (which dropped the CR of every
+// CRLF) could produce any octet sequence, so every file already means what
+// crlfReader makes of it. The writer is therefore made its inverse:
+//
+//   - The CR of a CRLF is dropped, unless the octet written before it is a
+//     CR: "\r\r\n" stored as "\r\n" would read back as "\r\n", one CR
+//     short (the old writer did that), so such a CRLF is stored as it is.
+//     The octet before a CRLF's CR is never a dropped CR (that one is
+//     followed by LF), so "written before" and "sent before" agree, and
+//     runs like "\r\r\r\n" come out whole.
+//   - Every other octet is stored as it is, a CR at the end included.
+//
+// Read back, a message is then octet for octet what was written, except
+// that a bare LF (one without a CR before it) reads as CRLF: no file can
+// hold a bare LF that crlfReader returns bare. RFC 5322 §2.3 forbids bare
+// LF in a message, our SMTP server refuses one (RFC 5321 §2.3.8), and an
+// IMAP APPEND literal that has one (the IMAP server passes literals on as
+// they came) gets it as CRLF, counted so in the size: the size and the
+// content served always agree.
+//
+// n counts the octets written and bare the LFs that crlfReader will expand,
+// so the CRLF size is n + bare, with no second pass over the file.
 type lfWriter struct {
-	w     *bufio.Writer
-	cr    bool // a CR is held back: it may start a CRLF
-	n     int64
-	lines int64
+	w    *bufio.Writer
+	cr   bool // a CR is held back: it may start a CRLF
+	last byte // the octet last written to the file
+	n    int64
+	bare int64
 }
 
 func (l *lfWriter) Write(p []byte) (int, error) {
 	total := len(p)
 	if l.cr && len(p) > 0 {
 		l.cr = false
-		if p[0] != '\n' {
-			l.put(cr) // a lone CR is data
-		}
+		l.carriage(p[0])
 	}
 	for len(p) > 0 {
 		i := bytes.IndexByte(p, '\r')
@@ -205,20 +228,35 @@ func (l *lfWriter) Write(p []byte) (int, error) {
 			l.cr = true // held back: it may start a CRLF
 			break
 		}
-		if p[i+1] != '\n' {
-			l.put(cr)
-		}
-		p = p[i+1:] // a CRLF's LF starts the next run
+		l.carriage(p[i+1])
+		p = p[i+1:] // the octet after the CR starts the next run
 	}
 	return total, nil
 }
 
+// carriage writes a CR that next follows, or drops it when it is the CR
+// of a CRLF that may be stored as LF.
+func (l *lfWriter) carriage(next byte) {
+	if next != '\n' || l.last == '\r' {
+		l.put(cr)
+	}
+}
+
 var cr = []byte{'\r'}
 
+// put writes b, which is either a run holding no CR or the single cr:
+// so the only LF in it that can follow a CR is its first octet.
 func (l *lfWriter) put(b []byte) {
+	if len(b) == 0 {
+		return
+	}
 	_, _ = l.w.Write(b) // errors surface at Flush
 	l.n += int64(len(b))
-	l.lines += int64(bytes.Count(b, lf))
+	l.bare += int64(bytes.Count(b, lf))
+	if b[0] == '\n' && l.last == '\r' {
+		l.bare-- // a stored CRLF: read as it is
+	}
+	l.last = b[len(b)-1]
 }
 
 var lf = []byte{'\n'}

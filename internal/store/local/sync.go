@@ -459,6 +459,20 @@ func (m *syncMarks) lock(id int64) func() {
 	return l.Unlock
 }
 
+// lockPair holds the sync locks of two mailboxes (of one, if a and b are
+// the same), in id order: a copy each way at once cannot deadlock.
+func (m *syncMarks) lockPair(a, b int64) func() {
+	if a == b {
+		return m.lock(a)
+	}
+	if a > b {
+		a, b = b, a
+	}
+	ua := m.lock(a)
+	ub := m.lock(b)
+	return func() { ub(); ua() }
+}
+
 // listing returns the listing of the last sync of id, and the mailbox's
 // HIGHESTMODSEQ before it was read; nil when a full comparison is due.
 func (m *syncMarks) listing(id int64, dir string, now time.Time) (listing, uint64) {
