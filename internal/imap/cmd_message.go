@@ -400,6 +400,10 @@ func (c *conn) cmdCopy(tag string, s *scanner, uid, move bool) error {
 	if move && c.mbox.readOnly {
 		return no("READ-ONLY", "Mailbox is read-only")
 	}
+	if move && (dst == c.mbox.name || strings.EqualFold(dst, "INBOX") && strings.EqualFold(c.mbox.name, "INBOX")) {
+		// The store refuses it too; say why rather than "invalid name".
+		return no("CANNOT", "Cannot move messages to the mailbox they are in")
+	}
 	idx, err := c.targets(set, uid)
 	if err != nil {
 		return err

@@ -110,3 +110,20 @@ func TestTopLevelMessageRFC822Sections(t *testing.T) {
 		}
 	}
 }
+
+// TestMoveToSelectedMailbox: refused with a reason, not "invalid name".
+func TestMoveToSelectedMailbox(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	e.deliver(t, msg1)
+	c := e.login(t)
+	c.do("s SELECT INBOX", "s OK")
+	for _, name := range []string{"INBOX", "inbox"} {
+		if out := c.do("m MOVE 1 "+name, "m NO [CANNOT]"); !contains(out, "mailbox they are in") {
+			t.Errorf("MOVE to %s: %q", name, out)
+		}
+	}
+	c.do("c COPY 1 INBOX", "c OK")
+	c.do("t SELECT inbox", "t OK")
+	c.do("n MOVE 1 INBOX", "n NO [CANNOT]")
+}
