@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -149,5 +150,65 @@ func TestScannerSurvivesPanic(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(root, "maildrop-corrupt", name)); err != nil {
 		t.Errorf("the file was not set aside: %v", err)
+	}
+}
+
+// countHandler counts log records at level Error.
+type countHandler struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (h *countHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *countHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelError {
+		h.mu.Lock()
+		h.n++
+		h.mu.Unlock()
+	}
+	return nil
+}
+func (h *countHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *countHandler) WithGroup(string) slog.Handler      { return h }
+
+// TestScannerSetsAsideSameNameTwice: a second bad file (here a non-empty
+// directory) of a name set aside before is set aside too, beside the
+// first. It could be neither renamed onto the first nor removed, and was
+// logged as an error at every scan, every second, for ever.
+func TestScannerSetsAsideSameNameTwice(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	dir := filepath.Join(root, "maildrop")
+	h := &countHandler{}
+	s, _ := New(Options{Dir: dir, Submitter: &recordSubmitter{}, Logger: slog.New(h)})
+	for round := range 2 {
+		if err := os.MkdirAll(filepath.Join(dir, "DIR1", "sub"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, "DIR1", "sub", "f"), []byte("x"), 0o600)
+		s.Scan(context.Background())
+		if _, err := os.Lstat(filepath.Join(dir, "DIR1")); err == nil {
+			t.Fatalf("round %d: DIR1 still in the maildrop", round)
+		}
+	}
+	ents, _ := os.ReadDir(filepath.Join(root, "maildrop-corrupt"))
+	if len(ents) != 2 {
+		t.Errorf("maildrop-corrupt holds %d entries, want both directories", len(ents))
+	}
+
+	// Neither movable nor removable: maildrop-corrupt cannot be made (a
+	// file has its name) and the directory is not empty. Logged once,
+	// not at every scan.
+	root2 := t.TempDir()
+	dir2 := filepath.Join(root2, "maildrop")
+	h2 := &countHandler{}
+	s2, _ := New(Options{Dir: dir2, Submitter: &recordSubmitter{}, Logger: slog.New(h2)})
+	os.WriteFile(filepath.Join(root2, "maildrop-corrupt"), nil, 0o600)
+	os.MkdirAll(filepath.Join(dir2, "DIR2", "sub"), 0o700)
+	for range 5 {
+		s2.Scan(context.Background())
+	}
+	if h2.n != 1 {
+		t.Errorf("%d error lines for one stuck file over 5 scans, want 1", h2.n)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -92,6 +93,7 @@ func (s *Scanner) Scan(ctx context.Context) {
 		s.log.Error("pickup scan", "err", err)
 		return
 	}
+	s.prune(ents)
 	for _, e := range ents {
 		name := e.Name()
 		if strings.HasPrefix(name, ".") || ctx.Err() != nil {
@@ -101,6 +103,23 @@ func (s *Scanner) Scan(ctx context.Context) {
 			continue
 		}
 		s.take(ctx, name)
+	}
+}
+
+// prune forgets the retry times of files no longer in the maildrop (a
+// user may remove a deferred file of theirs).
+func (s *Scanner) prune(ents []os.DirEntry) {
+	if len(s.retry) == 0 {
+		return
+	}
+	here := make(map[string]bool, len(ents))
+	for _, e := range ents {
+		here[e.Name()] = true
+	}
+	for name := range s.retry {
+		if !here[name] {
+			delete(s.retry, name)
+		}
 	}
 }
 
@@ -165,16 +184,44 @@ func (s *Scanner) submit(ctx context.Context, path string) error {
 	return s.opts.Submitter.SubmitDropped(ctx, int(st.Uid), env, msg)
 }
 
-// setAside moves a file that cannot be read as a drop file out of the way.
+// setAside moves a file that cannot be read as a drop file out of the way,
+// to maildrop-corrupt/ under a name no earlier one has (a second
+// directory of the same name could not replace the first, and an earlier
+// file must not be overwritten). A file that can be neither moved nor
+// removed (a non-empty directory, when maildrop-corrupt cannot be made)
+// is tried again after stuckRetry, not at every scan: it flooded the log
+// every second.
 func (s *Scanner) setAside(path string, why error) {
-	dst := filepath.Join(filepath.Dir(s.opts.Dir), "maildrop-corrupt", filepath.Base(path))
-	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err == nil {
-		err = os.Rename(path, dst)
-		if err == nil {
+	name := filepath.Base(path)
+	corrupt := filepath.Join(filepath.Dir(s.opts.Dir), "maildrop-corrupt")
+	if err := os.MkdirAll(corrupt, 0o700); err == nil {
+		dst := freeName(corrupt, name)
+		if err = os.Rename(path, dst); err == nil {
+			delete(s.retry, name)
 			s.log.Error("bad file in the maildrop set aside", "file", dst, "err", why)
 			return
 		}
 	}
-	_ = os.Remove(path)
+	if err := os.Remove(path); err != nil {
+		s.retry[name] = time.Now().Add(stuckRetry)
+		s.log.Error("bad file in the maildrop can be neither set aside nor removed; tried again later", "file", path, "err", why, "remove_err", err, "retry_in", stuckRetry)
+		return
+	}
+	delete(s.retry, name)
 	s.log.Error("bad file in the maildrop removed", "file", path, "err", why)
+}
+
+// stuckRetry is how long a maildrop file that could not be set aside
+// waits for the next try.
+const stuckRetry = 10 * time.Minute
+
+// freeName returns dir/name, or dir/name.N for the first N not taken.
+func freeName(dir, name string) string {
+	dst := filepath.Join(dir, name)
+	for n := 1; ; n++ {
+		if _, err := os.Lstat(dst); errors.Is(err, os.ErrNotExist) {
+			return dst
+		}
+		dst = filepath.Join(dir, name+"."+strconv.Itoa(n))
+	}
 }
