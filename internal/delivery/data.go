@@ -218,7 +218,7 @@ func (s *session) dispatch(ctx context.Context, log *slog.Logger, id string, add
 			hdr := message.TraceFields(s.trace(id, rc.addr.String(), rc.addr.String(), now))
 			return io.MultiReader(bytes.NewReader(hdr), bytes.NewReader(added), io.NewSectionReader(body, 0, size))
 		}
-		if err := s.r.deliverUnix(ctx, log.With("rcpt", rc.addr.String()), rc.unix, s.from.Addr.String(), content); err != nil {
+		if err := s.r.deliverUnix(ctx, log.With("rcpt", rc.addr.String()), id, rc.addr.String(), rc.unix, s.from.Addr.String(), content); err != nil {
 			queued, queuedFrom = append(queued, queuedRcpt(rc.addr.String(), rc.opts)), append(queuedFrom, i)
 		}
 	}

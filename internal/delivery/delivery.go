@@ -72,6 +72,7 @@ var (
 type Router struct {
 	opts Options
 	log  *slog.Logger
+	done doneTargets // Unix targets delivered before a sibling failed
 }
 
 var _ smtp.Backend = (*Router)(nil)

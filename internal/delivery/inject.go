@@ -52,7 +52,7 @@ func (r *Router) Inject(ctx context.Context, from string, to []string, msg []byt
 			content := func() io.Reader {
 				return io.MultiReader(strings.NewReader("Delivered-To: "+addr+"\r\n"), bytes.NewReader(msg))
 			}
-			if err := r.deliverUnix(ctx, r.log.With("msgid", id, "rcpt", addr), targets, from, content); err != nil {
+			if err := r.deliverUnix(ctx, r.log.With("msgid", id, "rcpt", addr), id, addr, targets, from, content); err != nil {
 				remote = append(remote, store.QueuedRcpt{Addr: addr}) // retry through the queue
 			}
 		}
@@ -177,7 +177,7 @@ func (r *Router) deliverOne(ctx context.Context, env queue.Envelope, addr string
 			h := "Return-Path: <" + env.From + ">\r\nDelivered-To: " + addr + "\r\n"
 			return io.MultiReader(strings.NewReader(h), io.NewSectionReader(body, 0, size))
 		}
-		if err := r.deliverUnix(ctx, r.log.With("msgid", env.ID, "rcpt", addr), targets, env.From, content); err != nil {
+		if err := r.deliverUnix(ctx, r.log.With("msgid", env.ID, "rcpt", addr), env.ID, addr, targets, env.From, content); err != nil {
 			return unixResult(err)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"time"
 
 	"posthorn/internal/queue"
 	"posthorn/internal/unixmail"
@@ -38,18 +39,29 @@ func (r *Router) unixResolve(local, domain string) (targets []unixmail.Target, r
 	return targets, remote, true, nil
 }
 
-// deliverUnix writes a message to each target; content returns a fresh
-// reader of the whole message (trace fields included) each time. It stops
-// at the first failure, which may wrap unixmail.Permanent.
-func (r *Router) deliverUnix(ctx context.Context, log *slog.Logger, targets []unixmail.Target, from string, content func() io.Reader) error {
+// deliverUnix writes message id for rcpt to each of its targets; content
+// returns a fresh reader of the whole message (trace fields included) each
+// time. It stops at the first failure, which may wrap unixmail.Permanent;
+// the targets delivered before it are remembered (doneTargets), so that
+// the queue's retry of rcpt does not deliver them again.
+func (r *Router) deliverUnix(ctx context.Context, log *slog.Logger, id, rcpt string, targets []unixmail.Target, from string, content func() io.Reader) error {
 	for _, t := range targets {
+		name := t.String()
+		if r.done.has(id, rcpt, name) {
+			log.Info("delivered on an earlier try, skipped", "target", name)
+			continue
+		}
 		if err := r.opts.Unix.Deliver(ctx, t, from, content()); err != nil {
-			log.Error("unix delivery failed", "target", t.String(), "err", err)
+			log.Error("unix delivery failed", "target", name, "err", err)
 			return err
 		}
 		mDelivered.Inc()
-		log.Info("delivered", "target", t.String())
+		log.Info("delivered", "target", name)
+		if len(targets) > 1 {
+			r.done.add(id, rcpt, name, time.Now())
+		}
 	}
+	r.done.forget(id, rcpt)
 	return nil
 }
 

@@ -1,0 +1,61 @@
+package delivery_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"posthorn/internal/delivery"
+	"posthorn/internal/queue"
+	"posthorn/internal/store"
+	"posthorn/internal/unixmail"
+)
+
+// TestUnixTargetsNotDeliveredTwice: when one target of a Unix recipient
+// fails for now (a pipe exiting 75) after another was delivered (a
+// mailbox), the recipient is queued, and its retries must not deliver the
+// mailbox copy again. Each retry added one more copy (found by a
+// red-team run: five copies after three queue runs).
+func TestUnixTargetsNotDeliveredTwice(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	spool := filepath.Join(dir, "spool")
+	os.Mkdir(spool, 0o1777)
+	passwd := filepath.Join(dir, "passwd")
+	os.WriteFile(passwd, []byte("u1:x:65534:65534::/nonexistent:/bin/sh\n"), 0o644)
+	aliases := filepath.Join(dir, "aliases")
+	os.WriteFile(aliases, []byte("multi: u1, \"|exit 75\"\n"), 0o644)
+	sys, err := unixmail.New(unixmail.Options{Domains: []string{"host.test"}, PasswdFile: passwd, Mailbox: "mbox",
+		SpoolDir: spool, Aliases: []string{aliases}, AllowPipes: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := &fakeQueue{}
+	f := newFixture(t, func(o *delivery.Options) { o.Queue = q; o.Unix = sys })
+	mboxCopies := func() int {
+		b, _ := os.ReadFile(filepath.Join(spool, "u1"))
+		return strings.Count(string(b), "\nSubject: twice?\n")
+	}
+	if _, err := f.send(t, "<a@remote.test>", []string{"<multi@host.test>"}, strings.NewReader(crlf("Subject: twice?", "", "b"))); err != nil {
+		t.Fatal(err)
+	}
+	if n := mboxCopies(); n != 1 || len(q.msgs) != 1 {
+		t.Fatalf("after SMTP: %d copies, %d queued; want 1 and 1", n, len(q.msgs))
+	}
+	m := q.msgs[0]
+	tr := delivery.Transport{Router: f.router}
+	env := queue.Envelope{ID: m.ID, From: m.From, Domain: "host.test", Rcpts: []store.QueuedRcpt{{Addr: m.Rcpts[0].Addr}}}
+	body := []byte(q.body[0])
+	for try := range 3 {
+		res := tr.Deliver(context.Background(), env, bytes.NewReader(body), int64(len(body)))
+		if res[0].Code/100 != 4 {
+			t.Fatalf("retry %d: %+v, want a temporary failure (the pipe exits 75)", try, res)
+		}
+	}
+	if n := mboxCopies(); n != 1 {
+		t.Errorf("%d copies in the mailbox after three retries, want 1", n)
+	}
+}
