@@ -150,16 +150,20 @@ func sameResult(env queue.Envelope, r queue.Result) []queue.Result {
 	return out
 }
 
-// deliverQueued delivers queued recipients of our own domains.
+// deliverQueued delivers queued recipients of our own domains. Several
+// recipients that reach one account (me, me+tag, an alias of me: a Sieve
+// redirect to one's own addresses) get one copy, as in an SMTP
+// transaction (localCopies); it got one per recipient.
 func (r *Router) deliverQueued(ctx context.Context, env queue.Envelope, body io.ReaderAt, size int64) []queue.Result {
 	out := make([]queue.Result, len(env.Rcpts))
+	stored := map[string]bool{} // accounts given a copy in this run
 	for i, rc := range env.Rcpts {
-		out[i] = r.deliverOne(ctx, env, rc.Addr, body, size)
+		out[i] = r.deliverOne(ctx, env, rc.Addr, body, size, stored)
 	}
 	return out
 }
 
-func (r *Router) deliverOne(ctx context.Context, env queue.Envelope, addr string, body io.ReaderAt, size int64) queue.Result {
+func (r *Router) deliverOne(ctx context.Context, env queue.Envelope, addr string, body io.ReaderAt, size int64, stored map[string]bool) queue.Result {
 	local, domain := users.Split(addr)
 	targets, remote, isUnix, err := r.unixResolve(local, domain)
 	res := users.Resolution{Remote: remote}
@@ -182,12 +186,16 @@ func (r *Router) deliverOne(ctx context.Context, env queue.Envelope, addr string
 		}
 	}
 	for _, acct := range res.Accounts {
+		if stored[acct] {
+			continue
+		}
 		if err := r.deliverLocal(ctx, env.ID, env.From, addr, acct, body, size); err != nil {
 			if errors.Is(err, store.ErrFull) || isNoSpace(err) {
 				return queue.Result{Code: 452, Enhanced: "4.3.1", Text: "insufficient storage"}
 			}
 			return queue.Result{Code: 451, Enhanced: "4.3.0", Text: "local delivery failed"}
 		}
+		stored[acct] = true
 	}
 	if len(res.Remote) > 0 {
 		m := store.QueuedMessage{From: env.From, Created: r.opts.Now(), Size: size}

@@ -59,3 +59,28 @@ func TestUnixTargetsNotDeliveredTwice(t *testing.T) {
 		t.Errorf("%d copies in the mailbox after three retries, want 1", n)
 	}
 }
+
+// TestQueuedRecipientsOfOneAccountOneCopy: a queued message whose
+// recipients all reach one account (a Sieve redirect to one's own
+// addresses) is stored once there, as in an SMTP transaction; it was
+// stored once per recipient (found by a red-team run).
+func TestQueuedRecipientsOfOneAccountOneCopy(t *testing.T) {
+	t.Parallel()
+	f, _ := submitFixture(t)
+	tr := delivery.Transport{Router: f.router}
+	env := queue.Envelope{ID: "Q2", From: "a@remote.test", Domain: "example.test",
+		Rcpts: []store.QueuedRcpt{{Addr: "me@example.test"}, {Addr: "me+tag@example.test"}, {Addr: "info@example.test"}, {Addr: "you@example.test"}}}
+	body := []byte(crlf("Subject: once", "", "b"))
+	res := tr.Deliver(context.Background(), env, bytes.NewReader(body), int64(len(body)))
+	for i, r := range res {
+		if r.Code != 250 {
+			t.Errorf("recipient %d: %+v", i, r)
+		}
+	}
+	if c := f.copies(t, "me"); len(c) != 1 {
+		t.Errorf("%d copies for me, want 1", len(c))
+	}
+	if c := f.copies(t, "you"); len(c) != 1 {
+		t.Errorf("%d copies for you, want 1", len(c))
+	}
+}
