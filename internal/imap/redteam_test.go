@@ -70,6 +70,9 @@ func TestChangedSinceImpliesModseq(t *testing.T) {
 	}
 	c.do("b UID FETCH 1:* (FLAGS) (CHANGEDSINCE 0)", "b BAD")
 	c.do(`c STORE 1 (UNCHANGEDSINCE 1 UNCHANGEDSINCE 2) +FLAGS (\Seen)`, "c BAD")
+	c.do(`d SEARCH MODSEQ "/flags/\\Seen" all 1`, "d OK")
+	c.do(`e SEARCH MODSEQ "/flags/\\Seen" bogus 1`, "e BAD")
+	c.do(`f SEARCH MODSEQ "/nonsense" priv 1`, "f BAD")
 }
 
 // TestStatusAppendLimit: RFC 7889 §4 defines the APPENDLIMIT STATUS item

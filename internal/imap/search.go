@@ -287,14 +287,27 @@ func modseqKey(s *scanner, k *searchKey) (*searchKey, error) {
 		return nil, err
 	}
 	if b, _ := s.peek(); b == '"' {
-		if _, err := s.quoted(); err != nil {
+		// entry-name is "/flags/" attr-flag; entry-type-req is priv,
+		// shared or all. Flags have one MODSEQ here, so both only need
+		// to be well formed.
+		name, err := s.quoted()
+		if err != nil {
 			return nil, err
+		}
+		if !strings.HasPrefix(strings.ToLower(name), "/flags/") || len(name) == len("/flags/") {
+			return nil, syntaxf("MODSEQ entry name must be /flags/<flag>")
 		}
 		if err := s.sp(); err != nil {
 			return nil, err
 		}
-		if _, err := s.atom(); err != nil {
+		typ, err := s.atom()
+		if err != nil {
 			return nil, err
+		}
+		switch strings.ToLower(typ) {
+		case "priv", "shared", "all":
+		default:
+			return nil, syntaxf("MODSEQ entry type must be priv, shared or all")
 		}
 		if err := s.sp(); err != nil {
 			return nil, err
