@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -94,6 +95,11 @@ func (a *app) withUsers(fn func(ctx context.Context, st store.Store, us *users.S
 	}
 	log := newLogger(cfg, a.stderr)
 	st, err := daemon.OpenStore(cfg, log)
+	if errors.Is(err, fs.ErrPermission) {
+		// The store is private to the daemon's user; there is no
+		// unprivileged path to it (Postfix's showq has no counterpart).
+		return exitf(exNoPerm, "%v: this needs root or the user posthorn runs as", err)
+	}
 	if err != nil {
 		return err
 	}
@@ -125,21 +131,24 @@ format) and reports errors with their file and line, as the classic command
 does. There is no database to rebuild: the daemon reads a file again as soon
 as it changes. Aliases of virtual domains live in the store (posthorn alias).`,
 		Args: cobra.ArbitraryArgs,
-		RunE: func(*cobra.Command, []string) error {
-			cfg, err := a.loadConfig()
-			if err != nil {
-				return err
-			}
-			if len(cfg.Unix.Domains) == 0 {
-				fmt.Fprintln(a.stdout, "no [unix] domains: aliases live in the store and apply at once (posthorn alias list)")
-				return nil
-			}
-			table, err := unixmail.LoadAliases(cfg.Unix.Aliases)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(a.stdout, "%d aliases in %s\n", len(table), strings.Join(cfg.Unix.Aliases, ", "))
-			return nil
-		},
+		RunE: func(*cobra.Command, []string) error { return a.newaliases() },
 	}
+}
+
+// newaliases checks the [unix] alias files (also sendmail -bi and -I).
+func (a *app) newaliases() error {
+	cfg, err := a.loadConfig()
+	if err != nil {
+		return err
+	}
+	if len(cfg.Unix.Domains) == 0 {
+		fmt.Fprintln(a.stdout, "no [unix] domains: aliases live in the store and apply at once (posthorn alias list)")
+		return nil
+	}
+	table, err := unixmail.LoadAliases(cfg.Unix.Aliases)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stdout, "%d aliases in %s\n", len(table), strings.Join(cfg.Unix.Aliases, ", "))
+	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"net/mail"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -31,6 +32,7 @@ const (
 	exUnavailable = 69
 	exSoftware    = 70
 	exTempFail    = 75
+	exNoPerm      = 77
 )
 
 // exitError carries a sysexits code out of a command.
@@ -58,9 +60,12 @@ func (a *app) sendmailCmd() *cobra.Command {
 
 const sendmailHelp = `sendmail reads a message on standard input and hands it to the running
 posthorn daemon through its local socket. Exit status 0 means the message is
-on stable storage. Flags, as in Postfix and Sendmail:
+on stable storage. Flags, parsed like Postfix's (getopt: -ti is -t -i, and
+a flag's value may be the next argument: -o i, -f user):
 
-  -t          take recipients from To:, Cc: and Bcc: (Bcc: is removed)
+  -t          take recipients from To:, Cc: and Bcc: (Resent-To:, -Cc:,
+              -Bcc: when there is a Resent- field); Bcc: and Resent-Bcc:
+              are removed
   -i, -oi     a line with a single dot does not end the message
   -f SENDER   envelope sender (root and the posthorn user only)
   -F NAME     full name for the From: header when it is added
@@ -69,10 +74,14 @@ on stable storage. Flags, as in Postfix and Sendmail:
   -V ENVID    DSN ENVID
   -bs         speak SMTP on standard input and output
   -bp         list the queue (like mailq)
+  -bi, -I     check the alias files (like newaliases)
   -q          flush the queue
   -bm         read a message (the default)
-Other -o options are accepted and ignored. Exit codes follow sysexits(3):
-64 usage, 65 bad message, 67 unknown recipient, 75 try again later.`
+Other Postfix and Sendmail flags (-h N, -p P, -B, -L, -O, -o X, -v ...) are
+accepted and ignored. Exit codes follow sysexits(3): 64 usage, 65 bad
+message, 67 unknown recipient, 75 try again later; any of them means nobody
+got the message. Once someone has it, recipients refused beside them are
+bounced to the sender by the daemon, and the exit status is 0.`
 
 // sendmailArgs are the parsed sendmail flags.
 type sendmailArgs struct {
@@ -85,36 +94,76 @@ type sendmailArgs struct {
 	rcpts        []string
 }
 
-// parseSendmail parses sendmail's traditional flags, where a value may be
-// glued to its flag (-fuser) or follow it (-f user).
+// sendmailOpts are the flags of Postfix's sendmail(1) as its getopt(3)
+// string declares them ("A:B:C:F:GIL:N:O:R:UV:X:b:ce:f:h:imno:p:r:q:tvx"):
+// a letter followed by ':' takes a value, glued (-fuser) or as the next
+// argument (-f user). Flags may be combined (-ti, -tf user).
+const sendmailOpts = "A:B:C:F:GIL:N:O:R:UV:X:b:ce:f:h:imno:p:r:q:tvx"
+
+// takesValue tells whether flag c takes a value. A flag not in the list is
+// taken as one without, as getopt does, and ignored by apply.
+func takesValue(c byte) bool {
+	i := strings.IndexByte(sendmailOpts, c)
+	return c != ':' && i >= 0 && i+1 < len(sendmailOpts) && sendmailOpts[i+1] == ':'
+}
+
+// parseSendmail parses sendmail's flags the way getopt(3) does for
+// Postfix and Sendmail: options end at "--" or at the first argument that
+// is not one (everything after it is a recipient, as with POSIX getopt,
+// so a recipient is never read as a flag). A lone "-q" flushes the queue
+// (Postfix special-cases it: it is "q:" in the option string).
 func parseSendmail(args []string) (sendmailArgs, error) {
 	s := sendmailArgs{mode: "bm"}
-	for i := 0; i < len(args); i++ {
+	i := 0
+	for ; i < len(args); i++ {
 		arg := args[i]
 		if arg == "--" {
-			s.rcpts = append(s.rcpts, args[i+1:]...)
+			i++
 			break
 		}
 		if !strings.HasPrefix(arg, "-") || arg == "-" {
-			s.rcpts = append(s.rcpts, arg)
+			break
+		}
+		if arg == "-q" {
+			s.mode = "q"
 			continue
 		}
-		flag, val := arg[1:2], arg[2:]
-		needs := strings.Contains("fFNRVrBCLOX", flag)
-		if needs && val == "" {
-			if i+1 >= len(args) {
-				return s, fmt.Errorf("-%s needs a value", flag)
-			}
-			i++
-			val = args[i]
-		}
-		if err := s.apply(flag, val); err != nil {
+		next, err := s.parseCluster(arg[1:], args[i+1:])
+		if err != nil {
 			return s, err
 		}
+		i += next
 	}
+	s.rcpts = append(s.rcpts, args[i:]...)
 	return s, nil
 }
 
+// parseCluster applies one argument's flags ("ti", "tfuser", "f") and
+// returns how many of the following arguments it used as a value.
+func (s *sendmailArgs) parseCluster(cluster string, rest []string) (int, error) {
+	for j := 0; j < len(cluster); j++ {
+		c := cluster[j]
+		if !takesValue(c) {
+			if err := s.apply(string(c), ""); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		if val := cluster[j+1:]; val != "" {
+			return 0, s.apply(string(c), val)
+		}
+		if len(rest) == 0 {
+			return 0, fmt.Errorf("-%c needs a value", c)
+		}
+		return 1, s.apply(string(c), rest[0])
+	}
+	return 0, nil
+}
+
+// apply sets one flag. Options Postfix and Sendmail accept but posthorn
+// has no use for (-v, -m, -e, -U, -G, -c, -x, -n, -h, -p, -B, -C, -L,
+// -A, -X, other -o and -O) are accepted and ignored, as Postfix ignores
+// them: scripts pass them out of habit.
 func (s *sendmailArgs) apply(flag, val string) error {
 	switch flag {
 	case "t":
@@ -122,9 +171,9 @@ func (s *sendmailArgs) apply(flag, val string) error {
 	case "i":
 		s.ignoreDots = true
 	case "o":
-		if val == "i" {
-			s.ignoreDots = true
-		}
+		s.ignoreDots = s.ignoreDots || val == "i"
+	case "O": // Sendmail's long form of -oi
+		s.ignoreDots = s.ignoreDots || strings.EqualFold(val, "IgnoreDots") || strings.EqualFold(val, "IgnoreDots=true")
 	case "f", "r":
 		s.sender = val
 	case "F":
@@ -135,16 +184,19 @@ func (s *sendmailArgs) apply(flag, val string) error {
 		s.ret = strings.ToUpper(val)
 	case "V":
 		s.envid = val
+	case "I":
+		s.mode = "bi"
 	case "b":
-		if val != "m" && val != "s" && val != "p" {
+		if val != "m" && val != "s" && val != "p" && val != "i" {
 			return fmt.Errorf("-b%s is not supported", val)
 		}
 		s.mode = "b" + val
 	case "q":
-		s.mode = "q"
-	default:
-		// -v, -m, -e, -U, -G, -n, -d, -h, -B, -C, -L, -O, -X and anything
-		// else scripts pass out of habit: accepted, no effect.
+		// -qRsite and -qSsite flush (everything: there is one queue);
+		// -q30m is a daemon's interval, which Postfix ignores too.
+		if val == "" || val[0] < '0' || val[0] > '9' {
+			s.mode = "q"
+		}
 	}
 	return nil
 }
@@ -161,6 +213,8 @@ func (a *app) sendmail(args []string) error {
 		return a.withUsers(func(ctx context.Context, st storeT, _ *usersT) error { return a.mailq(ctx, st) })
 	case "q":
 		return a.withUsers(func(ctx context.Context, st storeT, _ *usersT) error { return queue.Flush(ctx, st, "") })
+	case "bi":
+		return a.newaliases()
 	}
 	cfg, err := a.loadConfig()
 	if err != nil {
@@ -174,7 +228,7 @@ func (a *app) sendmail(args []string) error {
 	if err != nil {
 		return &exitError{exDataErr, err}
 	}
-	return a.submitLocal(sock, filepath.Join(cfg.DataDir, daemon.MaildropName), cfg.Hostname, sa, msg)
+	return a.submitLocal(sock, filepath.Join(cfg.DataDir, daemon.MaildropName), cfg.Hostname, cfg.SMTP.MaxRecipients, sa, msg)
 }
 
 // takeConfigFlag removes posthorn's own --config flag, which cobra leaves
@@ -230,9 +284,9 @@ func readMessage(r io.Reader, ignoreDots bool, max int64) ([]byte, error) {
 	return out.Bytes(), nil
 }
 
-// submitLocal prepares the envelope and the header and sends over the
-// daemon's socket. Either every recipient is accepted or none gets it.
-func (a *app) submitLocal(sock, drop, hostname string, sa sendmailArgs, msg []byte) error {
+// submitLocal prepares the envelope and the header and hands the message
+// to the daemon (see deliverEnvelope for what the exit status promises).
+func (a *app) submitLocal(sock, drop, hostname string, batch int, sa sendmailArgs, msg []byte) error {
 	sender := sa.sender
 	if sender == "" {
 		u, err := user.Current()
@@ -251,10 +305,7 @@ func (a *app) submitLocal(sock, drop, hostname string, sa sendmailArgs, msg []by
 		}
 		sender, utf8 = a.String(), !a.IsASCII()
 	}
-	msg, headerRcpts, err := prepareHeader(msg, sa, sender)
-	if err != nil {
-		return &exitError{exDataErr, err}
-	}
+	msg, headerRcpts := prepareHeader(msg, sa, sender)
 	rcpts, rcptUTF8, err := qualify(headerRcpts, sa.rcpts, hostname)
 	if err != nil {
 		return &exitError{exDataErr, err}
@@ -268,10 +319,17 @@ func (a *app) submitLocal(sock, drop, hostname string, sa sendmailArgs, msg []by
 	for _, r := range rcpts {
 		env.Rcpts = append(env.Rcpts, smtp.EnvelopeRcpt{Addr: r, Notify: sa.notify})
 	}
-	err = a.sendOverSocket(sock, env, msg)
+	return deliverEnvelope(sock, drop, batch, env, msg)
+}
+
+// deliverEnvelope hands a message to the daemon through its socket, or,
+// when the daemon is down, leaves it in the maildrop, where the daemon
+// picks it up (written and fsynced before we exit 0). Exit status 0
+// means every recipient is on stable storage; any other means nobody
+// got the message.
+func deliverEnvelope(sock, drop string, batch int, env smtp.Envelope, msg []byte) error {
+	err := sendOverSocket(sock, drop, batch, env, msg)
 	if errors.Is(err, errNoDaemon) {
-		// The daemon is down: leave the message in the maildrop, where
-		// it will pick it up. Written and fsynced before we exit 0.
 		if _, derr := pickup.Write(drop, dropEnvelope(env), msg); derr != nil {
 			return exitf(exTempFail, "daemon not running and maildrop not writable: %v", derr)
 		}
@@ -349,27 +407,25 @@ func envelopeAddress(s, hostname string) (smtp.Address, error) {
 	return a, nil
 }
 
-// prepareHeader collects -t recipients (dropping Bcc) and adds From when
-// missing. Message-ID and Date are added by the daemon.
-func prepareHeader(msg []byte, sa sendmailArgs, sender string) ([]byte, []string, error) {
+// prepareHeader collects -t recipients, removes Bcc and Resent-Bcc (RFC
+// 5322 §3.6.3 and §3.6.6: blind copies are never shown to the other
+// recipients; Postfix's cleanup(8) removes both) and adds From when
+// missing. Message-ID and Date are added by the daemon. A leading mbox
+// "From " line is dropped, as Postfix's sendmail does: it is no header
+// field, and would otherwise end the header before its first line.
+func prepareHeader(msg []byte, sa sendmailArgs, sender string) ([]byte, []string) {
+	msg, _ = stripFromLine(msg)
 	head, body := splitHeader(msg)
 	fields := splitFields(head)
 	var rcpts []string
+	if sa.fromHeaders {
+		rcpts = headerRcpts(fields)
+	}
 	var kept [][]byte
 	hasFrom := false
 	for _, f := range fields {
-		name, value, _ := bytes.Cut(f, []byte(":"))
-		n := strings.ToLower(strings.TrimSpace(string(name)))
-		if sa.fromHeaders && (n == "to" || n == "cc" || n == "bcc") {
-			list, err := mail.ParseAddressList(strings.TrimSpace(unfoldHeader(value)))
-			if err != nil {
-				return nil, nil, fmt.Errorf("bad %s header: %w", name, err)
-			}
-			for _, a := range list {
-				rcpts = append(rcpts, a.Address)
-			}
-		}
-		if n == "bcc" { // never shown to the other recipients
+		n := fieldName(f)
+		if n == "bcc" || n == "resent-bcc" {
 			continue
 		}
 		hasFrom = hasFrom || n == "from"
@@ -389,7 +445,127 @@ func prepareHeader(msg []byte, sa sendmailArgs, sender string) ([]byte, []string
 	}
 	out.WriteString("\r\n")
 	out.Write(body)
-	return out.Bytes(), rcpts, nil
+	return out.Bytes(), rcpts
+}
+
+func fieldName(f []byte) string {
+	name, _, _ := bytes.Cut(f, []byte(":"))
+	return strings.ToLower(strings.TrimSpace(string(name)))
+}
+
+// headerRcpts are the -t recipients: those of To, Cc and Bcc, or, in a
+// message that has been re-sent (it has a Resent- field, RFC 5322
+// §3.6.6), those of Resent-To, Resent-Cc and Resent-Bcc only: the
+// original recipients already have it. Sendmail and Postfix's cleanup(8)
+// do the same.
+func headerRcpts(fields [][]byte) []string {
+	prefix := ""
+	for _, f := range fields {
+		if strings.HasPrefix(fieldName(f), "resent-") {
+			prefix = "resent-"
+			break
+		}
+	}
+	var out []string
+	for _, f := range fields {
+		switch fieldName(f) {
+		case prefix + "to", prefix + "cc", prefix + "bcc":
+			_, v, _ := bytes.Cut(f, []byte(":"))
+			out = append(out, addressList(unfoldHeader(v))...)
+		}
+	}
+	return out
+}
+
+// addressList gives the addresses of an address-list field. It reads
+// RFC 5322 first (groups, quoted names, comments, encoded words); what
+// that refuses is read leniently, as Postfix's tok822 parser does, rather
+// than losing the mail: an empty field holds none, a bare name is a local
+// user's ("To: root", as cron, mdadm and logwatch write; qualify adds the
+// domain), and each comma-separated part gives the address in its angle
+// brackets, or else its text. So "Doe, John <a@b>" gives Doe and a@b, as
+// with Postfix; a name that is nobody's is refused by the daemon, and
+// bounced when others got the message (see sendOverSocket).
+func addressList(v string) []string {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return nil
+	}
+	var out []string
+	if list, err := mail.ParseAddressList(v); err == nil {
+		for _, a := range list {
+			out = append(out, a.Address)
+		}
+		return out
+	}
+	for _, part := range splitAddressList(v) {
+		if a := partAddress(part); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// splitAddressList splits at the commas and semicolons outside quoted
+// strings, angle brackets and comments, dropping comments and group names
+// ("team: a, b;").
+func splitAddressList(v string) []string {
+	var parts []string
+	var cur strings.Builder
+	quoted, escaped, angle, comment := false, false, 0, 0
+	for _, r := range v {
+		switch {
+		case escaped:
+			escaped = false
+		case r == '\\' && (quoted || comment > 0):
+			escaped = true
+		case quoted:
+			quoted = r != '"'
+		case comment > 0:
+			if r == '(' {
+				comment++
+			} else if r == ')' {
+				comment--
+			}
+			continue
+		case r == '(':
+			comment++
+			continue
+		case r == '"':
+			quoted = true
+		case r == '<':
+			angle++
+		case r == '>' && angle > 0:
+			angle--
+		case angle == 0 && (r == ',' || r == ';'):
+			parts = append(parts, cur.String())
+			cur.Reset()
+			continue
+		case angle == 0 && r == ':':
+			cur.Reset() // a group's display name
+			continue
+		}
+		if comment == 0 {
+			cur.WriteRune(r)
+		}
+	}
+	return append(parts, cur.String())
+}
+
+// partAddress is the address of one part of a list: inside its last
+// angle brackets (less any source route, RFC 5321 §4.1.1.3), or the part.
+func partAddress(part string) string {
+	if i := strings.LastIndexByte(part, '<'); i >= 0 {
+		part, _, _ = strings.Cut(part[i+1:], ">")
+		if j := strings.LastIndexByte(part, ':'); strings.HasPrefix(part, "@") && j > 0 {
+			part = part[j+1:]
+		}
+	}
+	part = strings.Join(strings.Fields(part), " ")
+	if a, err := mail.ParseAddress(part); err == nil {
+		return a.Address
+	}
+	return part
 }
 
 // splitHeader splits a message (CRLF lines) at the end of its header: the
@@ -434,33 +610,85 @@ func splitFields(head []byte) [][]byte {
 
 func unfoldHeader(v []byte) string { return strings.NewReplacer("\r\n", "").Replace(string(v)) }
 
-// sendOverSocket runs the SMTP transaction with the daemon.
-func (a *app) sendOverSocket(sock string, env smtp.Envelope, msg []byte) error {
+// sendOverSocket sends the message in transactions of at most batch
+// recipients, the daemon's max_recipients: more would get 452 4.5.3
+// (RFC 5321 §4.5.3.1.10). Until one transaction has delivered, a refusal
+// makes nobody get the message and is the exit status: sendmail's caller
+// learns of a wrong address at once. Once anyone has the message, it is
+// never left half sent: the recipients refused or deferred, in that or
+// any transaction, go to the maildrop, where the daemon bounces or
+// retries them, and the exit status is 0. That is what Postfix's
+// sendmail does for every message (it hands all to its maildrop, then
+// cleanup(8) and the queue manager bounce the bad recipients).
+func sendOverSocket(sock, drop string, batch int, env smtp.Envelope, msg []byte) error {
+	var sent int
+	var left []smtp.EnvelopeRcpt
+	var first error
+	for part := range slices.Chunk(env.Rcpts, max(batch, 1)) {
+		e := env
+		e.Rcpts = part
+		ok, refused, err := sendBatch(sock, e, msg)
+		if errors.Is(err, errNoDaemon) && sent == 0 && len(left) == 0 {
+			return err // the caller writes it all to the maildrop
+		}
+		sent += ok
+		left = append(left, refused...)
+		if first == nil {
+			first = err
+		}
+	}
+	switch {
+	case sent == 0 && first == nil: // cannot happen: every batch has recipients
+		return exitf(exSoftware, "no recipient was offered")
+	case sent == 0:
+		return first
+	case len(left) == 0:
+		return nil
+	}
+	e := env
+	e.Rcpts = left
+	if _, err := pickup.Write(drop, dropEnvelope(e), msg); err != nil {
+		return exitf(exTempFail, "%d recipients have the message, but %d could not be kept for a retry or a bounce: %v (first refusal: %v)", sent, len(left), err, first)
+	}
+	return nil
+}
+
+// sendBatch runs one transaction on its own connection. It returns how
+// many recipients have the message, those who have not, and the first
+// refusal or failure.
+func sendBatch(sock string, env smtp.Envelope, msg []byte) (int, []smtp.EnvelopeRcpt, error) {
 	c, err := dialSocket(sock)
 	if err != nil {
-		return err
+		return 0, env.Rcpts, err
 	}
 	defer c.Quit()
 	if err := c.Hello("localhost"); err != nil {
-		return exitf(exTempFail, "posthorn daemon: %v", err)
+		return 0, env.Rcpts, exitf(exTempFail, "posthorn daemon: %v", err)
 	}
-	// All or nothing: check every recipient before any data goes.
 	res, err := c.Send(env, bytes.NewReader(msg))
-	if err != nil {
-		return exitf(exTempFail, "posthorn daemon: %v", err)
+	switch {
+	case err != nil:
+		// The outcome is unknown; a retry may duplicate, never lose.
+		return 0, env.Rcpts, exitf(exTempFail, "posthorn daemon: %v", err)
+	case res.Mail.Code != 250:
+		return 0, env.Rcpts, replyExit("sender <"+env.From+">", res.Mail)
 	}
-	if res.Mail.Code != 250 {
-		return replyExit("sender <"+env.From+">", res.Mail)
-	}
+	var accepted, refused []smtp.EnvelopeRcpt
+	var first error
 	for i, r := range res.Rcpts {
-		if r.Code/100 != 2 {
-			return replyExit("recipient <"+env.Rcpts[i].Addr+">", r)
+		if r.Code/100 == 2 {
+			accepted = append(accepted, env.Rcpts[i])
+			continue
+		}
+		refused = append(refused, env.Rcpts[i])
+		if first == nil {
+			first = replyExit("recipient <"+env.Rcpts[i].Addr+">", r)
 		}
 	}
-	if res.Data.Code != 250 {
-		return replyExit("message", res.Data)
+	if len(accepted) > 0 && res.Data.Code != 250 {
+		return 0, env.Rcpts, replyExit("message", res.Data)
 	}
-	return nil
+	return len(accepted), refused, first
 }
 
 func dialSocket(sock string) (*smtp.Client, error) {
