@@ -315,6 +315,7 @@ func (d *Daemon) router(us *users.Service) (*delivery.Router, error) {
 		MaxHeaderBytes: int64(c.MaxHeaderSize),
 		MaxHeaders:     c.MaxHeaders,
 		MaxReceived:    c.MaxReceived,
+		MaxLineLength:  c.MaxLineLength,
 		MinFreeBytes:   uint64(c.MaxMessageSize) * 2,
 		Filter:         &delivery.Filter{Sieve: d.store, Mail: d.store, Hostname: d.cfg.Hostname, Logger: d.log},
 		Logger:         d.log,

@@ -53,6 +53,10 @@ type Options struct {
 	MaxHeaderBytes int64
 	MaxHeaders     int
 	MaxReceived    int
+	// MaxLineLength bounds a line of a message left in the maildrop, as
+	// the SMTP servers bound one sent to them (default 998, RFC 5322
+	// §2.1.1).
+	MaxLineLength int
 	// MinFreeBytes: below this much free space in TempDir, MAIL gets
 	// 452 4.3.1 (RFC 3463) instead of a transaction that would fail.
 	MinFreeBytes uint64
@@ -96,6 +100,9 @@ func New(opts Options) (*Router, error) {
 	}
 	if opts.MaxHeaders <= 0 {
 		opts.MaxHeaders = 1000
+	}
+	if opts.MaxLineLength <= 0 {
+		opts.MaxLineLength = 998
 	}
 	if opts.MaxReceived <= 0 {
 		opts.MaxReceived = 50

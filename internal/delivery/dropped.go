@@ -27,6 +27,10 @@ func (p permanent) Permanent() bool { return true }
 func (r *Router) SubmitDropped(ctx context.Context, uid int, env pickup.Envelope, msg io.Reader) error {
 	s := &session{r: r, mode: modeLocal, log: r.log.With("cid", "maildrop", "uid", uid),
 		conn: &smtp.ConnInfo{ID: newID(), Service: "local", PeerUID: uid, HELO: "localhost", ESMTP: true, Hostname: r.opts.Hostname}}
+	if err := checkDropParams(env); err != nil {
+		return permanent{err}
+	}
+	msg = &textChecker{r: msg, maxLine: r.opts.MaxLineLength}
 	from := smtp.Path{Null: env.From == ""}
 	if !from.Null {
 		a, err := smtp.ParseAddress(env.From, true)
@@ -55,6 +59,53 @@ func (r *Router) SubmitDropped(ctx context.Context, uid int, env pickup.Envelope
 		return permanent{errors.New("no recipient accepted")}
 	}
 	return nil
+}
+
+// checkDropParams holds a maildrop file's DSN parameters to what MAIL
+// accepts on the socket (RFC 3461 §4.3, §4.4): sendmail never writes
+// others, but any local user can write a file by hand.
+func checkDropParams(env pickup.Envelope) error {
+	switch env.Ret {
+	case "", "FULL", "HDRS":
+	default:
+		return fmt.Errorf("bad RET %q", env.Ret)
+	}
+	if len(env.EnvID) > 100 {
+		return errors.New("ENVID longer than 100 characters")
+	}
+	for i := 0; i < len(env.EnvID); i++ {
+		if env.EnvID[i] >= 0x80 {
+			return errors.New("ENVID holds a character that is not US-ASCII")
+		}
+	}
+	return nil
+}
+
+// textChecker refuses, as the SMTP servers do on the socket, a NUL octet
+// (smtp.ErrNUL) and a line longer than maxLine octets, line ends not
+// counted (smtp.ErrLineTooLong). A maildrop file skipped both checks.
+type textChecker struct {
+	r       io.Reader
+	maxLine int
+	line    int
+}
+
+func (t *textChecker) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	for _, c := range p[:n] {
+		switch c {
+		case 0:
+			return 0, smtp.ErrNUL
+		case '\n':
+			t.line = 0
+		case '\r':
+		default:
+			if t.line++; t.line > t.maxLine {
+				return 0, smtp.ErrLineTooLong
+			}
+		}
+	}
+	return n, err
 }
 
 // droppedRcpts offers each recipient; it returns those refused for good.
