@@ -173,6 +173,8 @@ func (r *Router) deliverOne(ctx context.Context, env queue.Envelope, addr string
 	switch {
 	case errors.Is(err, users.ErrNoSuchUser), errors.Is(err, users.ErrNotLocal):
 		return queue.Result{Code: 550, Enhanced: "5.1.1", Text: "no such user here"}
+	case errors.Is(err, users.ErrAliasLoop): // as at RCPT: retrying cannot help
+		return queue.Result{Code: 550, Enhanced: "5.4.6", Text: "alias or forward expansion loop"}
 	case err != nil:
 		return queue.Result{Code: 451, Enhanced: "4.3.0", Text: "directory lookup failed"}
 	}

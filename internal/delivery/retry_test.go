@@ -84,3 +84,27 @@ func TestQueuedRecipientsOfOneAccountOneCopy(t *testing.T) {
 		t.Errorf("%d copies for you, want 1", len(c))
 	}
 }
+
+// TestQueuedUnixLoopBounces: a Unix alias loop met by the queue's retry
+// bounces (5.4.6), as at RCPT, instead of being retried until the queue
+// gives up.
+func TestQueuedUnixLoopBounces(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	passwd := filepath.Join(dir, "passwd")
+	os.WriteFile(passwd, []byte("u1:x:65534:65534::/nonexistent:/bin/sh\n"), 0o644)
+	aliases := filepath.Join(dir, "aliases")
+	os.WriteFile(aliases, []byte("ping: pong\npong: ping\n"), 0o644)
+	sys, err := unixmail.New(unixmail.Options{Domains: []string{"host.test"}, PasswdFile: passwd, Mailbox: "mbox",
+		SpoolDir: dir, Aliases: []string{aliases}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, func(o *delivery.Options) { o.Unix = sys })
+	tr := delivery.Transport{Router: f.router}
+	env := queue.Envelope{ID: "Q3", From: "a@remote.test", Domain: "host.test", Rcpts: []store.QueuedRcpt{{Addr: "ping@host.test"}}}
+	body := []byte(crlf("Subject: loop", "", "b"))
+	if res := tr.Deliver(context.Background(), env, bytes.NewReader(body), int64(len(body))); res[0].Code != 550 || res[0].Enhanced != "5.4.6" {
+		t.Errorf("loop: %+v, want 550 5.4.6", res[0])
+	}
+}

@@ -4,9 +4,12 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -83,18 +86,26 @@ func logicalLines(r io.Reader, fn func(n int, line string) error) error {
 }
 
 // ParseAliases reads an aliases(5) file: `name: target, target`. Names
-// are case-insensitive; a later entry for the same name is an error, as
-// newaliases reports it.
+// are case-insensitive. A later entry for a name already seen is an
+// error here, for `posthorn newaliases` to show; the daemon reads the
+// files with parseAliases, which keeps the first and warns.
 func ParseAliases(r io.Reader) (map[string][]string, error) {
+	return parseAliases(r, func(n int, name string, first int) error {
+		return fmt.Errorf("line %d: duplicate entry for %q (first on line %d)", n, name, first)
+	})
+}
+
+// parseAliases reads an aliases(5) file; dup decides about a name seen
+// again on line n (first: where it was first), the entry being dropped
+// when it returns nil.
+func parseAliases(r io.Reader, dup func(n int, name string, first int) error) (map[string][]string, error) {
 	out := map[string][]string{}
+	lines := map[string]int{}
 	err := logicalLines(r, func(n int, line string) error {
 		name, rest, ok := strings.Cut(line, ":")
 		name = strings.ToLower(strings.Trim(strings.TrimSpace(name), `"`))
 		if !ok || name == "" || strings.ContainsAny(name, " \t,") {
 			return fmt.Errorf("line %d: want \"name: target, ...\"", n)
-		}
-		if _, dup := out[name]; dup {
-			return fmt.Errorf("line %d: duplicate entry for %q", n, name)
 		}
 		ts, err := parseTargets(rest)
 		if err != nil {
@@ -103,7 +114,10 @@ func ParseAliases(r io.Reader) (map[string][]string, error) {
 		if len(ts) == 0 {
 			return fmt.Errorf("line %d: %q has no targets", n, name)
 		}
-		out[name] = ts
+		if first, seen := lines[name]; seen {
+			return dup(n, name, first)
+		}
+		out[name], lines[name] = ts, n
 		return nil
 	})
 	return out, err
@@ -125,54 +139,97 @@ func ParseTargetFile(r io.Reader) ([]string, error) {
 }
 
 // aliasFiles holds the parsed alias files, read again when one changes.
+//
+// A file that does not parse does not take the table away: the last good
+// table is kept (as the alias database of sendmail and Postfix stays as
+// it was until newaliases succeeds), and the error is logged once per
+// change. Names that appear in the broken files but not in that table
+// (all of them, at startup, when there is none) get a temporary failure:
+// they may be aliases, so neither a 550 nor delivery to an account of
+// that name would be right, while every other name is served as usual.
+// A duplicate name is no error: the first entry is used and the others
+// are logged, as postalias(1) does.
 type aliasFiles struct {
 	paths []string
+	log   *slog.Logger
 
-	mu     sync.Mutex
-	stamps []time.Time
-	table  map[string][]string
-	err    error
+	mu         sync.Mutex
+	loaded     bool // stamps are those of the last attempt
+	stamps     []fileStamp
+	table      map[string][]string // the last good table; nil before one
+	err        error               // why the last attempt failed; nil if it did not
+	pending    map[string]bool     // names in the files that failed to load
+	pendingAll bool                // a file could not be read through: any name may be in it
+}
+
+// fileStamp tells whether a file changed: an editor's rewrite within one
+// tick of a coarse clock changes its size or inode if not its time.
+type fileStamp struct {
+	mtime time.Time
+	size  int64
+	ino   uint64
 }
 
 // lookup returns the targets of name, if any alias file has it (the first
-// file that does wins).
+// file that does wins). The error wraps ErrConfig when the files are
+// broken and name may be in them.
 func (a *aliasFiles) lookup(name string) ([]string, bool, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if err := a.refreshLocked(); err != nil {
-		return nil, false, err
+	a.refreshLocked()
+	name = strings.ToLower(name)
+	if ts, ok := a.table[name]; ok {
+		return ts, true, nil
 	}
-	ts, ok := a.table[strings.ToLower(name)]
-	return ts, ok, nil
+	if a.err != nil && (a.pendingAll || a.pending[name]) {
+		return nil, false, fmt.Errorf("%w: %q may be an alias in a file that does not load: %v", ErrConfig, name, a.err)
+	}
+	return nil, false, nil
 }
 
-func (a *aliasFiles) refreshLocked() error {
-	stamps := make([]time.Time, len(a.paths))
+func (a *aliasFiles) refreshLocked() {
+	stamps := make([]fileStamp, len(a.paths))
 	for i, p := range a.paths {
 		if fi, err := os.Stat(p); err == nil {
-			stamps[i] = fi.ModTime()
+			stamps[i] = fileStamp{mtime: fi.ModTime(), size: fi.Size()}
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+				stamps[i].ino = uint64(st.Ino)
+			}
 		}
 	}
-	if a.table != nil && equalTimes(stamps, a.stamps) {
-		return a.err
+	if a.loaded && slices.Equal(stamps, a.stamps) {
+		return
 	}
-	table, err := LoadAliases(a.paths)
-	a.stamps = stamps
-	if err != nil {
-		// Keep serving the last good table; report the error once per change.
-		a.err = err
-		if a.table == nil {
-			a.table = map[string][]string{}
-		}
-		return nil
+	a.loaded, a.stamps = true, stamps
+	table, err := loadAliases(a.paths, a.warnDup)
+	if err == nil {
+		a.table, a.err, a.pending, a.pendingAll = table, nil, nil, false
+		return
 	}
-	a.table, a.err = table, nil
+	a.err = err
+	a.pending, a.pendingAll = aliasNames(a.paths)
+	if a.table == nil {
+		a.log.Error("unix mail: alias files do not load and no earlier table was; mail to the names in them is deferred until they are fixed", "err", err)
+		return
+	}
+	a.log.Error("unix mail: alias files do not load; the last good table is used until they are fixed", "err", err)
+}
+
+func (a *aliasFiles) warnDup(path string, n int, name string, first int) error {
+	a.log.Warn("unix mail: duplicate alias ignored; the first entry is used", "file", path, "line", n, "name", name, "first_line", first)
 	return nil
 }
 
 // LoadAliases parses every alias file into one table; a missing file is
-// skipped (Debian hosts often have none).
+// skipped (Debian hosts often have none). A duplicate name is an error
+// (see ParseAliases).
 func LoadAliases(paths []string) (map[string][]string, error) {
+	return loadAliases(paths, func(path string, n int, name string, first int) error {
+		return fmt.Errorf("%s: line %d: duplicate entry for %q (first on line %d)", path, n, name, first)
+	})
+}
+
+func loadAliases(paths []string, dup func(path string, n int, name string, first int) error) (map[string][]string, error) {
 	table := map[string][]string{}
 	for _, p := range paths {
 		f, err := os.Open(p)
@@ -182,7 +239,7 @@ func LoadAliases(paths []string) (map[string][]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		t, err := ParseAliases(f)
+		t, err := parseAliases(f, func(n int, name string, first int) error { return dup(p, n, name, first) })
 		f.Close()
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", p, err)
@@ -196,14 +253,53 @@ func LoadAliases(paths []string) (map[string][]string, error) {
 	return table, nil
 }
 
-func equalTimes(a, b []time.Time) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if !a[i].Equal(b[i]) {
-			return false
+// aliasNames lists, leniently, the names the alias files seem to define:
+// on every line, what comes before the first colon, or the first word
+// of an entry line without one ("name target": a colon forgotten). all
+// is true when a file could not be read through.
+func aliasNames(paths []string) (names map[string]bool, all bool) {
+	names = map[string]bool{}
+	for _, p := range paths {
+		f, err := os.Open(p)
+		if os.IsNotExist(err) {
+			continue
+		}
+		if err != nil {
+			return names, true
+		}
+		sc := bufio.NewScanner(io.LimitReader(f, maxAliasFile))
+		sc.Buffer(make([]byte, 64<<10), maxAliasFile)
+		for sc.Scan() {
+			if name := lineName(sc.Text()); name != "" {
+				names[name] = true
+			}
+		}
+		err = sc.Err()
+		f.Close()
+		if err != nil {
+			return names, true
 		}
 	}
-	return true
+	return names, false
+}
+
+// lineName is the name a line of an alias file may define, or "".
+func lineName(line string) string {
+	trimmed := strings.TrimSpace(line)
+	if trimmed == "" || trimmed[0] == '#' {
+		return ""
+	}
+	name, _, ok := strings.Cut(trimmed, ":")
+	if !ok {
+		if line[0] == ' ' || line[0] == '\t' {
+			return "" // a continuation: targets only
+		}
+		name, _, _ = strings.Cut(trimmed, " ")
+		name, _, _ = strings.Cut(name, "\t")
+	}
+	name = strings.ToLower(strings.Trim(strings.TrimSpace(name), `"`))
+	if strings.ContainsAny(name, " \t,\"") {
+		return ""
+	}
+	return name
 }

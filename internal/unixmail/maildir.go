@@ -17,19 +17,21 @@ var deliveries atomic.Uint64
 // deliverHomeMaildir writes a message into ~user/name as a new Maildir
 // message: tmp/ → fsync → rename into new/ → fsync new/. Everything is
 // opened through an os.Root at the home directory, so a symlink planted
-// by the user cannot make us write outside it; created directories and
-// the file belong to the user.
-func deliverHomeMaildir(u User, name string, chown bool, msg io.Reader) error {
+// by the user cannot make us write outside it. checkHome (running as
+// root) refuses a home the user does not own; give chowns what is made
+// to the user, for when it is not made with the user's rights already
+// (runAsUser).
+func deliverHomeMaildir(u User, name string, checkHome, give bool, msg io.Reader) error {
 	root, err := os.OpenRoot(u.Home)
 	if err != nil {
 		return err
 	}
 	defer root.Close()
-	if err := ownHome(root, u, chown); err != nil {
+	if err := ownHome(root, u, checkHome); err != nil {
 		return err
 	}
 	for _, d := range []string{name, path.Join(name, "tmp"), path.Join(name, "new"), path.Join(name, "cur")} {
-		if err := root.Mkdir(d, 0o700); err == nil && chown {
+		if err := root.Mkdir(d, 0o700); err == nil && give {
 			if err := root.Lchown(d, u.UID, u.GID); err != nil {
 				return err
 			}
@@ -46,7 +48,7 @@ func deliverHomeMaildir(u User, name string, chown bool, msg io.Reader) error {
 		return err
 	}
 	n, err := copyLF(f, msg)
-	if err == nil && chown {
+	if err == nil && give {
 		err = f.Chown(u.UID, u.GID)
 	}
 	if err == nil {
@@ -113,8 +115,8 @@ func copyLF(w io.Writer, r io.Reader) (int64, error) {
 // ownHome refuses a home directory its user does not own: root would
 // make the Maildir where the user could not (mail to bin@ made /bin/Maildir
 // for bin). Postfix, delivering as the user, fails there too.
-func ownHome(root *os.Root, u User, chown bool) error {
-	if !chown {
+func ownHome(root *os.Root, u User, check bool) error {
+	if !check {
 		return nil
 	}
 	fi, err := root.Stat(".")

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -23,6 +24,18 @@ const (
 
 var errLocked = errors.New("mbox is locked by another program")
 
+// spoolMode says how appendMbox treats the file's ownership and locks.
+type spoolMode struct {
+	// chown: running as root for the system spool, a file made here is
+	// given to its owner and an existing one must be the owner's.
+	chown bool
+	// dotLockMayFail: a dot-lock the directory does not let us make is
+	// done without (the fcntl lock still holds), as Postfix local(8) does
+	// for file targets (MBOX_DOT_LOCK_MAY_FAIL): a user may append to a
+	// file of theirs in a directory they cannot write.
+	dotLockMayFail bool
+}
+
 // appendMbox appends one message to an mbox file in mboxrd form (a
 // "From " line, ">" added to every line that starts with >*"From ", a
 // blank line after), under a dot-lock (FILE.lock) and an fcntl write lock,
@@ -33,8 +46,8 @@ var errLocked = errors.New("mbox is locked by another program")
 // name is resolved inside dir: no symbolic link, in any part of it,
 // leads out (a .forward file target "~/etc/x" with ~/etc a link to /etc
 // made root create and chown /etc/x).
-func appendMbox(dir *os.Root, name string, owner User, chown bool, from string, when time.Time, msg io.Reader) error {
-	f, unlock, err := lockSpool(dir, name, owner, chown)
+func appendMbox(dir *os.Root, name string, owner User, mode spoolMode, from string, when time.Time, msg io.Reader) error {
+	f, unlock, err := lockSpool(dir, name, owner, mode)
 	if err != nil {
 		return err
 	}
@@ -53,20 +66,42 @@ func appendMbox(dir *os.Root, name string, owner User, chown bool, from string, 
 	return f.Sync()
 }
 
-// lockSpool opens the spool file and takes both locks. Programs disagree
-// on the order (mutt takes fcntl then the dot-lock, mail(1) and Dovecot
-// the dot-lock first), so neither is ever waited for while the other is
-// held: when the second is busy, both are let go and the pair is tried
-// again, until lockWait. The returned func releases both and closes f.
-func lockSpool(dir *os.Root, name string, owner User, chown bool) (*os.File, func(), error) {
+// lockSpool opens the spool file and takes the locks: first a mutex for
+// this process's deliveries to the same file (fcntl locks do not exclude
+// each other within one process, so the dot-lock was all that kept two
+// of our goroutines apart, and two that both broke the same stale
+// dot-lock both wrote at the same offset), then the dot-lock and fcntl
+// pair. The returned func releases them all and closes f.
+func lockSpool(dir *os.Root, name string, owner User, mode spoolMode) (*os.File, func(), error) {
 	deadline := time.Now().Add(lockWait)
+	release, err := spoolMutexes.lock(filepath.Join(dir.Name(), name), deadline)
+	if err != nil {
+		return nil, nil, err
+	}
+	f, unlock, err := lockPair(dir, name, owner, mode, deadline)
+	if err != nil {
+		release()
+		return nil, nil, err
+	}
+	return f, func() { unlock(); release() }, nil
+}
+
+// lockPair opens the spool file and takes the dot-lock and the fcntl
+// lock. Programs disagree on the order (mutt takes fcntl then the
+// dot-lock, mail(1) and Dovecot the dot-lock first), so neither is ever
+// waited for while the other is held: when the second is busy, both are
+// let go and the pair is tried again, until deadline.
+func lockPair(dir *os.Root, name string, owner User, mode spoolMode, deadline time.Time) (*os.File, func(), error) {
 	for {
 		unlockDot, err := tryDotLock(dir, name)
+		if errors.Is(err, fs.ErrPermission) && mode.dotLockMayFail {
+			unlockDot, err = func() {}, nil
+		}
 		if err != nil && !errors.Is(err, errLocked) {
 			return nil, nil, err
 		}
 		if err == nil {
-			f, err := openSpool(dir, name, owner, chown)
+			f, err := openSpool(dir, name, owner, mode.chown)
 			if err != nil {
 				unlockDot()
 				return nil, nil, err
@@ -221,9 +256,22 @@ func tryDotLock(dir *os.Root, name string) (func(), error) {
 		if err != nil || time.Since(fi.ModTime()) <= lockStale {
 			break
 		}
-		dir.Remove(lock) // stale: try once more
+		removeIfSame(dir, lock, fi) // stale: try once more
 	}
 	return nil, errLocked
+}
+
+// removeIfSame removes the dot-lock lock only if it is still the file
+// judged stale, as dotlockfile(1) and procmail check before unlinking:
+// another program may have broken it and taken a fresh one since, and
+// removing that by name let two writers in at once. The same inode is not
+// enough (a file made just after another was removed often gets its
+// inode), so its modification time must not have changed either.
+func removeIfSame(dir *os.Root, lock string, stale fs.FileInfo) {
+	fi, err := dir.Lstat(lock)
+	if err == nil && os.SameFile(fi, stale) && fi.ModTime().Equal(stale.ModTime()) {
+		dir.Remove(lock)
+	}
 }
 
 // dotLock waits for the dot-lock alone (tests use it to play another
@@ -251,4 +299,56 @@ func tryFcntl(f *os.File) error {
 		return fmt.Errorf("fcntl lock: %w", err)
 	}
 	return nil
+}
+
+// spoolMutexes serialises this process's deliveries to one mailbox.
+var spoolMutexes = &pathMutexes{m: map[string]*pathMutex{}}
+
+// pathMutexes are mutexes by path that can be waited for with a deadline.
+// An entry goes when its last user leaves: the map holds only the
+// mailboxes being written or waited for.
+type pathMutexes struct {
+	mu sync.Mutex
+	m  map[string]*pathMutex
+}
+
+type pathMutex struct {
+	ch   chan struct{} // holds a token while locked
+	refs int
+}
+
+// lock takes the mutex of path, or fails with errLocked at deadline.
+func (p *pathMutexes) lock(path string, deadline time.Time) (func(), error) {
+	pm := p.ref(path)
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case pm.ch <- struct{}{}:
+		return func() { <-pm.ch; p.unref(path) }, nil
+	case <-t.C:
+		p.unref(path)
+		return nil, errLocked
+	}
+}
+
+func (p *pathMutexes) ref(path string) *pathMutex {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pm := p.m[path]
+	if pm == nil {
+		pm = &pathMutex{ch: make(chan struct{}, 1)}
+		p.m[path] = pm
+	}
+	pm.refs++
+	return pm
+}
+
+func (p *pathMutexes) unref(path string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if pm := p.m[path]; pm != nil {
+		if pm.refs--; pm.refs == 0 {
+			delete(p.m, path)
+		}
+	}
 }

@@ -5,12 +5,14 @@
 //
 // It owns files outside posthorn's data directory, so it is strict about
 // them: spool files must be plain files with one link owned by their user,
-// Maildirs in home directories are written through an os.Root (no symlink
-// leads out), .forward and :include: files are ignored when others could
-// have written them, and pipes and file targets are off unless enabled.
+// Maildirs in home directories and file targets are written through an
+// os.Root (no symlink leads out) and with their user's rights, .forward
+// files are ignored and :include: files deferred when others could have
+// written them, and pipes and file targets are off unless enabled.
 //
 // Files: system.go resolves addresses, mbox.go and maildir.go write,
-// pipe.go runs programs, aliases.go and passwd.go read the tables.
+// fscreds_*.go lend them a user's rights, pipe.go runs programs,
+// aliases.go and passwd.go read the tables.
 package unixmail
 
 import (
@@ -18,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -58,7 +61,10 @@ type System struct {
 // Errors.
 var (
 	ErrNoSuchUser = errors.New("unixmail: no such user")
-	ErrLoop       = errors.New("unixmail: alias or forward expansion too deep or too wide")
+	ErrLoop       = errors.New("unixmail: alias or forward loop, or expansion too deep or too wide")
+	// ErrConfig: an alias or :include: file is broken, so where the mail
+	// should go is not known. Temporary: fixing the file delivers it.
+	ErrConfig = errors.New("unixmail: mail system configuration error")
 )
 
 // Limits of expansion.
@@ -88,7 +94,7 @@ func New(opts Options) (*System, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &System{opts: opts, passwd: &passwd{path: opts.PasswdFile}, aliases: &aliasFiles{paths: opts.Aliases},
+	return &System{opts: opts, passwd: &passwd{path: opts.PasswdFile}, aliases: &aliasFiles{paths: opts.Aliases, log: log},
 		log: log, chown: os.Geteuid() == 0}, nil
 }
 
@@ -134,22 +140,28 @@ func (t Target) String() string {
 var adminNames = []string{"postmaster", "abuse", "hostmaster", "mailer-daemon"}
 
 // Resolve expands a local part of one of our domains. ErrNoSuchUser means
-// nothing matched.
+// nothing matched; ErrLoop that the expansion went round in a circle (or
+// too deep, or too wide) and reached nothing else.
 func (s *System) Resolve(local string) ([]Target, error) {
-	r := &expansion{s: s, seen: map[string]bool{}}
+	r := &expansion{s: s, seen: map[string]bool{}, active: map[string]bool{}}
 	if err := r.name(strings.ToLower(local), 0); err != nil {
 		return nil, err
 	}
 	if len(r.out) == 0 {
+		if r.looped {
+			return nil, ErrLoop // Postfix: 5.4.6 mail forwarding loop
+		}
 		return nil, ErrNoSuchUser
 	}
 	return r.out, nil
 }
 
 type expansion struct {
-	s    *System
-	seen map[string]bool
-	out  []Target
+	s      *System
+	seen   map[string]bool // names expanded already (a name reached twice adds nothing)
+	active map[string]bool // names being expanded: meeting one again is a loop
+	looped bool
+	out    []Target
 }
 
 func (r *expansion) add(t Target) error {
@@ -171,10 +183,22 @@ func (r *expansion) name(name string, depth int) error {
 	if depth > maxDepth {
 		return ErrLoop
 	}
-	if r.seen[name] {
+	if r.active[name] {
+		// a → b → a: this branch adds nothing; if no other does, the
+		// address is a loop, not an unknown user.
+		r.looped = true
+		r.s.log.Warn("unix mail: alias or .forward loop", "name", name)
 		return nil
 	}
-	r.seen[name] = true
+	if r.seen[name] {
+		return nil // a diamond (a → b, c; b → c): c is there already
+	}
+	r.seen[name], r.active[name] = true, true
+	defer delete(r.active, name)
+	return r.expand(name, depth)
+}
+
+func (r *expansion) expand(name string, depth int) error {
 	ts, ok, err := r.s.aliases.lookup(name)
 	if err != nil {
 		return err
@@ -260,15 +284,41 @@ func (r *expansion) target(t, self string, as User, depth int, fromForward bool)
 		return r.add(Target{Kind: Address, Addr: t})
 	}
 	local = strings.ToLower(local)
-	if local == self {
+	mine, err := r.isSelf(local, self)
+	if err != nil {
+		return err
+	}
+	if mine {
 		return r.mailboxOf(local) // "user: user, other" keeps a copy
 	}
 	return r.name(local, depth)
 }
 
-// mailboxOf is the mailbox of a login name, without aliases or .forward.
+// isSelf tells whether local, in the list of self, means self's own
+// mailbox: self, or self+detail when no alias claims that name (a
+// .forward of "alice+archive, bob" kept no copy for alice: alice+archive
+// led back to alice, already being expanded).
+func (r *expansion) isSelf(local, self string) (bool, error) {
+	if local == self {
+		return true, nil
+	}
+	base, _, cut := strings.Cut(local, "+")
+	if !cut || base != self {
+		return false, nil
+	}
+	_, alias, err := r.s.aliases.lookup(local)
+	return !alias, err
+}
+
+// mailboxOf is the mailbox of a login name, without aliases or .forward;
+// a sub-address (\alice+tag) is alice's.
 func (r *expansion) mailboxOf(name string) error {
 	u, ok, err := r.s.passwd.lookup(name)
+	if err == nil && !ok {
+		if base, _, cut := strings.Cut(name, "+"); cut && base != "" {
+			u, ok, err = r.s.passwd.lookup(base)
+		}
+	}
 	if err != nil || !ok {
 		return err
 	}
@@ -278,23 +328,38 @@ func (r *expansion) mailboxOf(name string) error {
 // include reads a :include: file. Only alias files may include
 // (sendmail allows it in .forward too, which hands users a way to read
 // other files as root; we do not).
+//
+// An include file that cannot be used (missing, unreadable, not a plain
+// file, writable or owned by others, not parsing) is a temporary failure
+// naming the configuration (ErrConfig): its list is unknown, and a 550
+// "no such user" for a list that exists lost the mail of every member.
+// Postfix says "mail system configuration error" (5.3.5/4.3.5) here;
+// deferring lets the administrator fix the file before the mail is lost.
 func (r *expansion) include(path, self string, depth int, fromForward bool) error {
 	if fromForward {
 		r.s.log.Warn("unix mail: :include: in .forward ignored", "name", self)
 		return nil
 	}
-	f, err := openTrusted(path, 0)
+	ts, err := readInclude(path)
 	if err != nil {
-		r.s.log.Warn("unix mail: include file ignored", "path", path, "err", err)
-		return nil
-	}
-	defer f.Close()
-	ts, err := ParseTargetFile(f)
-	if err != nil {
-		r.s.log.Warn("unix mail: include file unreadable", "path", path, "err", err)
-		return nil
+		r.s.log.Error("unix mail: include file unusable: mail to the alias is deferred", "name", self, "path", path, "err", err)
+		return fmt.Errorf("%w: :include:%s of %q: %v", ErrConfig, path, self, err)
 	}
 	return r.targets(ts, self, r.s.opts.Nobody, depth, false)
+}
+
+// readInclude reads the targets of an include file, which must be named
+// by an absolute path and be trusted.
+func readInclude(path string) ([]string, error) {
+	if !filepath.IsAbs(path) {
+		return nil, errors.New("not an absolute path")
+	}
+	f, err := openTrusted(path, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return ParseTargetFile(f)
 }
 
 // forward reads ~user/.forward, when it may be trusted: a regular file
@@ -367,27 +432,72 @@ func (s *System) Deliver(ctx context.Context, t Target, from string, msg io.Read
 	switch t.Kind {
 	case Mailbox:
 		if s.opts.Mailbox == "maildir" {
-			return deliverHomeMaildir(t.User, s.opts.MaildirName, s.chown, msg)
+			return s.deliverMaildir(t.User, msg)
 		}
-		return appendAt(s.opts.SpoolDir, t.User.Name, t.User, s.chown, from, msg)
+		// The spool directory is the administrator's, not the user's:
+		// root makes the file there and gives it away, refusing one it
+		// did not make that is not the user's (openSpool).
+		return appendAt(s.opts.SpoolDir, t.User.Name, t.User, spoolMode{chown: s.chown}, from, msg)
 	case File:
-		dir, name := fileRoot(t)
-		return appendAt(dir, name, t.User, s.chown, from, msg)
+		return s.deliverFile(t, from, msg)
 	case Pipe:
 		return s.runPipe(ctx, t, from, msg)
 	}
 	return fmt.Errorf("unixmail: cannot deliver to %s here", t)
 }
 
+// deliverMaildir writes to the user's home Maildir with the user's
+// rights, so that the kernel refuses what the user could not do there
+// (a ~/Maildir linked to a root-owned directory inside the home). Where
+// that cannot be done (not Linux), root makes it and gives it away, in a
+// home the user owns.
+func (s *System) deliverMaildir(u User, msg io.Reader) error {
+	name := s.opts.MaildirName
+	switch {
+	case !s.chown:
+		return deliverHomeMaildir(u, name, false, false, msg)
+	case !fsCredsPerThread:
+		return deliverHomeMaildir(u, name, true, true, msg)
+	}
+	return runAsUser(u, func() error { return deliverHomeMaildir(u, name, true, false, msg) })
+}
+
+// deliverFile appends to a file target with its user's rights (Postfix
+// local(8): the recipient's for .forward, default_privs, our Nobody, for
+// the alias files), the file and its dot-lock made by that user. A
+// refusal by the kernel bounces, as Postfix's does (5.2.0 "cannot append
+// message to file"): trying again does not change a file's permissions,
+// and a bounce tells the sender at once. Where the rights cannot be
+// checked (not Linux), file targets are refused.
+func (s *System) deliverFile(t Target, from string, msg io.Reader) error {
+	dir, name := fileRoot(t)
+	write := func() error {
+		return appendAt(dir, name, t.User, spoolMode{dotLockMayFail: true}, from, msg)
+	}
+	var err error
+	switch {
+	case !s.chown:
+		err = write()
+	case !fsCredsPerThread:
+		return Permanent{fmt.Errorf("file target %s refused: %w", t.Path, runAsUser(t.User, write))}
+	default:
+		err = runAsUser(t.User, write)
+	}
+	if errors.Is(err, fs.ErrPermission) {
+		return Permanent{fmt.Errorf("cannot append message to file %s as %s: %w", t.Path, t.User.Name, err)}
+	}
+	return err
+}
+
 // appendAt appends to the mbox name inside the directory dir, resolved
 // as an os.Root: no link leads out of it.
-func appendAt(dir, name string, u User, chown bool, from string, msg io.Reader) error {
+func appendAt(dir, name string, u User, mode spoolMode, from string, msg io.Reader) error {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return err
 	}
 	defer root.Close()
-	return appendMbox(root, name, u, chown, from, time.Now(), msg)
+	return appendMbox(root, name, u, mode, from, time.Now(), msg)
 }
 
 // fileRoot is where a file target is resolved: a file in its user's home

@@ -116,7 +116,7 @@ func TestResolve(t *testing.T) {
 	if _, err := s.Resolve("nosuch"); !errors.Is(err, ErrNoSuchUser) {
 		t.Errorf("nosuch: %v", err)
 	}
-	if _, err := s.Resolve("loop1"); !errors.Is(err, ErrNoSuchUser) {
+	if _, err := s.Resolve("loop1"); !errors.Is(err, ErrLoop) {
 		t.Errorf("alias loop: %v", err)
 	}
 	// .forward: to a remote address plus a copy kept; ignored when others can write it.
