@@ -210,6 +210,7 @@ func (s *session) dispatch(ctx context.Context, log *slog.Logger, id string, add
 			delivered = append(delivered, queuedRcpt(rc.addr.String(), rc.opts))
 		}
 	}
+	seen := map[string]bool{} // Unix targets reached
 	for i, rc := range s.rcpts {
 		if len(rc.unix) == 0 {
 			continue
@@ -218,7 +219,7 @@ func (s *session) dispatch(ctx context.Context, log *slog.Logger, id string, add
 			hdr := message.TraceFields(s.trace(id, rc.addr.String(), rc.addr.String(), now))
 			return io.MultiReader(bytes.NewReader(hdr), bytes.NewReader(added), io.NewSectionReader(body, 0, size))
 		}
-		if err := s.r.deliverUnix(ctx, log.With("rcpt", rc.addr.String()), id, rc.addr.String(), rc.unix, s.from.Addr.String(), content); err != nil {
+		if err := s.r.deliverUnix(ctx, log.With("rcpt", rc.addr.String()), id, rc.addr.String(), rc.unix, s.from.Addr.String(), content, seen); err != nil {
 			queued, queuedFrom = append(queued, queuedRcpt(rc.addr.String(), rc.opts)), append(queuedFrom, i)
 		}
 	}

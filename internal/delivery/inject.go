@@ -27,6 +27,7 @@ func (r *Router) Inject(ctx context.Context, from string, to []string, msg []byt
 	var remote []store.QueuedRcpt
 	var lastErr error
 	id := newID()
+	seen := map[string]bool{} // Unix targets reached
 	for _, addr := range to {
 		local, domain := users.Split(addr)
 		targets, unixRemote, isUnix, err := r.unixResolve(local, domain)
@@ -52,7 +53,7 @@ func (r *Router) Inject(ctx context.Context, from string, to []string, msg []byt
 			content := func() io.Reader {
 				return io.MultiReader(strings.NewReader("Delivered-To: "+addr+"\r\n"), bytes.NewReader(msg))
 			}
-			if err := r.deliverUnix(ctx, r.log.With("msgid", id, "rcpt", addr), id, addr, targets, from, content); err != nil {
+			if err := r.deliverUnix(ctx, r.log.With("msgid", id, "rcpt", addr), id, addr, targets, from, content, seen); err != nil {
 				remote = append(remote, store.QueuedRcpt{Addr: addr}) // retry through the queue
 			}
 		}
@@ -157,13 +158,14 @@ func sameResult(env queue.Envelope, r queue.Result) []queue.Result {
 func (r *Router) deliverQueued(ctx context.Context, env queue.Envelope, body io.ReaderAt, size int64) []queue.Result {
 	out := make([]queue.Result, len(env.Rcpts))
 	stored := map[string]bool{} // accounts given a copy in this run
+	seen := map[string]bool{}   // Unix targets reached in this run
 	for i, rc := range env.Rcpts {
-		out[i] = r.deliverOne(ctx, env, rc.Addr, body, size, stored)
+		out[i] = r.deliverOne(ctx, env, rc.Addr, body, size, stored, seen)
 	}
 	return out
 }
 
-func (r *Router) deliverOne(ctx context.Context, env queue.Envelope, addr string, body io.ReaderAt, size int64, stored map[string]bool) queue.Result {
+func (r *Router) deliverOne(ctx context.Context, env queue.Envelope, addr string, body io.ReaderAt, size int64, stored, seen map[string]bool) queue.Result {
 	local, domain := users.Split(addr)
 	targets, remote, isUnix, err := r.unixResolve(local, domain)
 	res := users.Resolution{Remote: remote}
@@ -183,7 +185,7 @@ func (r *Router) deliverOne(ctx context.Context, env queue.Envelope, addr string
 			h := "Return-Path: <" + env.From + ">\r\nDelivered-To: " + addr + "\r\n"
 			return io.MultiReader(strings.NewReader(h), io.NewSectionReader(body, 0, size))
 		}
-		if err := r.deliverUnix(ctx, r.log.With("msgid", env.ID, "rcpt", addr), env.ID, addr, targets, env.From, content); err != nil {
+		if err := r.deliverUnix(ctx, r.log.With("msgid", env.ID, "rcpt", addr), env.ID, addr, targets, env.From, content, seen); err != nil {
 			return unixResult(err)
 		}
 	}

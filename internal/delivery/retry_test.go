@@ -108,3 +108,30 @@ func TestQueuedUnixLoopBounces(t *testing.T) {
 		t.Errorf("loop: %+v, want 550 5.4.6", res[0])
 	}
 }
+
+// TestUnixRecipientsOfOneMailboxOneCopy: recipients of one message that
+// reach the same Unix mailbox (u1 and an alias of u1) put one copy there,
+// as Postfix's duplicate filter does; each put its own.
+func TestUnixRecipientsOfOneMailboxOneCopy(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	spool := filepath.Join(dir, "spool")
+	os.Mkdir(spool, 0o1777)
+	passwd := filepath.Join(dir, "passwd")
+	os.WriteFile(passwd, []byte("u1:x:65534:65534::/nonexistent:/bin/sh\n"), 0o644)
+	aliases := filepath.Join(dir, "aliases")
+	os.WriteFile(aliases, []byte("mu: u1\n"), 0o644)
+	sys, err := unixmail.New(unixmail.Options{Domains: []string{"host.test"}, PasswdFile: passwd, Mailbox: "mbox",
+		SpoolDir: spool, Aliases: []string{aliases}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, func(o *delivery.Options) { o.Unix = sys })
+	if _, err := f.send(t, "<a@remote.test>", []string{"<u1@host.test>", "<mu@host.test>"}, strings.NewReader(crlf("Subject: dup?", "", "b"))); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(filepath.Join(spool, "u1"))
+	if n := strings.Count(string(b), "\nSubject: dup?\n"); n != 1 {
+		t.Errorf("%d copies in u1's mailbox, want 1", n)
+	}
+}

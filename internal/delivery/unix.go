@@ -43,12 +43,20 @@ func (r *Router) unixResolve(local, domain string) (targets []unixmail.Target, r
 // returns a fresh reader of the whole message (trace fields included) each
 // time. It stops at the first failure, which may wrap unixmail.Permanent;
 // the targets delivered before it are remembered (doneTargets), so that
-// the queue's retry of rcpt does not deliver them again.
-func (r *Router) deliverUnix(ctx context.Context, log *slog.Logger, id, rcpt string, targets []unixmail.Target, from string, content func() io.Reader) error {
+// the queue's retry of rcpt does not deliver them again. seen holds the
+// targets this message already reached through another recipient
+// (alice, alice+x and an alias of alice): each gets one copy, as
+// Postfix's local(8) duplicate filter does.
+func (r *Router) deliverUnix(ctx context.Context, log *slog.Logger, id, rcpt string, targets []unixmail.Target, from string, content func() io.Reader, seen map[string]bool) error {
 	for _, t := range targets {
 		name := t.String()
+		if seen[name] {
+			log.Info("reached through another recipient, skipped", "target", name)
+			continue
+		}
 		if r.done.has(id, rcpt, name) {
 			log.Info("delivered on an earlier try, skipped", "target", name)
+			seen[name] = true
 			continue
 		}
 		if err := r.opts.Unix.Deliver(ctx, t, from, content()); err != nil {
@@ -57,6 +65,7 @@ func (r *Router) deliverUnix(ctx context.Context, log *slog.Logger, id, rcpt str
 		}
 		mDelivered.Inc()
 		log.Info("delivered", "target", name)
+		seen[name] = true
 		if len(targets) > 1 {
 			r.done.add(id, rcpt, name, time.Now())
 		}
