@@ -21,18 +21,7 @@ import (
 // red-team run: five copies after three queue runs).
 func TestUnixTargetsNotDeliveredTwice(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	spool := filepath.Join(dir, "spool")
-	os.Mkdir(spool, 0o1777)
-	passwd := filepath.Join(dir, "passwd")
-	os.WriteFile(passwd, []byte("u1:x:65534:65534::/nonexistent:/bin/sh\n"), 0o644)
-	aliases := filepath.Join(dir, "aliases")
-	os.WriteFile(aliases, []byte("multi: u1, \"|exit 75\"\n"), 0o644)
-	sys, err := unixmail.New(unixmail.Options{Domains: []string{"host.test"}, PasswdFile: passwd, Mailbox: "mbox",
-		SpoolDir: spool, Aliases: []string{aliases}, AllowPipes: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sys, spool := unixSystem(t, "multi: u1, \"|exit 75\"\n", true)
 	q := &fakeQueue{}
 	f := newFixture(t, func(o *delivery.Options) { o.Queue = q; o.Unix = sys })
 	mboxCopies := func() int {
@@ -90,16 +79,7 @@ func TestQueuedRecipientsOfOneAccountOneCopy(t *testing.T) {
 // gives up.
 func TestQueuedUnixLoopBounces(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	passwd := filepath.Join(dir, "passwd")
-	os.WriteFile(passwd, []byte("u1:x:65534:65534::/nonexistent:/bin/sh\n"), 0o644)
-	aliases := filepath.Join(dir, "aliases")
-	os.WriteFile(aliases, []byte("ping: pong\npong: ping\n"), 0o644)
-	sys, err := unixmail.New(unixmail.Options{Domains: []string{"host.test"}, PasswdFile: passwd, Mailbox: "mbox",
-		SpoolDir: dir, Aliases: []string{aliases}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sys, _ := unixSystem(t, "ping: pong\npong: ping\n", false)
 	f := newFixture(t, func(o *delivery.Options) { o.Unix = sys })
 	tr := delivery.Transport{Router: f.router}
 	env := queue.Envelope{ID: "Q3", From: "a@remote.test", Domain: "host.test", Rcpts: []store.QueuedRcpt{{Addr: "ping@host.test"}}}
@@ -114,18 +94,7 @@ func TestQueuedUnixLoopBounces(t *testing.T) {
 // as Postfix's duplicate filter does; each put its own.
 func TestUnixRecipientsOfOneMailboxOneCopy(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	spool := filepath.Join(dir, "spool")
-	os.Mkdir(spool, 0o1777)
-	passwd := filepath.Join(dir, "passwd")
-	os.WriteFile(passwd, []byte("u1:x:65534:65534::/nonexistent:/bin/sh\n"), 0o644)
-	aliases := filepath.Join(dir, "aliases")
-	os.WriteFile(aliases, []byte("mu: u1\n"), 0o644)
-	sys, err := unixmail.New(unixmail.Options{Domains: []string{"host.test"}, PasswdFile: passwd, Mailbox: "mbox",
-		SpoolDir: spool, Aliases: []string{aliases}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sys, spool := unixSystem(t, "mu: u1\n", false)
 	f := newFixture(t, func(o *delivery.Options) { o.Unix = sys })
 	if _, err := f.send(t, "<a@remote.test>", []string{"<u1@host.test>", "<mu@host.test>"}, strings.NewReader(crlf("Subject: dup?", "", "b"))); err != nil {
 		t.Fatal(err)
@@ -134,4 +103,24 @@ func TestUnixRecipientsOfOneMailboxOneCopy(t *testing.T) {
 	if n := strings.Count(string(b), "\nSubject: dup?\n"); n != 1 {
 		t.Errorf("%d copies in u1's mailbox, want 1", n)
 	}
+}
+
+// unixSystem is a classic Unix mail domain host.test with the user u1
+// (uid 65534, mailbox in the returned spool directory) and the given
+// alias file.
+func unixSystem(t *testing.T, aliasFile string, pipes bool) (*unixmail.System, string) {
+	t.Helper()
+	dir := t.TempDir()
+	spool := filepath.Join(dir, "spool")
+	os.Mkdir(spool, 0o1777)
+	passwd := filepath.Join(dir, "passwd")
+	os.WriteFile(passwd, []byte("u1:x:65534:65534::/nonexistent:/bin/sh\n"), 0o644)
+	aliases := filepath.Join(dir, "aliases")
+	os.WriteFile(aliases, []byte(aliasFile), 0o644)
+	sys, err := unixmail.New(unixmail.Options{Domains: []string{"host.test"}, PasswdFile: passwd, Mailbox: "mbox",
+		SpoolDir: spool, Aliases: []string{aliases}, AllowPipes: pipes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sys, spool
 }

@@ -226,26 +226,5 @@ func TestFileTargetNoDotLock(t *testing.T) {
 	if err != nil || len(ts) != 1 {
 		t.Fatalf("targets %q %v", names(ts), err)
 	}
-	const n = 20
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			msg := fmt.Sprintf("Subject: %d\r\nMessage-ID: <%d@x>\r\n\r\n%s\r\n", i, i, strings.Repeat("line\r\n", 1000))
-			errs <- s.Deliver(context.Background(), ts[0], "a@b.test", strings.NewReader(msg))
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	b, _ := os.ReadFile(box)
-	if c := strings.Count(string(b), "\nFrom a@b.test ") + 1; c != n || strings.Count(string(b), "Message-ID:") != n {
-		t.Errorf("%d From lines, %d messages, want %d", c, strings.Count(string(b), "Message-ID:"), n)
-	}
+	deliverMany(t, s, ts[0], box, 20)
 }

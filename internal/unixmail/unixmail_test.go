@@ -222,28 +222,7 @@ func TestMboxConcurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	go func() { time.Sleep(300 * time.Millisecond); unlock() }()
-	var wg sync.WaitGroup
-	const n = 20
-	errs := make(chan error, n)
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			msg := fmt.Sprintf("Subject: %d\r\nMessage-ID: <%d@x>\r\n\r\n%s\r\n", i, i, strings.Repeat("line\r\n", 1000))
-			errs <- s.Deliver(context.Background(), ts[0], "a@b.test", strings.NewReader(msg))
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	b, _ := os.ReadFile(path)
-	if c := strings.Count(string(b), "\nFrom a@b.test ") + 1; c != n || strings.Count(string(b), "Message-ID:") != n {
-		t.Errorf("%d From lines, want %d", c, n)
-	}
+	deliverMany(t, s, ts[0], path, 20)
 }
 
 func TestHomeMaildir(t *testing.T) {
@@ -441,5 +420,32 @@ func TestRootPipesRunAsNobody(t *testing.T) {
 	}
 	if ts[0].User.UID != 65534 {
 		t.Errorf("root's pipe runs as uid %d, want nobody's 65534", ts[0].User.UID)
+	}
+}
+
+// deliverMany delivers n distinct messages to tg at once and checks that
+// the mbox at path then holds each of them, whole.
+func deliverMany(t *testing.T, s *System, tg Target, path string, n int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			msg := fmt.Sprintf("Subject: %d\r\nMessage-ID: <%d@x>\r\n\r\n%s\r\n", i, i, strings.Repeat("line\r\n", 1000))
+			errs <- s.Deliver(context.Background(), tg, "a@b.test", strings.NewReader(msg))
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, _ := os.ReadFile(path)
+	if c := strings.Count(string(b), "\nFrom a@b.test ") + 1; c != n || strings.Count(string(b), "Message-ID:") != n {
+		t.Errorf("%d From lines, %d messages, want %d", c, strings.Count(string(b), "Message-ID:"), n)
 	}
 }
