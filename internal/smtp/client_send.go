@@ -145,7 +145,17 @@ func (c *Client) sendPipelined(cmds []string, body io.Reader) (SendResult, error
 		return res, err
 	}
 	if dr.Code != CodeStartData {
-		return res, nil // MAIL or every RCPT failed: DATA was refused
+		if dr.Code < 400 {
+			// RFC 5321 §4.3.2: DATA is answered 354 or refused. A 250
+			// must not count as delivered: no octet was sent.
+			_ = c.nc.Close()
+			return res, dr.errUnless("DATA")
+		}
+		// Refused: its reply is the accepted recipients' result (RFC
+		// 2920 §3.1). Dropped, a 554 to DATA was retried as 451 4.4.2
+		// until the message expired.
+		res.Data = dr
+		return res, nil
 	}
 	if code := res.Mail.Code; code != CodeOK && code < 400 {
 		// A positive MAIL reply other than 250 (a 252 was seen) made the

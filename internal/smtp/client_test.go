@@ -462,3 +462,41 @@ func TestClientSTARTTLSInjection(t *testing.T) {
 		t.Errorf("MAIL reply %+v (err %v), want the real 550, not the injected 250", res.Mail, err)
 	}
 }
+
+// TestClientPipelinedDataRefused: with PIPELINING, a refusal of DATA is
+// the accepted recipients' result, and a 250 to DATA is an error, never a
+// delivery. The refusal was dropped, and the outbound queue retried a
+// 554 to DATA as 451 4.4.2 until the message expired (red-team run).
+func TestClientPipelinedDataRefused(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		data    string
+		code    int
+		wantErr bool
+	}{
+		{"554 5.5.0 no data for you\r\n", 554, false},
+		{"451 4.3.0 try later\r\n", 451, false},
+		{"250 2.0.0 ok?\r\n", 0, true},
+	} {
+		nc, err := net.Dial("tcp", scripted(t, "220 mx.test\r\n", "250-mx.test\r\n250 PIPELINING\r\n", "250 ok\r\n", "250 ok\r\n", tc.data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := NewClient(nc, 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Hello("client.test"); err != nil {
+			t.Fatal(err)
+		}
+		res, err := c.Send(Envelope{From: "a@client.test", Rcpts: []EnvelopeRcpt{{Addr: "b@mx.test"}}}, strings.NewReader("Subject: x\r\n\r\nbody\r\n"))
+		if tc.wantErr {
+			if !errors.Is(err, ErrBadReply) || res.Data.Code == 250 {
+				t.Errorf("DATA %q: %+v, %v; want ErrBadReply", tc.data, res.Data, err)
+			}
+		} else if err != nil || res.Data.Code != tc.code || res.Rcpts[0].Code != 250 {
+			t.Errorf("DATA %q: data %+v rcpts %+v err %v; want the refusal as the result", tc.data, res.Data, res.Rcpts, err)
+		}
+		nc.Close()
+	}
+}
