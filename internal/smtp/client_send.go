@@ -151,10 +151,13 @@ func (c *Client) sendPipelined(cmds []string, body io.Reader) (SendResult, error
 			_ = c.nc.Close()
 			return res, dr.errUnless("DATA")
 		}
-		// Refused: its reply is the accepted recipients' result (RFC
-		// 2920 §3.1). Dropped, a 554 to DATA was retried as 451 4.4.2
-		// until the message expired.
-		res.Data = dr
+		// Refused. With MAIL and some RCPT accepted, its reply is those
+		// recipients' result (RFC 2920 §3.1): dropped, a 554 to DATA was
+		// retried as 451 4.4.2 until the message expired. Otherwise it
+		// only says there was nothing to send.
+		if res.Mail.Code == CodeOK && anyAccepted(res.Rcpts) {
+			res.Data = dr
+		}
 		return res, nil
 	}
 	if code := res.Mail.Code; code != CodeOK && code < 400 {
