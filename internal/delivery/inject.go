@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 
@@ -81,6 +82,9 @@ func (r *Router) Inject(ctx context.Context, from string, to []string, msg []byt
 func (r *Router) deliverLocal(ctx context.Context, id, from, rcpt, acct string, body io.ReaderAt, size int64) error {
 	var h bytes.Buffer
 	h.WriteString("Return-Path: <" + from + ">\r\nDelivered-To: " + acct + "\r\n")
+	if err := r.roomFor(ctx, acct, int64(h.Len())+size); err != nil {
+		return err
+	}
 	d := store.Delivery{Account: acct, Mailbox: "INBOX", Date: r.opts.Now(), Header: h.Bytes(), Body: body, BodySize: size}
 	ds := []store.Delivery{d}
 	if r.opts.Filter != nil {
@@ -93,6 +97,26 @@ func (r *Router) deliverLocal(ctx context.Context, id, from, rcpt, acct string, 
 		}
 		mDelivered.Inc()
 		r.log.Info("delivered", "msgid", id, "from", from, "account", acct, "mailbox", ds[i].Mailbox)
+	}
+	return nil
+}
+
+// roomFor returns store.ErrOverQuota when n more octets would take acct
+// past its quota. The SMTP session checks at RCPT and after DATA
+// (quotaCut); mail that reaches an account through the queue (an alias
+// retried, a Sieve redirect, a DSN or vacation reply) was stored whatever
+// the quota said.
+func (r *Router) roomFor(ctx context.Context, acct string, n int64) error {
+	q, ok := r.opts.Store.(quotaReader)
+	if !ok {
+		return nil
+	}
+	used, limit, err := q.Quota(ctx, acct)
+	if err != nil {
+		return err
+	}
+	if limit > 0 && used+n > limit {
+		return fmt.Errorf("%s: %w", acct, store.ErrOverQuota)
 	}
 	return nil
 }
@@ -194,6 +218,9 @@ func (r *Router) deliverOne(ctx context.Context, env queue.Envelope, addr string
 			continue
 		}
 		if err := r.deliverLocal(ctx, env.ID, env.From, addr, acct, body, size); err != nil {
+			if errors.Is(err, store.ErrOverQuota) { // as at RCPT: it may have room later
+				return queue.Result{Code: 452, Enhanced: "4.2.2", Text: "mailbox full"}
+			}
 			if errors.Is(err, store.ErrFull) || isNoSpace(err) {
 				return queue.Result{Code: 452, Enhanced: "4.3.1", Text: "insufficient storage"}
 			}

@@ -124,3 +124,29 @@ func unixSystem(t *testing.T, aliasFile string, pipes bool) (*unixmail.System, s
 	}
 	return sys, spool
 }
+
+// TestQueuedDeliveryKeepsQuota: mail that reaches an account through the
+// queue (an alias retried, a Sieve redirect, a DSN) gets the quota the
+// SMTP session applies: 452 4.2.2, retried, nothing stored. It was stored
+// past the quota (red-team run: a redirect to a full account).
+func TestQueuedDeliveryKeepsQuota(t *testing.T) {
+	t.Parallel()
+	f, _ := submitFixture(t)
+	ctx := context.Background()
+	if err := f.st.SetQuota(ctx, "you@example.test", 3000); err != nil {
+		t.Fatal(err)
+	}
+	tr := delivery.Transport{Router: f.router}
+	big := []byte(crlf("Subject: big", "", strings.Repeat("x", 5000)))
+	env := queue.Envelope{ID: "Q4", From: "a@remote.test", Domain: "example.test", Rcpts: []store.QueuedRcpt{{Addr: "you@example.test"}}}
+	if res := tr.Deliver(ctx, env, bytes.NewReader(big), int64(len(big))); res[0].Code != 452 || res[0].Enhanced != "4.2.2" {
+		t.Errorf("over quota: %+v, want 452 4.2.2", res[0])
+	}
+	if n := len(f.copies(t, "you")); n != 0 {
+		t.Errorf("%d copies stored past the quota", n)
+	}
+	small := []byte(crlf("Subject: small", "", "x"))
+	if res := tr.Deliver(ctx, env, bytes.NewReader(small), int64(len(small))); res[0].Code != 250 {
+		t.Errorf("within the quota: %+v", res[0])
+	}
+}

@@ -173,7 +173,7 @@ func TestSieveActionCap(t *testing.T) {
 // the path of the queue's local transport and `posthorn deliver`, which
 // has no quota check of its own after the filter.
 func TestSieveFileintoWithinQuota(t *testing.T) {
-	f, _ := sieveFixture(t, `require ["fileinto", "mailbox"]; fileinto :create "a"; fileinto :create "b"; fileinto :create "c";`)
+	f, q := sieveFixture(t, `require ["fileinto", "mailbox"]; fileinto :create "a"; fileinto :create "b"; fileinto :create "c";`)
 	ctx := context.Background()
 	msg := []byte(crlf("Subject: quota", "", strings.Repeat("z", 10_000)))
 	if err := f.st.SetQuota(ctx, "you@example.test", 1<<30); err != nil { // a limit makes the store count
@@ -201,15 +201,19 @@ func TestSieveFileintoWithinQuota(t *testing.T) {
 	if used > limit {
 		t.Errorf("used %d of a quota of %d", used, limit)
 	}
-	// Full already: the one copy still goes where the script says.
+	// Full already: nothing is stored, and the message waits in the
+	// queue for room, as a sender's would get 452 4.2.2 at RCPT.
 	if err := f.st.SetQuota(ctx, "me@example.test", used); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.router.Inject(ctx, "a@remote.test", []string{"me@example.test"}, msg); err != nil {
 		t.Fatal(err)
 	}
-	if boxes := mailboxes(t, f, "me@example.test"); boxes["a"] != 2 || boxes["b"] != 1 || boxes["c"] != 0 {
-		t.Errorf("at the quota: %v, want a second copy in a only", boxes)
+	if boxes := mailboxes(t, f, "me@example.test"); boxes["a"] != 1 || boxes["b"] != 1 || boxes["c"] != 0 {
+		t.Errorf("at the quota: %v, want nothing more stored", boxes)
+	}
+	if len(q.msgs) != 1 || q.msgs[0].Rcpts[0].Addr != "me@example.test" {
+		t.Errorf("queued %+v, want the message waiting for me@", q.msgs)
 	}
 }
 
