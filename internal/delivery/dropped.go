@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -178,12 +179,33 @@ func (r *Router) refusedDSN(ctx context.Context, from smtp.Path, envid string, f
 
 // needsUTF8 reports whether any address of env is not ASCII (RFC 6531).
 func needsUTF8(env pickup.Envelope) bool {
-	for _, a := range append([]string{env.From}, env.Rcpts...) {
-		for i := 0; i < len(a); i++ {
-			if a[i] >= 0x80 {
+	return nonASCII(append([]string{env.From}, env.Rcpts...)...)
+}
+
+// nonASCII reports whether any of ss holds an octet outside ASCII.
+func nonASCII(ss ...string) bool {
+	for _, s := range ss {
+		for i := 0; i < len(s); i++ {
+			if s[i] >= 0x80 {
 				return true
 			}
 		}
 	}
 	return false
+}
+
+// generatedUTF8 tells whether mail we make or pass on (a DSN, a vacation
+// reply, a redirect, a forward) needs SMTPUTF8 (RFC 6531 §3.4): a sender
+// or recipient address, or the message's own header section, that is
+// not ASCII. Without it, such mail went to servers that never offered
+// SMTPUTF8, with a UTF-8 RCPT TO and UTF-8 header fields.
+func generatedUTF8(msg []byte, addrs ...string) bool {
+	if nonASCII(addrs...) {
+		return true
+	}
+	end := bytes.Index(msg, []byte("\r\n\r\n"))
+	if end < 0 {
+		end = len(msg)
+	}
+	return nonASCII(string(msg[:end]))
 }

@@ -68,7 +68,8 @@ func (r *Router) Inject(ctx context.Context, from string, to []string, msg []byt
 		if r.opts.Queue == nil {
 			return errNoForward
 		}
-		m := store.QueuedMessage{ID: id, From: from, Created: r.opts.Now(), Size: int64(len(msg)), Rcpts: remote}
+		m := store.QueuedMessage{ID: id, From: from, Created: r.opts.Now(), Size: int64(len(msg)), Rcpts: remote,
+			UTF8: generatedUTF8(msg, append([]string{from}, rcptAddrs(remote)...)...)}
 		if _, err := r.opts.Queue.Enqueue(ctx, m, bytes.NewReader(msg)); err != nil {
 			return err
 		}
@@ -99,6 +100,14 @@ func (r *Router) deliverLocal(ctx context.Context, id, from, rcpt, acct string, 
 		r.log.Info("delivered", "msgid", id, "from", from, "account", acct, "mailbox", ds[i].Mailbox)
 	}
 	return nil
+}
+
+func rcptAddrs(rs []store.QueuedRcpt) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = r.Addr
+	}
+	return out
 }
 
 // roomFor returns store.ErrOverQuota when n more octets would take acct
@@ -229,7 +238,7 @@ func (r *Router) deliverOne(ctx context.Context, env queue.Envelope, addr string
 		stored[acct] = true
 	}
 	if len(res.Remote) > 0 {
-		m := store.QueuedMessage{From: env.From, Created: r.opts.Now(), Size: size}
+		m := store.QueuedMessage{From: env.From, Created: r.opts.Now(), Size: size, UTF8: env.UTF8 || nonASCII(res.Remote...)}
 		for _, a := range res.Remote {
 			m.Rcpts = append(m.Rcpts, store.QueuedRcpt{Addr: a})
 		}

@@ -315,6 +315,9 @@ func (f *Filter) redirect(ctx context.Context, log *slog.Logger, l Local, in sie
 		m.Rcpts = append(m.Rcpts, store.QueuedRcpt{Addr: a.String()})
 		m.UTF8 = m.UTF8 || !a.IsASCII() // RFC 6531 §3.4: a UTF-8 recipient needs SMTPUTF8
 	}
+	// So does a UTF-8 sender, or a header section in UTF-8 (the message
+	// came with SMTPUTF8).
+	m.UTF8 = m.UTF8 || nonASCII(l.From) || headerNonASCII(in.Header)
 	body := io.MultiReader(bytes.NewReader(prefix), io.NewSectionReader(d.Body, 0, d.BodySize))
 	id, err := f.Queue.Enqueue(ctx, m, body)
 	if err != nil {
@@ -365,7 +368,7 @@ func (f *Filter) reject(ctx context.Context, log *slog.Logger, l Local, res siev
 	raw, err := dsn.Build(f.now())
 	if err == nil {
 		_, err = f.Queue.Enqueue(ctx, store.QueuedMessage{Created: f.now(), Size: int64(len(raw)),
-			Rcpts: []store.QueuedRcpt{{Addr: l.From}}}, bytes.NewReader(raw))
+			Rcpts: []store.QueuedRcpt{{Addr: l.From}}, UTF8: generatedUTF8(raw, l.From)}, bytes.NewReader(raw))
 	}
 	if err != nil {
 		log.Error("sieve: reject notice not queued, kept", "err", err)
@@ -397,7 +400,7 @@ func (f *Filter) vacation(ctx context.Context, log *slog.Logger, l Local, in sie
 		from = l.Delivery.Account
 	}
 	raw := v.Reply(in, from, f.Hostname, f.now())
-	m := store.QueuedMessage{Created: f.now(), Size: int64(len(raw)), Rcpts: []store.QueuedRcpt{{Addr: l.From}}}
+	m := store.QueuedMessage{Created: f.now(), Size: int64(len(raw)), Rcpts: []store.QueuedRcpt{{Addr: l.From}}, UTF8: generatedUTF8(raw, l.From)}
 	if _, err := f.Queue.Enqueue(ctx, m, bytes.NewReader(raw)); err != nil {
 		log.Error("sieve: vacation reply not queued", "err", err)
 		return
@@ -411,4 +414,15 @@ func oneLine(s string) string {
 		s = s[:400]
 	}
 	return s
+}
+
+// headerNonASCII reports whether a field of h holds an octet outside
+// ASCII: UTF-8 header fields (RFC 6532), which only SMTPUTF8 may carry.
+func headerNonASCII(h sieve.Header) bool {
+	for _, f := range h {
+		if nonASCII(f.Name, f.Value) {
+			return true
+		}
+	}
+	return false
 }

@@ -308,3 +308,44 @@ if header :contains "Subject" "${p}" { fileinto "x"; }`)
 		t.Errorf("%d copies in INBOX, want 1", n)
 	}
 }
+
+// TestGeneratedMailAsksForSMTPUTF8: mail we make or pass on for a UTF-8
+// address or header (a DSN, a redirect, a vacation reply) is queued as
+// needing SMTPUTF8 (RFC 6531 §3.4), so that it never goes to a server
+// that did not offer it. All three went without (red-team run).
+func TestGeneratedMailAsksForSMTPUTF8(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	msg := []byte(crlf("From: jörg@remote.test", "Subject: grüße", "", "b"))
+
+	f, q := sieveFixture(t, `redirect "x@remote.test";`)
+	if err := f.router.Inject(ctx, "jörg@remote.test", []string{"me@example.test"}, msg); err != nil {
+		t.Fatal(err)
+	}
+	if len(q.msgs) != 1 || !q.msgs[0].UTF8 {
+		t.Errorf("redirect of a UTF-8 sender's mail: %+v, want UTF8", q.msgs)
+	}
+
+	f, q = sieveFixture(t, `require "vacation"; vacation "away";`)
+	if err := f.router.Inject(ctx, "jörg@remote.test", []string{"me@example.test"}, crlf2(msg)); err != nil {
+		t.Fatal(err)
+	}
+	if len(q.msgs) != 1 || !q.msgs[0].UTF8 {
+		t.Errorf("vacation reply to a UTF-8 sender: %+v, want UTF8", q.msgs)
+	}
+
+	f, q = sieveFixture(t, `keep;`)
+	if err := f.router.Inject(ctx, "", []string{"jörg@remote.test"}, []byte(crlf("From: MAILER-DAEMON@mx.test", "Subject: report", "", "r"))); err != nil {
+		t.Fatal(err)
+	}
+	if len(q.msgs) != 1 || !q.msgs[0].UTF8 {
+		t.Errorf("a DSN to a UTF-8 address: %+v, want UTF8", q.msgs)
+	}
+	_ = f
+}
+
+// crlf2 returns msg with a Message-ID and To: me@example.test: vacation
+// answers only mail addressed to the user (RFC 5230 §4.5).
+func crlf2(msg []byte) []byte {
+	return append([]byte("Message-ID: <v1@remote.test>\r\nTo: me@example.test\r\n"), msg...)
+}
