@@ -293,7 +293,8 @@ func results(env queue.Envelope, remote string, res smtp.SendResult, relayed boo
 		if rep.Code == 0 { // DATA never ran: treat as temporary
 			rep = smtp.Reply{Code: 451, Enhanced: "4.4.2", Lines: []string{"transaction ended before DATA"}}
 		}
-		out[i] = queue.Result{Code: rep.Code, Enhanced: rep.Enhanced, Text: rep.Text(), Remote: remote, Relayed: relayed && rep.Code/100 == 2}
+		ok := rep.Code/100 == 2
+		out[i] = queue.Result{Code: rep.Code, Enhanced: rep.Enhanced, Text: rep.Text(), Remote: remote, Relayed: relayed && ok, PassedOn: !relayed && ok}
 	}
 	return out
 }

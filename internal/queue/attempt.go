@@ -133,8 +133,11 @@ func (q *Queue) apply(m *store.QueuedMessage, r *store.QueuedRcpt, res Result, n
 	switch {
 	case res.Code >= 200 && res.Code < 300:
 		r.State = store.RcptDelivered
-		if res.Relayed {
+		switch {
+		case res.Relayed:
 			r.Text = "relayed: " + r.Text
+		case res.PassedOn:
+			r.Text = passedOn + r.Text
 		}
 		log.Info("delivered", "attempts", r.Attempts)
 	case res.Code >= 500:

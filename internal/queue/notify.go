@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"strconv"
+	"strings"
 
 	"posthorn/internal/message"
 	"posthorn/internal/store"
@@ -28,7 +29,7 @@ func (q *Queue) notify(ctx context.Context, m store.QueuedMessage, body store.Bo
 		switch {
 		case r.State == store.RcptFailed && notifies(r, "FAILURE"):
 			rs = append(rs, dsnRecipient(r, message.ActionFailed))
-		case r.State == store.RcptDelivered && notifies(r, "SUCCESS"):
+		case r.State == store.RcptDelivered && notifies(r, "SUCCESS") && !strings.HasPrefix(r.Text, passedOn):
 			rs = append(rs, dsnRecipient(r, successAction(r)))
 		}
 	}
@@ -63,6 +64,11 @@ func (q *Queue) warnDelayed(ctx context.Context, m store.QueuedMessage, body sto
 		q.log.Error("queue update", "msgid", m.ID, "err", err)
 	}
 }
+
+// passedOn starts the text of a recipient that a DSN-capable server
+// accepted: it reports success itself, so we send no "delivered" DSN,
+// which the sender would get twice.
+const passedOn = "passed on: "
 
 func successAction(r store.QueuedRcpt) message.DSNAction {
 	if len(r.Text) >= 8 && r.Text[:8] == "relayed:" {

@@ -54,6 +54,10 @@ type Result struct {
 	// Relayed: accepted by a server that does not support DSN, so a
 	// NOTIFY=SUCCESS gets "relayed" rather than "delivered".
 	Relayed bool
+	// PassedOn: accepted by a server that supports DSN, to which the
+	// NOTIFY and ORCPT parameters went along: that server (or the next)
+	// reports success, not we (RFC 3461 §5.2.1).
+	PassedOn bool
 }
 
 // Injector hands over a message we generate (a DSN). It is implemented by

@@ -16,10 +16,11 @@ import (
 
 // scriptTransport answers per recipient from a table: code, or 250.
 type scriptTransport struct {
-	mu    sync.Mutex
-	codes map[string]int
-	calls []Envelope
-	body  []string
+	mu       sync.Mutex
+	codes    map[string]int
+	calls    []Envelope
+	body     []string
+	passedOn bool // answer as a DSN-capable server that took NOTIFY along
 }
 
 func (s *scriptTransport) Deliver(ctx context.Context, env Envelope, body io.ReaderAt, size int64) []Result {
@@ -38,7 +39,7 @@ func (s *scriptTransport) Deliver(ctx context.Context, env Envelope, body io.Rea
 			panic("transport panic for " + r.Addr)
 		}
 		enh := map[int]string{250: "2.0.0", 450: "4.2.0", 550: "5.1.1"}[c]
-		out = append(out, Result{Code: c, Enhanced: enh, Text: "scripted", Remote: "mx." + env.Domain})
+		out = append(out, Result{Code: c, Enhanced: enh, Text: "scripted", Remote: "mx." + env.Domain, PassedOn: s.passedOn && c == 250})
 	}
 	return out
 }
@@ -254,6 +255,20 @@ func TestNotifyNeverAndSuccess(t *testing.T) {
 	e.run()
 	if len(e.inj.msgs) != 1 || !strings.Contains(e.inj.msgs[0].msg, "Action: delivered") || strings.Contains(e.inj.msgs[0].msg, "bad@one.test") {
 		t.Fatalf("DSNs: %+v", e.inj.msgs)
+	}
+}
+
+// TestSuccessPassedOnNotReported: a recipient accepted by a server that
+// supports DSN, to which NOTIFY went along, gets no "delivered" DSN from
+// us: that server reports success (RFC 3461 §5.2.1); the sender got two.
+func TestSuccessPassedOnNotReported(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.tr.passedOn = true
+	e.enqueue(t, "a@mx.test", rc("ok@two.test", "SUCCESS"))
+	e.run()
+	if len(e.inj.msgs) != 0 || len(e.queued(t)) != 0 {
+		t.Errorf("DSNs %+v, queued %d; want none and none", e.inj.msgs, len(e.queued(t)))
 	}
 }
 
