@@ -86,7 +86,11 @@ var (
 func (c *conn) hello(arg string, esmtp bool) {
 	arg = strings.TrimSpace(arg)
 	if !validHelo(arg) {
-		c.fail(&Error{Code: CodeParamSyntax, Enhanced: "5.5.4", Msg: "Give your host name: EHLO domain or EHLO [address]"})
+		verb := "EHLO"
+		if c.s.opts.LMTP {
+			verb = "LHLO"
+		}
+		c.fail(&Error{Code: CodeParamSyntax, Enhanced: "5.5.4", Msg: "Give your host name: " + verb + " domain or " + verb + " [address]"})
 		return
 	}
 	c.resetTx()

@@ -1,6 +1,9 @@
 package smtp
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestLMTPPerRecipientReplies(t *testing.T) {
 	t.Parallel()
@@ -8,6 +11,9 @@ func TestLMTPPerRecipientReplies(t *testing.T) {
 	_, addr := testServer(t, b, func(o *Options) { o.LMTP = true })
 	c := dial(t, addr)
 	c.cmd("EHLO x.test", "500 5.5.1") // RFC 2033 §4.1: LHLO only
+	if r := c.cmd("LHLO", "501 5.5.4"); !strings.Contains(r, "LHLO domain") {
+		t.Errorf("LHLO without a name: %q, want it to name LHLO", r)
+	}
 	c.cmd("LHLO x.test", "250")
 	c.cmd("MAIL FROM:<a@x.test>", "250")
 	c.cmd("RCPT TO:<ok@mx.test>", "250")
