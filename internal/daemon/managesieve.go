@@ -13,10 +13,18 @@ import (
 	"posthorn/internal/users"
 )
 
-// Limits on one account's scripts.
+// Limits on one account's scripts. Scripts live in the directory (the
+// index and its copy DATA/directory.json, rewritten on every directory
+// change), so what users store there is bounded in total, not only per
+// script: 32 scripts of 1 MiB each made every change rewrite 32 MiB per
+// account (192 MiB as JSON escaped them). One script may be as large as Pigeonhole's default
+// (sieve_max_script_size 1M), and all of an account's together as large
+// as one such script: hand-written filters take a few KiB, and a client
+// edits in place (PUTSCRIPT of the same name), which the total allows.
 const (
-	maxScripts     = 32
-	maxScriptBytes = sieve.MaxScriptSize
+	maxScripts      = 32
+	maxScriptBytes  = sieve.MaxScriptSize
+	maxScriptsBytes = 1 << 20 // all of one account's scripts
 )
 
 // sieveBackend adapts the users service and the store to
@@ -110,6 +118,13 @@ func (s sieveScripts) Rename(ctx context.Context, oldName, newName string) error
 	return scriptErr(s.st.RenameSieveScript(ctx, s.acct, oldName, newName))
 }
 
+// HaveSpace answers whether a script of size octets may be stored as
+// name: NO (QUOTA/MAXSIZE) for one too large, (QUOTA/MAXSCRIPTS) for one
+// script too many, (QUOTA) for too many octets in all (RFC 5804 §1.3).
+// A replacement counts instead of the script it replaces; one that does
+// not grow the account's scripts is allowed even over the total, so that
+// an account over it (the limit is new, and the admin CLI is not bound
+// by it) can still shrink its scripts in place.
 func (s sieveScripts) HaveSpace(ctx context.Context, name string, size int64) error {
 	if size > maxScriptBytes {
 		return managesieve.ErrTooLarge
@@ -118,13 +133,20 @@ func (s sieveScripts) HaveSpace(ctx context.Context, name string, size int64) er
 	if err != nil {
 		return err
 	}
+	var others, old int64
+	replaced := false
 	for _, sc := range list {
 		if sc.Name == name {
-			return nil // a replacement
+			replaced, old = true, sc.Size
+			continue
 		}
+		others += sc.Size
 	}
-	if len(list) >= maxScripts {
+	if !replaced && len(list) >= maxScripts {
 		return managesieve.ErrTooManyScripts
+	}
+	if others+size > maxScriptsBytes && size > old {
+		return managesieve.ErrQuota
 	}
 	return nil
 }

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"posthorn/internal/store"
 )
 
 // copyFixture appends three messages to INBOX (two in new/, one flagged
@@ -235,5 +237,46 @@ func syncsMeanwhile(t *testing.T, s *Store, wg *sync.WaitGroup) {
 	select {
 	case <-done:
 	case <-time.After(300 * time.Millisecond):
+	}
+}
+
+// TestCopyQuota: a COPY that would take the account past its quota fails
+// with ErrOverQuota and places nothing (RFC 9051 §6.4.7); one that reaches
+// the limit exactly is allowed, by Append's rule (used + added ≤ limit);
+// a MOVE, which leaves the account's usage as it was, is allowed even at
+// the limit. COPY used to ignore the quota: six COPYs of one message took
+// an account with a 20000-octet quota to 51000.
+func TestCopyQuota(t *testing.T) {
+	t.Parallel()
+	s, ctx := newStore(t)
+	uids := copyFixture(t, s)
+	must(t, s.SetQuota(ctx, acct, 1<<30))
+	used, _, err := s.Quota(ctx, acct)
+	must(t, err)
+	snap, err := s.Snapshot(ctx, acct, "INBOX")
+	must(t, err)
+	two := snap.Messages[0].Size + snap.Messages[1].Size
+
+	must(t, s.SetQuota(ctx, acct, used+two-1))
+	before := stateOf(t, s, "Kept")
+	if _, _, _, err := s.Copy(ctx, acct, "INBOX", "Kept", uids[:2], false); !errors.Is(err, store.ErrOverQuota) {
+		t.Fatalf("Copy past the quota = %v, want ErrOverQuota", err)
+	}
+	if after := stateOf(t, s, "Kept"); !slices.Equal(after.files, before.files) || after.index != before.index {
+		t.Errorf("a refused COPY changed Kept: %+v, was %+v", after, before)
+	}
+
+	must(t, s.SetQuota(ctx, acct, used+two))
+	if _, _, dst, err := s.Copy(ctx, acct, "INBOX", "Kept", uids[:2], false); err != nil || len(dst) != 2 {
+		t.Fatalf("Copy up to the quota = %v %v, want both copied", dst, err)
+	}
+	if _, _, dst, err := s.Copy(ctx, acct, "INBOX", "Kept", uids[2:], true); err != nil || len(dst) != 1 {
+		t.Fatalf("Move at the quota = %v %v, want it moved", dst, err)
+	}
+	if _, _, _, err := s.Copy(ctx, acct, "INBOX", "Kept", uids[:1], false); !errors.Is(err, store.ErrOverQuota) {
+		t.Fatalf("Copy at the quota = %v, want ErrOverQuota", err)
+	}
+	if u, l, _ := s.Quota(ctx, acct); u != l {
+		t.Errorf("usage %d, want the limit %d", u, l)
 	}
 }

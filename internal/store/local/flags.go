@@ -3,6 +3,7 @@ package local
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -235,6 +236,11 @@ func (s *Store) Copy(ctx context.Context, account, from, to string, uids []uint3
 	if srcID == dstID && move {
 		return 0, nil, nil, fmt.Errorf("%w: move to the same mailbox", store.ErrBadName)
 	}
+	if !move {
+		if err := s.checkCopyQuota(ctx, account, srcID, uids); err != nil {
+			return 0, nil, nil, err
+		}
+	}
 	src, dst, err := s.copyLocked(ctx, srcID, dstID, srcDir, dstDir, uids, move)
 	if err != nil {
 		return 0, nil, nil, err
@@ -246,6 +252,70 @@ func (s *Store) Copy(ctx context.Context, account, from, to string, uids []uint3
 	var v uint32
 	err = s.rdb.QueryRowContext(ctx, `SELECT uidvalidity FROM mailboxes WHERE id = ?`, dstID).Scan(&v)
 	return v, src, dst, err
+}
+
+// checkCopyQuota refuses a copy that would take the account past its
+// quota, by the rule Append uses (used + added ≤ limit), before any file
+// is placed: a COPY that fails changes nothing (RFC 9051 §6.4.7), and the
+// client gets NO [OVERQUOTA] (RFC 9208 §4.1). A move needs no check: the
+// usage is the sum over all the account's mailboxes, which a move between
+// two of them leaves as it was, and refusing it would keep a user over
+// the limit from sorting mail to delete.
+//
+// The sizes are the index rows'; a message expunged meanwhile counts
+// nothing, as copyOne skips it. Like Append's check, this one is not
+// atomic with the copy: two sessions adding at once can both pass.
+func (s *Store) checkCopyQuota(ctx context.Context, account string, srcID int64, uids []uint32) error {
+	used, limit, err := s.Quota(ctx, account)
+	if err != nil || limit == 0 {
+		return err
+	}
+	added, err := s.sizeOf(ctx, srcID, uids)
+	if err != nil {
+		return err
+	}
+	if used+added > limit {
+		return store.ErrOverQuota
+	}
+	return nil
+}
+
+// sizeOf returns the total size of the messages uids of mailbox id, by
+// their index rows; a UID listed twice counts twice, as copyOne copies it
+// twice. The UIDs go as one JSON array: one statement for any number of
+// them (SQLite bounds the parameters), prepared once.
+func (s *Store) sizeOf(ctx context.Context, id int64, uids []uint32) (int64, error) {
+	list, err := json.Marshal(uids)
+	if err != nil {
+		return 0, err
+	}
+	rows, err := s.rdb.QueryContext(ctx, `SELECT uid, size FROM messages
+		WHERE mailbox_id = ? AND uid IN (SELECT value FROM json_each(?))`, id, string(list))
+	if err != nil {
+		return 0, err
+	}
+	sizes := map[uint32]int64{}
+	if err := scanSizes(rows, sizes); err != nil {
+		return 0, err
+	}
+	var total int64
+	for _, u := range uids {
+		total += sizes[u]
+	}
+	return total, nil
+}
+
+func scanSizes(rows *sql.Rows, sizes map[uint32]int64) error {
+	defer rows.Close()
+	for rows.Next() {
+		var uid uint32
+		var size int64
+		if err := rows.Scan(&uid, &size); err != nil {
+			return err
+		}
+		sizes[uid] = size
+	}
+	return rows.Err()
 }
 
 // copyLocked places the files and commits the rows with the syncs of both

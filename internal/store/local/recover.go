@@ -244,7 +244,7 @@ func (s *Store) saveDirectory(ctx context.Context) error {
 		}
 		dump[t] = all
 	}
-	b, err := json.Marshal(dump)
+	b, err := marshalDirectory(dump)
 	if err != nil {
 		return err
 	}
@@ -256,6 +256,22 @@ func (s *Store) saveDirectory(ctx context.Context) error {
 		return err
 	}
 	return syncDir(s.dir)
+}
+
+// marshalDirectory encodes the dump as JSON without json.Marshal's HTML
+// escaping: that writes each '<', '>' and '&' as six octets ("\u003c"),
+// so a user's Sieve script of 1 MiB of '<' (a valid script: a comment)
+// took 6 MiB in the copy, rewritten on every directory change. The file
+// is never put in HTML, and is the same JSON to a decoder (RFC 8259 §7:
+// escaping is optional for all but '"', '\\' and control characters).
+func marshalDirectory(dump map[string][]map[string]any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(dump); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 func scanAll(rows *sql.Rows) ([]map[string]any, error) {

@@ -2,6 +2,7 @@ package local
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -143,5 +144,32 @@ func TestDirectoryCopyConcurrent(t *testing.T) {
 	must(t, json.Unmarshal(b, &dump))
 	if len(dump["accounts"]) != 40 {
 		t.Errorf("directory copy holds %d accounts, want 40", len(dump["accounts"]))
+	}
+}
+
+// TestDirectoryCopyUnescaped: a script costs about its own size in the
+// directory copy, and comes back from it the same. json.Marshal wrote
+// each '<', '>' and '&' as six octets: 8 valid scripts of 1 MiB of '<'
+// (a comment) made a copy of 48 MiB, rewritten on every directory change.
+func TestDirectoryCopyUnescaped(t *testing.T) {
+	t.Parallel()
+	s, ctx := newStore(t)
+	text := "# " + strings.Repeat("<>&", 20_000) + "\r\nkeep;\r\n"
+	must(t, s.PutSieveScript(ctx, acct, "big", text))
+	fi, err := os.Stat(filepath.Join(s.dir, directoryFile))
+	must(t, err)
+	if fi.Size() > int64(len(text))+4096 {
+		t.Errorf("directory copy of %d octets for a script of %d", fi.Size(), len(text))
+	}
+
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "restored.db"))
+	must(t, err)
+	defer db.Close()
+	must(t, migrate(db))
+	must(t, s.restoreDirectory(db))
+	var got string
+	must(t, db.QueryRow(`SELECT content FROM sieve_scripts WHERE name = 'big'`).Scan(&got))
+	if got != text {
+		t.Errorf("restored script of %d octets differs from the %d stored", len(got), len(text))
 	}
 }

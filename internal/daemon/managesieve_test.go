@@ -1,0 +1,73 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"posthorn/internal/managesieve"
+	"posthorn/internal/store/local"
+	"posthorn/internal/users"
+)
+
+const sieveAcct = "me@example.test"
+
+func newSieveScripts(t *testing.T) (sieveScripts, *local.Store, context.Context) {
+	t.Helper()
+	st, err := local.Open(local.Options{Dir: t.TempDir(), Hostname: "mx.example.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	ctx := context.Background()
+	if err := st.AddDomain(ctx, "example.test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.AddAccount(ctx, users.Account{Address: sieveAcct, PasswordHash: "x", Created: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	return sieveScripts{st: st, acct: sieveAcct}, st, ctx
+}
+
+// script returns a valid script of n octets: a comment and keep.
+func script(n int) string {
+	const tail = "\r\nkeep;\r\n"
+	return "# " + strings.Repeat("<", n-2-len(tail)) + tail
+}
+
+// TestSieveScriptsTotal: all of an account's scripts together are bounded
+// (maxScriptsBytes), PUTSCRIPT and HAVESPACE answer ErrQuota (NO (QUOTA),
+// RFC 5804 §1.3) past it; a replacement counts instead of the script it
+// replaces, and one that shrinks is allowed even over the total. Only the
+// count and the size of each script used to be bounded: 32 scripts of
+// 1 MiB, all in the directory copy rewritten on every directory change.
+func TestSieveScriptsTotal(t *testing.T) {
+	t.Parallel()
+	sc, st, ctx := newSieveScripts(t)
+	const k = 1 << 10
+	put := func(name string, n int, want error) {
+		t.Helper()
+		if err := sc.HaveSpace(ctx, name, int64(n)); !errors.Is(err, want) {
+			t.Errorf("HAVESPACE %s %d = %v, want %v", name, n, err, want)
+		}
+		if err := sc.Put(ctx, name, script(n)); !errors.Is(err, want) {
+			t.Errorf("PUTSCRIPT %s (%d octets) = %v, want %v", name, n, err, want)
+		}
+	}
+	put("a", 400*k, nil)
+	put("b", 400*k, nil)
+	put("c", 400*k, managesieve.ErrQuota)
+	put("c", maxScriptsBytes-800*k, nil) // exactly the total
+	put("b", 400*k+1, managesieve.ErrQuota)
+	put("b", 300*k, nil)
+
+	// Over the total (stored before the limit, or by the admin CLI).
+	if err := st.PutSieveScript(ctx, sieveAcct, "d", script(900*k)); err != nil {
+		t.Fatal(err)
+	}
+	put("d", 800*k, nil) // shrinks
+	put("a", 400*k+1, managesieve.ErrQuota)
+	put("e", 20, managesieve.ErrQuota)
+}
