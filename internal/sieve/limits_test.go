@@ -238,3 +238,18 @@ if header :contains "Subject" "${p}" { fileinto "x"; }`
 		t.Errorf("an ordinary message: %+v %v", r, err)
 	}
 }
+
+// TestCompileRefusesInvalidUTF8: a script that is not UTF-8 is refused,
+// naming its line; the directory's JSON copy replaced such octets, so it
+// came back altered on a restore (red-team run).
+func TestCompileRefusesInvalidUTF8(t *testing.T) {
+	t.Parallel()
+	_, err := Compile("keep;\n# caf\xe9\nkeep;\n")
+	var ce *CheckError
+	if !errors.As(err, &ce) || ce.Line != 2 || !strings.Contains(ce.Msg, "UTF-8") {
+		t.Errorf("Compile: %v, want a CheckError on line 2", err)
+	}
+	if _, err := Compile("keep; # café\n"); err != nil {
+		t.Errorf("valid UTF-8 refused: %v", err)
+	}
+}

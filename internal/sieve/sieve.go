@@ -87,6 +87,13 @@ func Compile(src string) (*Script, error) {
 	if len(src) > MaxScriptSize {
 		return nil, &CheckError{Msg: fmt.Sprintf("script too large: %d octets, at most %d", len(src), MaxScriptSize)}
 	}
+	if !utf8.ValidString(src) {
+		// A script is UTF-8 text (RFC 5228's strings are UTF-8, and so
+		// is its application/sieve type). One that is not could not be
+		// stored as it came (the directory's JSON copy replaces such
+		// octets), so it came back altered on a restore.
+		return nil, &CheckError{Line: firstInvalidLine(src), Msg: "script is not valid UTF-8"}
+	}
 	lo, po, io := libOptions()
 	toks, err := lexer.Lex(strings.NewReader(src), &lo)
 	if err != nil {
@@ -287,4 +294,21 @@ func ValidName(name string) error {
 		}
 	}
 	return nil
+}
+
+// firstInvalidLine is the 1-based line of the first octet that is not
+// part of valid UTF-8 in src.
+func firstInvalidLine(src string) int {
+	line := 1
+	for i := 0; i < len(src); {
+		r, n := utf8.DecodeRuneInString(src[i:])
+		if r == utf8.RuneError && n == 1 {
+			return line
+		}
+		if r == '\n' {
+			line++
+		}
+		i += n
+	}
+	return line
 }
