@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 func TestWriteReadRoundTrip(t *testing.T) {
@@ -210,5 +211,33 @@ func TestScannerSetsAsideSameNameTwice(t *testing.T) {
 	}
 	if h2.n != 1 {
 		t.Errorf("%d error lines for one stuck file over 5 scans, want 1", h2.n)
+	}
+}
+
+// TestScannerSetsAsideLongNameTwice: a bad file whose 255-octet name was
+// set aside before is set aside too, and the scan ends: every name.N was
+// too long for the file system, and the search for a free name never
+// returned, stopping the maildrop for everyone (found in review).
+func TestScannerSetsAsideLongNameTwice(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	dir := filepath.Join(root, "maildrop")
+	s, _ := New(Options{Dir: dir, Submitter: &recordSubmitter{}})
+	name := strings.Repeat("a", 255)
+	for round := range 2 {
+		os.WriteFile(filepath.Join(dir, name), []byte("not a drop file"), 0o600)
+		done := make(chan struct{})
+		go func() { s.Scan(context.Background()); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("round %d: Scan did not return", round)
+		}
+		if _, err := os.Lstat(filepath.Join(dir, name)); err == nil {
+			t.Errorf("round %d: the file is still in the maildrop", round)
+		}
+	}
+	if ents, _ := os.ReadDir(filepath.Join(root, "maildrop-corrupt")); len(ents) != 2 {
+		t.Errorf("maildrop-corrupt holds %d entries, want 2", len(ents))
 	}
 }

@@ -195,8 +195,11 @@ func (s *Scanner) setAside(path string, why error) {
 	name := filepath.Base(path)
 	corrupt := filepath.Join(filepath.Dir(s.opts.Dir), "maildrop-corrupt")
 	if err := os.MkdirAll(corrupt, 0o700); err == nil {
-		dst := freeName(corrupt, name)
-		if err = os.Rename(path, dst); err == nil {
+		dst, ok := freeName(corrupt, name)
+		if ok {
+			err = os.Rename(path, dst)
+		}
+		if ok && err == nil {
 			delete(s.retry, name)
 			s.log.Error("bad file in the maildrop set aside", "file", dst, "err", why)
 			return
@@ -215,13 +218,24 @@ func (s *Scanner) setAside(path string, why error) {
 // waits for the next try.
 const stuckRetry = 10 * time.Minute
 
-// freeName returns dir/name, or dir/name.N for the first N not taken.
-func freeName(dir, name string) string {
-	dst := filepath.Join(dir, name)
-	for n := 1; ; n++ {
-		if _, err := os.Lstat(dst); errors.Is(err, os.ErrNotExist) {
-			return dst
-		}
-		dst = filepath.Join(dir, name+"."+strconv.Itoa(n))
+// freeName returns dir/name, or dir/name.N (the name cut to 200 octets)
+// for the first N up to 20 that is not taken; ok is false when none is
+// free or can be told free. It must end whatever the name: a user's
+// 255-octet name made every name.N too long for the file system, and a
+// loop that waited for "does not exist" never returned.
+func freeName(dir, name string) (string, bool) {
+	short := name
+	if len(short) > 200 {
+		short = short[:200]
 	}
+	for n := 0; n <= 20; n++ {
+		c := name
+		if n > 0 {
+			c = short + "." + strconv.Itoa(n)
+		}
+		if _, err := os.Lstat(filepath.Join(dir, c)); errors.Is(err, os.ErrNotExist) {
+			return filepath.Join(dir, c), true
+		}
+	}
+	return "", false
 }
