@@ -612,12 +612,12 @@ func unfoldHeader(v []byte) string { return strings.NewReplacer("\r\n", "").Repl
 
 // sendOverSocket sends the message in transactions of at most batch
 // recipients, the daemon's max_recipients: more would get 452 4.5.3
-// (RFC 5321 §4.5.3.1.10). Until one transaction has delivered, a refusal
-// makes nobody get the message and is the exit status: sendmail's caller
-// learns of a wrong address at once. Once anyone has the message, it is
-// never left half sent: the recipients refused or deferred, in that or
-// any transaction, go to the maildrop, where the daemon bounces or
-// retries them, and the exit status is 0. That is what Postfix's
+// (RFC 5321 §4.5.3.1.10). Every batch is tried. If no transaction
+// delivered, the first refusal is the exit status and nobody has the
+// message: sendmail's caller learns of a wrong address at once. Once
+// anyone has the message, it is never left half sent: the recipients
+// refused or deferred, in any transaction, go to the maildrop, where the
+// daemon bounces or retries them, and the exit status is 0. That is what Postfix's
 // sendmail does for every message (it hands all to its maildrop, then
 // cleanup(8) and the queue manager bounce the bad recipients).
 func sendOverSocket(sock, drop string, batch int, env smtp.Envelope, msg []byte) error {

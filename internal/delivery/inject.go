@@ -82,7 +82,7 @@ func (r *Router) Inject(ctx context.Context, from string, to []string, msg []byt
 // through the account's Sieve script. rcpt is the address as addressed.
 func (r *Router) deliverLocal(ctx context.Context, id, from, rcpt, acct string, body io.ReaderAt, size int64) error {
 	var h bytes.Buffer
-	h.WriteString("Return-Path: <" + from + ">\r\nDelivered-To: " + acct + "\r\n")
+	h.WriteString(localHeader(from, acct))
 	if err := r.roomFor(ctx, acct, int64(h.Len())+size); err != nil {
 		return err
 	}
@@ -100,6 +100,11 @@ func (r *Router) deliverLocal(ctx context.Context, id, from, rcpt, acct string, 
 		r.log.Info("delivered", "msgid", id, "from", from, "account", acct, "mailbox", ds[i].Mailbox)
 	}
 	return nil
+}
+
+// localHeader is what deliverLocal puts before a message it stores.
+func localHeader(from, acct string) string {
+	return "Return-Path: <" + from + ">\r\nDelivered-To: " + acct + "\r\n"
 }
 
 func rcptAddrs(rs []store.QueuedRcpt) []string {
@@ -212,6 +217,20 @@ func (r *Router) deliverOne(ctx context.Context, env queue.Envelope, addr string
 		return queue.Result{Code: 550, Enhanced: "5.4.6", Text: "alias or forward expansion loop"}
 	case err != nil:
 		return queue.Result{Code: 451, Enhanced: "4.3.0", Text: "directory lookup failed"}
+	}
+	// Every account must have room before anything is delivered: a full
+	// one fails the recipient for now, and its retry would deliver the
+	// others (and the Unix targets) again.
+	for _, acct := range res.Accounts {
+		if stored[acct] {
+			continue
+		}
+		if err := r.roomFor(ctx, acct, int64(len(localHeader(env.From, acct)))+size); err != nil {
+			if errors.Is(err, store.ErrOverQuota) {
+				return queue.Result{Code: 452, Enhanced: "4.2.2", Text: "mailbox full"}
+			}
+			return queue.Result{Code: 451, Enhanced: "4.3.0", Text: "quota lookup failed"}
+		}
 	}
 	if len(targets) > 0 {
 		content := func() io.Reader {

@@ -150,3 +150,57 @@ func TestQueuedDeliveryKeepsQuota(t *testing.T) {
 		t.Errorf("within the quota: %+v", res[0])
 	}
 }
+
+// TestQueuedAliasWaitsForEveryRoom: a queued recipient that reaches two
+// accounts, one of them full, stores nothing until both have room: its
+// retry would give the other account one more copy each time (found in
+// review).
+func TestQueuedAliasWaitsForEveryRoom(t *testing.T) {
+	t.Parallel()
+	f, _ := submitFixture(t)
+	ctx := context.Background()
+	for _, to := range []string{"me@example.test", "you@example.test"} {
+		if err := f.st.AddAlias(ctx, "team@example.test", to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.st.SetQuota(ctx, "you@example.test", 100); err != nil {
+		t.Fatal(err)
+	}
+	tr := delivery.Transport{Router: f.router}
+	env := queue.Envelope{ID: "Q5", From: "a@remote.test", Domain: "example.test", Rcpts: []store.QueuedRcpt{{Addr: "team@example.test"}}}
+	body := []byte(crlf("Subject: team", "", strings.Repeat("x", 500)))
+	for try := range 2 {
+		if res := tr.Deliver(ctx, env, bytes.NewReader(body), int64(len(body))); res[0].Code != 452 {
+			t.Fatalf("try %d: %+v, want 452 4.2.2", try, res[0])
+		}
+	}
+	if n := len(f.copies(t, "me")); n != 0 {
+		t.Errorf("me got %d copies while you had no room, want 0", n)
+	}
+}
+
+// TestUnixTargetSeenThenRetried: a target one recipient reached (u1's
+// mailbox) and another recipient of the same message skipped as seen is
+// skipped on that recipient's retries too (found in review: it was
+// delivered again).
+func TestUnixTargetSeenThenRetried(t *testing.T) {
+	t.Parallel()
+	sys, spool := unixSystem(t, "multi: u1, \"|exit 75\"\n", true)
+	q := &fakeQueue{}
+	f := newFixture(t, func(o *delivery.Options) { o.Queue = q; o.Unix = sys })
+	if _, err := f.send(t, "<a@remote.test>", []string{"<u1@host.test>", "<multi@host.test>"}, strings.NewReader(crlf("Subject: seen", "", "b"))); err != nil {
+		t.Fatal(err)
+	}
+	if len(q.msgs) != 1 {
+		t.Fatalf("queued %d, want multi@ for its pipe", len(q.msgs))
+	}
+	m := q.msgs[0]
+	tr := delivery.Transport{Router: f.router}
+	env := queue.Envelope{ID: m.ID, From: m.From, Domain: "host.test", Rcpts: []store.QueuedRcpt{{Addr: m.Rcpts[0].Addr}}}
+	tr.Deliver(context.Background(), env, bytes.NewReader([]byte(q.body[0])), int64(len(q.body[0])))
+	b, _ := os.ReadFile(filepath.Join(spool, "u1"))
+	if n := strings.Count(string(b), "\nSubject: seen\n"); n != 1 {
+		t.Errorf("%d copies in u1's mailbox after a retry, want 1", n)
+	}
+}

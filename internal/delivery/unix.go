@@ -52,6 +52,9 @@ func (r *Router) deliverUnix(ctx context.Context, log *slog.Logger, id, rcpt str
 		name := t.String()
 		if seen[name] {
 			log.Info("reached through another recipient, skipped", "target", name)
+			if len(targets) > 1 { // a retry of rcpt must skip it too
+				r.done.add(id, rcpt, name, time.Now())
+			}
 			continue
 		}
 		if r.done.has(id, rcpt, name) {

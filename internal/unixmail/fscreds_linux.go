@@ -1,6 +1,7 @@
 package unixmail
 
 import (
+	"errors"
 	"fmt"
 	"runtime"
 	"syscall"
@@ -52,6 +53,10 @@ func runAsUser(u User, fn func() error) error {
 	return <-done
 }
 
+// errCreds: this thread could not take the user's filesystem ids. It is
+// a temporary failure (the setup can be fixed), never a bounce.
+var errCreds = errors.New("cannot switch to the user's file rights")
+
 // setThreadFSCreds gives the calling thread the supplementary groups
 // [gid] and the filesystem ids uid and gid. Supplementary groups of the
 // user beyond the primary one are not looked up (as for pipes, whose
@@ -59,17 +64,20 @@ func runAsUser(u User, fn func() error) error {
 func setThreadFSCreds(uid, gid int) error {
 	groups := []uint32{uint32(gid)}
 	if _, _, e := syscall.RawSyscall(sysSetgroups, 1, uintptr(unsafe.Pointer(&groups[0])), 0); e != 0 {
-		return fmt.Errorf("setgroups(%d): %w", gid, e)
+		// %v, not %w: an EPERM here (root without CAP_SETGID, a
+		// seccomp filter) is the operator's setup, not the user's file,
+		// and must not read as the permission error that bounces.
+		return fmt.Errorf("%w: setgroups(%d): %v", errCreds, gid, e)
 	}
 	// setfsgid and setfsuid return the previous id and no error: set,
 	// then set again and see that the id took.
 	syscall.RawSyscall(sysSetfsgid, uintptr(gid), 0, 0)
 	if prev, _, _ := syscall.RawSyscall(sysSetfsgid, uintptr(gid), 0, 0); int(prev) != gid {
-		return fmt.Errorf("setfsgid(%d) did not take (fsgid %d)", gid, prev)
+		return fmt.Errorf("%w: setfsgid(%d) did not take (fsgid %d)", errCreds, gid, prev)
 	}
 	syscall.RawSyscall(sysSetfsuid, uintptr(uid), 0, 0)
 	if prev, _, _ := syscall.RawSyscall(sysSetfsuid, uintptr(uid), 0, 0); int(prev) != uid {
-		return fmt.Errorf("setfsuid(%d) did not take (fsuid %d)", uid, prev)
+		return fmt.Errorf("%w: setfsuid(%d) did not take (fsuid %d)", errCreds, uid, prev)
 	}
 	return nil
 }

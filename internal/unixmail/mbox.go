@@ -266,7 +266,11 @@ func tryDotLock(dir *os.Root, name string) (func(), error) {
 // another program may have broken it and taken a fresh one since, and
 // removing that by name let two writers in at once. The same inode is not
 // enough (a file made just after another was removed often gets its
-// inode), so its modification time must not have changed either.
+// inode), so its modification time must not have changed either. This
+// narrows the race with another program to the moment between the last
+// look and the unlink; it does not close it (deliveries of this process
+// to one mailbox are serialised by spoolMutexes, so among them there is
+// none).
 func removeIfSame(dir *os.Root, lock string, stale fs.FileInfo) {
 	fi, err := dir.Lstat(lock)
 	if err == nil && os.SameFile(fi, stale) && fi.ModTime().Equal(stale.ModTime()) {
