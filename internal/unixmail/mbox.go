@@ -74,7 +74,7 @@ func appendMbox(dir *os.Root, name string, owner User, mode spoolMode, from stri
 // pair. The returned func releases them all and closes f.
 func lockSpool(dir *os.Root, name string, owner User, mode spoolMode) (*os.File, func(), error) {
 	deadline := time.Now().Add(lockWait)
-	release, err := spoolMutexes.lock(filepath.Join(dir.Name(), name), deadline)
+	release, err := spoolMutexes.lock(mutexKey(dir.Name(), name), deadline)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -303,6 +303,21 @@ func tryFcntl(f *os.File) error {
 		return fmt.Errorf("fcntl lock: %w", err)
 	}
 	return nil
+}
+
+// mutexKey names a mailbox for spoolMutexes: its path with the links of
+// its directory resolved, so that two spellings of one file (an alias
+// file target through a linked directory, and the same file named in a
+// .forward) share one mutex. fcntl locks do not exclude goroutines of
+// one process, and a file target may have no dot-lock, so this mutex is
+// all that keeps two of our deliveries from writing at one offset. It
+// only names the lock: the file is opened through the os.Root as ever.
+func mutexKey(dir, name string) string {
+	p := filepath.Join(dir, name)
+	if d, err := filepath.EvalSymlinks(filepath.Dir(p)); err == nil {
+		return filepath.Join(d, filepath.Base(p))
+	}
+	return p
 }
 
 // spoolMutexes serialises this process's deliveries to one mailbox.

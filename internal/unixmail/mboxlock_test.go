@@ -112,3 +112,29 @@ func TestSpoolMutexTimesOut(t *testing.T) {
 		t.Errorf("%d entries left", len(p.m))
 	}
 }
+
+// TestMutexKeyOneFileOneKey: two spellings of one mailbox, through a
+// linked directory or split differently between directory and name, get
+// one in-process mutex (found in review: they got two, and with no
+// dot-lock two deliveries could write at one offset).
+func TestMutexKeyOneFileOneKey(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	real := filepath.Join(dir, "real")
+	if err := os.MkdirAll(filepath.Join(real, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(real, filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	want := mutexKey(filepath.Join(real, "sub"), "box")
+	for _, c := range [][2]string{
+		{filepath.Join(dir, "link", "sub"), "box"},
+		{real, "sub/box"},
+		{filepath.Join(dir, "link"), "sub/box"},
+	} {
+		if got := mutexKey(c[0], c[1]); got != want {
+			t.Errorf("mutexKey(%q, %q) = %q, want %q", c[0], c[1], got, want)
+		}
+	}
+}
