@@ -533,12 +533,29 @@ func (c fileContent) Reader() (store.ReadCloser, error) {
 	return newCRLFReader(f), nil
 }
 
+// openByBase opens the message file with the unique base name base,
+// whatever flags its name carries now. A flag change in another session
+// may rename it between the listing and the open, more than once under
+// a client that keeps storing flags: each try lists again (up to
+// openTries). One try made FETCH and SEARCH fail with NO [SERVERBUG] now
+// and then while another client marked mail read (red-team run).
 func openByBase(dir, base string) (*os.File, error) {
-	if m := filesByBase(dir, base); len(m) > 0 {
-		return os.Open(m[0])
+	for range openTries {
+		for _, p := range filesByBase(dir, base) {
+			if baseName(filepath.Base(p)) != base {
+				continue // a longer name with base as its prefix
+			}
+			f, err := os.Open(p)
+			if !errors.Is(err, os.ErrNotExist) {
+				return f, err
+			}
+		}
 	}
 	return nil, os.ErrNotExist
 }
+
+// openTries bounds how often openByBase follows a file being renamed.
+const openTries = 20
 
 // filesByBase returns the paths of the message file with the unique base
 // name base in a Maildir, whatever flags its name carries now (cur/

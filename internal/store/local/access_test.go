@@ -228,3 +228,51 @@ func TestSyncKeepsKeywordsFromNames(t *testing.T) {
 		t.Errorf("flags after external rename: %v", got)
 	}
 }
+
+// TestOpenByBaseFollowsRenames: a message file that another session keeps
+// renaming (flag changes: cur/X:2,S and cur/X:2,FS in turn, tens of
+// thousands a second) is still
+// opened by its base name. One listing and one open failed now and then,
+// and FETCH answered NO [SERVERBUG] (red-team run).
+func TestOpenByBaseFollowsRenames(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for _, sd := range []string{"cur", "new", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(dir, sd), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	base := "1700000000.M1P1.host,S=5"
+	names := []string{base + ":2,S", base + ":2,FS"}
+	if err := os.WriteFile(filepath.Join(dir, "cur", names[0]), []byte("hello"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			os.Rename(filepath.Join(dir, "cur", names[i%2]), filepath.Join(dir, "cur", names[(i+1)%2]))
+			time.Sleep(20 * time.Microsecond) // far faster than any client stores flags
+		}
+	}()
+	fails := 0
+	for range 2000 {
+		f, err := openByBase(dir, base)
+		if err != nil {
+			fails++
+			continue
+		}
+		f.Close()
+	}
+	close(stop)
+	<-done
+	if fails > 0 {
+		t.Errorf("%d of 2000 opens failed while the file was being renamed", fails)
+	}
+}
