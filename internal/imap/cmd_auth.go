@@ -47,6 +47,18 @@ func (c *conn) cmdNoop(tag string, s *scanner) error {
 	return nil
 }
 
+// cmdCheck is IMAP4rev1's CHECK (RFC 3501 §6.4.1), which RFC 9051 drops:
+// a checkpoint, which for us (every change durable when answered) is a
+// NOOP. Clients of rev1 still send it: mbsync after each change, which
+// failed on BAD.
+func (c *conn) cmdCheck(tag string, s *scanner) error {
+	if err := s.crlf(); err != nil {
+		return err
+	}
+	c.ok(tag, "", "CHECK completed")
+	return nil
+}
+
 func (c *conn) cmdLogout(tag string, s *scanner) error {
 	if err := s.crlf(); err != nil {
 		return err

@@ -48,6 +48,7 @@ var commands = map[string]command{
 	"COMPRESS":     {(*conn).cmdCompress, authed},
 	"GETQUOTA":     {(*conn).cmdGetQuota, authed},
 	"GETQUOTAROOT": {(*conn).cmdGetQuotaRoot, authed},
+	"CHECK":        {(*conn).cmdCheck, inSelected},
 	"CLOSE":        {(*conn).cmdClose, inSelected},
 	"UNSELECT":     {(*conn).cmdUnselect, inSelected},
 	"EXPUNGE":      {(*conn).cmdExpunge, inSelected},

@@ -130,3 +130,15 @@ func TestMoveToSelectedMailbox(t *testing.T) {
 	c.do("t SELECT inbox", "t OK")
 	c.do("n MOVE 1 INBOX", "n NO [CANNOT]")
 }
+
+// TestCheckIsANoop: CHECK (RFC 3501 §6.4.1) answers OK in the selected
+// state; it was BAD, and mbsync failed on every sync that changed
+// something (red-team run).
+func TestCheckIsANoop(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	c := e.login(t)
+	c.do("a CHECK", "a BAD") // not selected
+	c.do("s SELECT INBOX", "s OK")
+	c.do("b CHECK", "b OK")
+}
