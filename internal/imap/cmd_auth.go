@@ -24,7 +24,7 @@ func (c *conn) capabilities() string {
 		caps = append(caps, "AUTH=PLAIN", "AUTH=SCRAM-SHA-256")
 	}
 	if c.state != stateNotAuth {
-		caps = append(caps, "MOVE", "SPECIAL-USE", "LIST-EXTENDED", "LIST-STATUS", "ESEARCH", "CONDSTORE", "QRESYNC",
+		caps = append(caps, "MOVE", "SPECIAL-USE", "CREATE-SPECIAL-USE", "LIST-EXTENDED", "LIST-STATUS", "ESEARCH", "CONDSTORE", "QRESYNC",
 			"QUOTA", "QUOTA=RES-STORAGE", "STATUS=SIZE", "BINARY", "SORT", "SORT=DISPLAY", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES", "COMPRESS=DEFLATE", "UTF8=ACCEPT", fmt.Sprintf("APPENDLIMIT=%d", c.s.opts.AppendLimit))
 	}
 	return strings.Join(caps, " ")

@@ -290,14 +290,21 @@ func (c *conn) cmdCreate(tag string, s *scanner) error {
 	if err != nil {
 		return err
 	}
-	use := ""
-	if s.maybeSP() { // RFC 6154 §3: CREATE … (USE (\Sent))
-		if use, err = createUse(s); err != nil {
+	var uses []string
+	withUse := s.maybeSP() // RFC 6154 §3: CREATE … (USE (\Sent))
+	if withUse {
+		if uses, err = createUse(s); err != nil {
 			return err
 		}
 	}
 	if err := s.crlf(); err != nil {
 		return err
+	}
+	use := ""
+	if withUse {
+		if use, err = oneSpecialUse(uses); err != nil {
+			return err
+		}
 	}
 	if name == "INBOX" {
 		return no("ALREADYEXISTS", "INBOX always exists")
@@ -317,8 +324,14 @@ func (c *conn) cmdCreate(tag string, s *scanner) error {
 	return nil
 }
 
-func createUse(s *scanner) (string, error) {
-	use := ""
+// specialUses are the RFC 6154 §2 special-use attributes a mailbox may
+// be created with.
+var specialUses = []string{`\All`, `\Archive`, `\Drafts`, `\Flagged`, `\Junk`, `\Sent`, `\Trash`}
+
+// createUse reads CREATE's "(USE (attr...))" (RFC 6154 §3); see
+// oneSpecialUse for what it may hold.
+func createUse(s *scanner) ([]string, error) {
+	var uses []string
 	err := s.list(func() error {
 		a, err := s.atom()
 		if err != nil || !strings.EqualFold(a, "USE") {
@@ -329,13 +342,28 @@ func createUse(s *scanner) (string, error) {
 		}
 		return s.list(func() error {
 			f, err := s.flag()
-			if use == "" {
-				use = f
-			}
+			uses = append(uses, f)
 			return err
 		})
 	})
-	return use, err
+	return uses, err
+}
+
+// oneSpecialUse checks what createUse read. A mailbox here holds at most
+// one special use, so anything but one of them gets NO [USEATTR] and
+// nothing is created (RFC 6154 §5.3): any flag was taken, \Noselect
+// made a selectable mailbox look unselectable, and a second use was
+// dropped in silence.
+func oneSpecialUse(uses []string) (string, error) {
+	if len(uses) != 1 {
+		return "", no("USEATTR", "One special-use attribute per mailbox")
+	}
+	for _, u := range specialUses {
+		if strings.EqualFold(u, uses[0]) {
+			return u, nil
+		}
+	}
+	return "", no("USEATTR", "Not a special-use attribute: "+uses[0])
 }
 
 // createParents creates missing superiors (RFC 9051 §6.3.4).

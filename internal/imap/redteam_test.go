@@ -142,3 +142,26 @@ func TestCheckIsANoop(t *testing.T) {
 	c.do("s SELECT INBOX", "s OK")
 	c.do("b CHECK", "b OK")
 }
+
+// TestCreateSpecialUse: CREATE (USE (...)) takes one RFC 6154 special
+// use; anything else gets NO [USEATTR] and creates nothing (RFC 6154
+// §5.3). Any flag was taken, \Noselect included, and a second use was
+// dropped in silence (red-team run).
+func TestCreateSpecialUse(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	c := e.login(t)
+	if out := c.do("a CAPABILITY", "a OK"); !contains(out, "CREATE-SPECIAL-USE") {
+		t.Errorf("capability: %q", out)
+	}
+	c.do(`b CREATE Sent2 (USE (\Sent))`, "b OK")
+	if out := c.do(`c LIST (SPECIAL-USE) "" "Sent2"`, "c OK"); !contains(out, `\Sent`) {
+		t.Errorf("LIST: %q", out)
+	}
+	for _, u := range []string{`\Noselect`, `\Foo`, `\Sent \Drafts`} {
+		c.do(`d CREATE Q (USE (`+u+`))`, "d NO [USEATTR]")
+	}
+	if out := c.do(`e LIST "" "Q"`, "e OK"); contains(out, `"Q"`) {
+		t.Errorf("a refused CREATE made the mailbox: %q", out)
+	}
+}
