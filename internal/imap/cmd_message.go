@@ -228,6 +228,9 @@ func (c *conn) cmdStore(tag string, s *scanner, uid bool) error {
 		}
 	}
 	c.storeResponses(changed, silent, uid)
+	if !silent {
+		c.unchangedResponses(idx, changed, failed, uid)
+	}
 	code := ""
 	if len(failed) > 0 {
 		code = "MODIFIED " + c.modifiedSet(failed, uid)
@@ -361,6 +364,28 @@ func (c *conn) storeResponses(changed []Meta, silent, uid bool) {
 			c.writef("* %d FETCH (%s)\r\n", i+1, strings.Join(items, " "))
 		}
 	}
+}
+
+// unchangedResponses sends the flags of the targeted messages a STORE
+// left as they were (+FLAGS of a flag already set): RFC 9051 §6.4.6 has
+// a STORE return the flags of every message it names, unless .SILENT,
+// and clients wait for them (Python's imaplib returned [None]). Messages
+// that failed UNCHANGEDSINCE are reported by MODIFIED instead.
+func (c *conn) unchangedResponses(idx []int, changed []Meta, failed []uint32, uid bool) {
+	skip := make(map[uint32]bool, len(changed)+len(failed))
+	for _, m := range changed {
+		skip[m.UID] = true
+	}
+	for _, u := range failed {
+		skip[u] = true
+	}
+	var same []Meta
+	for _, i := range idx {
+		if i < len(c.mbox.msgs) && !skip[c.mbox.msgs[i].UID] {
+			same = append(same, c.mbox.msgs[i])
+		}
+	}
+	c.storeResponses(same, false, uid)
 }
 
 // modifiedSet renders the MODIFIED set: UIDs for UID STORE, else

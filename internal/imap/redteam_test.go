@@ -165,3 +165,21 @@ func TestCreateSpecialUse(t *testing.T) {
 		t.Errorf("a refused CREATE made the mailbox: %q", out)
 	}
 }
+
+// TestStoreReportsUnchangedFlags: a STORE that changes nothing (+FLAGS of
+// a flag already set) still returns the message's flags (RFC 9051
+// §6.4.6); it returned none, and Python's imaplib got [None].
+func TestStoreReportsUnchangedFlags(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	e.deliver(t, msg1)
+	c := e.login(t)
+	c.do("s SELECT INBOX", "s OK")
+	c.do(`a STORE 1 +FLAGS (\Seen)`, "a OK")
+	if out := c.do(`b STORE 1 +FLAGS (\Seen)`, "b OK"); !contains(out, `* 1 FETCH (FLAGS (\Seen))`) {
+		t.Errorf("unchanged STORE: %q", out)
+	}
+	if out := c.do(`c STORE 1 +FLAGS.SILENT (\Seen)`, "c OK"); contains(out, "FETCH") {
+		t.Errorf(".SILENT answered with FETCH: %q", out)
+	}
+}
