@@ -1,6 +1,8 @@
 package imap
 
 import (
+	"cmp"
+	"slices"
 	"strings"
 )
 
@@ -10,6 +12,30 @@ type listOptions struct {
 	retSubscribed, retChildren, retSpecial bool // return
 	status                                 []string
 	lsub                                   bool
+	// extended: the command has selection or return options or a list
+	// of patterns, the forms of RFC 5258 §3, whose clients know
+	// \NonExistent.
+	extended bool
+}
+
+// selecting reports whether LIST names only some mailboxes.
+func (o listOptions) selecting() bool { return o.subscribedOnly || o.specialOnly }
+
+// selects reports whether a mailbox meets the selection criteria.
+func (o listOptions) selects(b MailboxInfo) bool {
+	return !(o.subscribedOnly && !b.Subscribed || o.specialOnly && b.SpecialUse == "")
+}
+
+// criteria names the selection criteria for CHILDINFO (RFC 5258 §3).
+func (o listOptions) criteria() string {
+	var cs []string
+	if o.subscribedOnly {
+		cs = append(cs, `"SUBSCRIBED"`)
+	}
+	if o.specialOnly {
+		cs = append(cs, `"SPECIAL-USE"`)
+	}
+	return strings.Join(cs, " ")
 }
 
 func (c *conn) cmdLsub(tag string, s *scanner) error {
@@ -30,6 +56,7 @@ func (c *conn) list(tag string, s *scanner, o listOptions) error {
 		if err := s.sp(); err != nil {
 			return err
 		}
+		o.extended = true
 	}
 	ref, err := s.astring()
 	if err != nil {
@@ -37,6 +64,9 @@ func (c *conn) list(tag string, s *scanner, o listOptions) error {
 	}
 	if err := s.sp(); err != nil {
 		return err
+	}
+	if b, _ := s.peek(); b == '(' {
+		o.extended = true
 	}
 	pats, err := c.patterns(s)
 	if err != nil {
@@ -46,6 +76,7 @@ func (c *conn) list(tag string, s *scanner, o listOptions) error {
 		if err := parseReturnOpts(s, &o); err != nil {
 			return err
 		}
+		o.extended = true
 	}
 	if err := s.crlf(); err != nil {
 		return err
@@ -62,8 +93,11 @@ func (c *conn) list(tag string, s *scanner, o listOptions) error {
 	return nil
 }
 
+// parseSelectOpts reads LIST-EXTENDED selection options. RECURSIVEMATCH
+// qualifies another option, so alone (or with only REMOTE) it is BAD
+// (RFC 5258 §3).
 func parseSelectOpts(s *scanner, o *listOptions) error {
-	return s.list(func() error {
+	err := s.list(func() error {
 		a, err := s.atom()
 		switch strings.ToUpper(a) {
 		case "SUBSCRIBED":
@@ -80,6 +114,10 @@ func parseSelectOpts(s *scanner, o *listOptions) error {
 		}
 		return err
 	})
+	if err == nil && o.recursive && !o.selecting() {
+		err = syntaxf("RECURSIVEMATCH needs another selection option")
+	}
+	return err
 }
 
 func parseReturnOpts(s *scanner, o *listOptions) error {
@@ -169,7 +207,8 @@ func (s *scanner) listAtom() (string, error) {
 	return b.String(), nil
 }
 
-// listMatches writes a LIST (or LSUB) line for each mailbox matching.
+// listMatches writes a LIST (or LSUB) line for each mailbox matching, and
+// for each matching name that stands for deeper names the patterns miss.
 func (c *conn) listMatches(ref string, pats []string, o listOptions) error {
 	if len(pats) > maxListPatterns {
 		return no("LIMIT", "Too many LIST patterns")
@@ -178,19 +217,106 @@ func (c *conn) listMatches(ref string, pats []string, o listOptions) error {
 	if err != nil {
 		return c.mapErr(err)
 	}
-	m := newListMatcher(ref, pats)
+	entries, below, err := listEntries(boxes, newListMatcher(ref, pats), o)
+	if err != nil {
+		return err
+	}
 	parents := parentNames(boxes)
+	for _, e := range entries {
+		c.writeEntry(e, parents[e.Name], below[e.Name], o)
+	}
+	return nil
+}
+
+// writeEntry writes what one matching name gets. below: the name has a
+// descendant that meets the selection criteria but no pattern, a level a
+// "%" stopped at. Plain LIST and LSUB return such a level so that a
+// client browsing with "%" finds the way down (RFC 3501 §6.3.8, §6.3.9);
+// with RECURSIVEMATCH it carries CHILDINFO (RFC 5258 §3, §4; RFC 9051
+// §6.3.9's table), and without it a selection names only what it selects.
+func (c *conn) writeEntry(e listEntry, hasChildren, below bool, o listOptions) {
+	switch {
+	case !e.matched:
+	case e.exists && o.selects(e.MailboxInfo):
+		c.writeList(e.MailboxInfo, hasChildren, o, below && o.recursive)
+	case !below:
+	case o.lsub || !e.exists && !o.selecting():
+		c.writeLevel(e.Name, o)
+	case o.recursive && e.exists:
+		c.writeList(e.MailboxInfo, hasChildren, o, true)
+	case o.recursive:
+		c.writeLevel(e.Name, o)
+	}
+}
+
+// listEntry is one name LIST may answer for: a mailbox, or a name that
+// is only an ancestor of mailboxes, as DELETE of "a" leaves when "a/b"
+// exists (RFC 9051 §6.3.4).
+type listEntry struct {
+	MailboxInfo
+	exists, matched bool
+}
+
+// listEntries matches the mailboxes, marks in below the ancestors of those
+// that meet the selection criteria but no pattern, and adds the matching
+// ancestors that are no mailbox, in the store's order (INBOX, then by
+// name) so that they sit where the mailbox would.
+func listEntries(boxes []MailboxInfo, m *listMatcher, o listOptions) ([]listEntry, map[string]bool, error) {
+	out := make([]listEntry, 0, len(boxes))
+	exists := make(map[string]bool, len(boxes))
+	below := map[string]bool{}
 	for _, b := range boxes {
 		ok, err := m.matches(b.Name)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
-		if !ok || o.subscribedOnly && !b.Subscribed || o.specialOnly && b.SpecialUse == "" {
+		out = append(out, listEntry{MailboxInfo: b, exists: true, matched: ok})
+		exists[b.Name] = true
+		if !ok && o.selects(b) {
+			markAncestors(below, b.Name)
+		}
+	}
+	n := len(out)
+	for name := range below {
+		if exists[name] {
 			continue
 		}
-		c.writeList(b, parents[b.Name], o)
+		ok, err := m.matches(name)
+		if err != nil {
+			return nil, nil, err
+		}
+		if ok {
+			out = append(out, listEntry{MailboxInfo: MailboxInfo{Name: name}, matched: true})
+		}
 	}
-	return nil
+	if len(out) > n {
+		slices.SortStableFunc(out, listOrder)
+	}
+	return out, below, nil
+}
+
+// listOrder is the store's order: INBOX first, then by name (bytes).
+func listOrder(a, b listEntry) int {
+	return cmp.Or(inboxRank(a.Name)-inboxRank(b.Name), strings.Compare(a.Name, b.Name))
+}
+
+func inboxRank(name string) int {
+	if name == "INBOX" {
+		return 0
+	}
+	return 1
+}
+
+// markAncestors sets set[a] for each ancestor a of name ("a" for "a/b").
+func markAncestors(set map[string]bool, name string) {
+	for i := len(name) - 1; i > 0; i-- {
+		if name[i] == '/' {
+			if set[name[:i]] {
+				return // and so are its own ancestors
+			}
+			set[name[:i]] = true
+		}
+	}
 }
 
 // maxListPatterns bounds the patterns of one LIST (RFC 5258 allows a
@@ -282,19 +408,13 @@ func collapseWildcards(p string) string {
 func parentNames(boxes []MailboxInfo) map[string]bool {
 	out := map[string]bool{}
 	for _, b := range boxes {
-		for i := len(b.Name) - 1; i > 0; i-- {
-			if b.Name[i] == '/' {
-				if out[b.Name[:i]] {
-					break // and so are its own parents
-				}
-				out[b.Name[:i]] = true
-			}
-		}
+		markAncestors(out, b.Name)
 	}
 	return out
 }
 
-func (c *conn) writeList(b MailboxInfo, hasChildren bool, o listOptions) {
+// writeList writes a mailbox's line, and its STATUS when asked.
+func (c *conn) writeList(b MailboxInfo, hasChildren bool, o listOptions, childInfo bool) {
 	var attrs []string
 	if hasChildren {
 		attrs = append(attrs, `\HasChildren`)
@@ -307,16 +427,41 @@ func (c *conn) writeList(b MailboxInfo, hasChildren bool, o listOptions) {
 	if b.Subscribed && o.retSubscribed {
 		attrs = append(attrs, `\Subscribed`)
 	}
-	verb := "LIST"
-	if o.lsub {
-		verb = "LSUB"
-	}
-	c.writef("* %s (%s) \"/\" %s\r\n", verb, strings.Join(attrs, " "), c.mailboxName(b.Name))
+	c.writeLine(attrs, b.Name, o, childInfo)
 	if len(o.status) > 0 {
 		if st, err := c.user.Status(c.ctx, b.Name); err == nil {
 			c.writef("* STATUS %s (%s)\r\n", c.mailboxName(b.Name), c.formatStatus(st, o.status))
 		}
 	}
+}
+
+// writeLevel writes the line of a name that is listed only for what is
+// below it. LSUB and IMAP4rev1 say \Noselect (RFC 3501 §6.3.8, §6.3.9: in
+// LSUB even of a mailbox, that is not subscribed); IMAP4rev2 and
+// LIST-EXTENDED say \NonExistent, which implies it (RFC 9051 §7.3.1, RFC
+// 5258 §3). It has children by construction. No STATUS: it is no
+// mailbox to count, and a LSUB \Noselect one is not what was asked for
+// (RFC 5819 §2 omits STATUS for \Noselect and \NonExistent names).
+func (c *conn) writeLevel(name string, o listOptions) {
+	attr := `\NonExistent`
+	if o.lsub || !c.rev2 && !o.extended {
+		attr = `\Noselect`
+	}
+	c.writeLine([]string{attr, `\HasChildren`}, name, o, o.recursive)
+}
+
+// writeLine writes one LIST or LSUB line; childInfo adds the CHILDINFO
+// extended data item: a descendant meets the selection criteria (RFC
+// 5258 §3, §4).
+func (c *conn) writeLine(attrs []string, name string, o listOptions, childInfo bool) {
+	verb, ext := "LIST", ""
+	if o.lsub {
+		verb = "LSUB"
+	}
+	if childInfo {
+		ext = ` ("CHILDINFO" (` + o.criteria() + `))`
+	}
+	c.writef("* %s (%s) \"/\" %s%s\r\n", verb, strings.Join(attrs, " "), c.mailboxName(name), ext)
 }
 
 // match matches a LIST pattern: "*" any run, "%" any run without "/"
