@@ -31,10 +31,11 @@ func newSieveScripts(t *testing.T) (sieveScripts, *local.Store, context.Context)
 	return sieveScripts{st: st, acct: sieveAcct}, st, ctx
 }
 
-// script returns a valid script of n octets: a comment and keep.
+// script returns a valid script of n octets, a comment and keep, that
+// costs n octets in the directory's JSON too (no line end to escape).
 func script(n int) string {
-	const tail = "\r\nkeep;\r\n"
-	return "# " + strings.Repeat("<", n-2-len(tail)) + tail
+	const head, tail = "/* ", " */ keep;"
+	return head + strings.Repeat("<", n-len(head)-len(tail)) + tail
 }
 
 // TestSieveScriptsTotal: all of an account's scripts together are bounded
@@ -70,4 +71,21 @@ func TestSieveScriptsTotal(t *testing.T) {
 	put("d", 800*k, nil) // shrinks
 	put("a", 400*k+1, managesieve.ErrQuota)
 	put("e", 20, managesieve.ErrQuota)
+}
+
+// TestSieveScriptCostsItsJSON: PUTSCRIPT counts what a script takes in
+// the directory's JSON copy, where a control character takes six octets:
+// 200 KiB of \x01 in a comment cost 1.2 MiB there and is refused; the
+// same size of plain text is stored (red-team run: one account's 1 MiB
+// of \x01 made every directory change rewrite 6 MiB).
+func TestSieveScriptCostsItsJSON(t *testing.T) {
+	t.Parallel()
+	sc, _, ctx := newSieveScripts(t)
+	ctl := "# " + strings.Repeat("\x01", 200<<10) + "\r\nkeep;\r\n"
+	if err := sc.Put(ctx, "ctl", ctl); err == nil {
+		t.Error("a script of control characters costing 1.2 MiB of JSON was stored")
+	}
+	if err := sc.Put(ctx, "plain", script(200<<10)); err != nil {
+		t.Errorf("a plain script of the same size: %v", err)
+	}
 }
