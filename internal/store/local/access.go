@@ -542,9 +542,6 @@ func (c fileContent) Reader() (store.ReadCloser, error) {
 func openByBase(dir, base string) (*os.File, error) {
 	for range openTries {
 		for _, p := range filesByBase(dir, base) {
-			if baseName(filepath.Base(p)) != base {
-				continue // a longer name with base as its prefix
-			}
 			f, err := os.Open(p)
 			if !errors.Is(err, os.ErrNotExist) {
 				return f, err
@@ -559,12 +556,18 @@ const openTries = 20
 
 // filesByBase returns the paths of the message file with the unique base
 // name base in a Maildir, whatever flags its name carries now (cur/
-// first).
+// first). The glob finds names that start with base; only those whose
+// base name is base are kept, so "1.x" never finds another message's
+// "1.xy" (removeByBase would have removed it).
 func filesByBase(dir, base string) []string {
 	var out []string
 	for _, sd := range []string{"cur", "new"} {
 		m, _ := filepath.Glob(filepath.Join(dir, sd, globEscape(base)+"*"))
-		out = append(out, m...)
+		for _, p := range m {
+			if baseName(filepath.Base(p)) == base {
+				out = append(out, p)
+			}
+		}
 	}
 	return out
 }

@@ -276,3 +276,21 @@ func TestOpenByBaseFollowsRenames(t *testing.T) {
 		t.Errorf("%d of 2000 opens failed while the file was being renamed", fails)
 	}
 }
+
+// TestFilesByBaseIsExact: the lookup by base name finds that message's
+// file whatever its flags, never another message whose name starts with
+// the same octets (removeByBase would have removed it).
+func TestFilesByBaseIsExact(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for _, sd := range []string{"cur", "new"} {
+		os.MkdirAll(filepath.Join(dir, sd), 0o700)
+	}
+	os.WriteFile(filepath.Join(dir, "cur", "1.x:2,S"), nil, 0o600)
+	os.WriteFile(filepath.Join(dir, "new", "1.xy"), nil, 0o600)
+	os.WriteFile(filepath.Join(dir, "cur", "1.x,S=5:2,"), nil, 0o600)
+	got := filesByBase(dir, "1.x")
+	if len(got) != 1 || filepath.Base(got[0]) != "1.x:2,S" {
+		t.Errorf("filesByBase(1.x) = %q, want only cur/1.x:2,S", got)
+	}
+}

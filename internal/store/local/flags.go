@@ -486,13 +486,10 @@ func linkOrRename(from, to string, move bool) error {
 }
 
 // findByBase returns the path of the message file whose base name is base,
-// or "" when there is none. (filesByBase matches a prefix: "1.x" would
-// find "1.xy" too.)
+// or "" when there is none.
 func findByBase(dir, base string) string {
-	for _, f := range filesByBase(dir, base) {
-		if baseName(filepath.Base(f)) == base {
-			return f
-		}
+	if m := filesByBase(dir, base); len(m) > 0 {
+		return m[0]
 	}
 	return ""
 }
