@@ -59,7 +59,11 @@ func (r *Router) Inject(ctx context.Context, from string, to []string, msg []byt
 			}
 		}
 		for _, acct := range res.Accounts {
-			if err := r.deliverLocal(ctx, id, from, addr, acct, bytes.NewReader(msg), int64(len(msg))); err != nil {
+			err := r.roomFor(ctx, acct, int64(len(localHeader(from, acct))+len(msg)))
+			if err == nil {
+				err = r.deliverLocal(ctx, id, from, addr, acct, bytes.NewReader(msg), int64(len(msg)))
+			}
+			if err != nil {
 				remote = append(remote, store.QueuedRcpt{Addr: acct}) // retry through the queue
 			}
 		}
@@ -82,10 +86,7 @@ func (r *Router) Inject(ctx context.Context, from string, to []string, msg []byt
 // through the account's Sieve script. rcpt is the address as addressed.
 func (r *Router) deliverLocal(ctx context.Context, id, from, rcpt, acct string, body io.ReaderAt, size int64) error {
 	var h bytes.Buffer
-	h.WriteString(localHeader(from, acct))
-	if err := r.roomFor(ctx, acct, int64(h.Len())+size); err != nil {
-		return err
-	}
+	h.WriteString(localHeader(from, acct)) // the caller checked the quota (roomFor)
 	d := store.Delivery{Account: acct, Mailbox: "INBOX", Date: r.opts.Now(), Header: h.Bytes(), Body: body, BodySize: size}
 	ds := []store.Delivery{d}
 	if r.opts.Filter != nil {
