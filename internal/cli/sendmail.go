@@ -225,6 +225,9 @@ func (a *app) sendmail(args []string) error {
 		return a.proxySMTP(sock)
 	}
 	msg, err := readMessage(a.stdin, sa.ignoreDots, int64(cfg.SMTP.MaxMessageSize))
+	if err == nil {
+		err = checkText(msg, cfg.SMTP.MaxLineLength)
+	}
 	if err != nil {
 		return &exitError{exDataErr, err}
 	}
@@ -256,6 +259,22 @@ func (a *app) takeConfigFlag(args []string) []string {
 // too: the SMTP client sends it as CRLF (no smuggling sequence leaves this
 // host), so the -t header parsing must see the same lines, or
 // "Subject: x\rBcc: y" hid a Bcc field that was then sent as one.
+// checkText refuses what the daemon refuses on its socket and in the
+// maildrop (a NUL, a line over maxLine octets) before either is tried:
+// with the daemon down, such a message left in the maildrop got exit 0
+// here and a bounce later; now the caller gets 65 on both paths.
+func checkText(msg []byte, maxLine int) error {
+	if bytes.IndexByte(msg, 0) >= 0 {
+		return errors.New("the message holds a NUL octet")
+	}
+	for line := range bytes.Lines(msg) {
+		if len(bytes.TrimRight(line, "\r\n")) > maxLine {
+			return fmt.Errorf("a line is longer than %d octets (smtp.max_line_length)", maxLine)
+		}
+	}
+	return nil
+}
+
 func readMessage(r io.Reader, ignoreDots bool, max int64) ([]byte, error) {
 	var out bytes.Buffer
 	br := bufio.NewReaderSize(io.LimitReader(r, max+1), 64<<10)

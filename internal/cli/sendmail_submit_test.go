@@ -175,3 +175,18 @@ func TestSendmailSplitsTransactions(t *testing.T) {
 		t.Errorf("delivered to %q, dropped %q", all, dropped(t, drop))
 	}
 }
+
+// TestCheckText: sendmail refuses a NUL or an over-long line itself, as
+// the daemon would on its socket, so that a message left in the maildrop
+// while the daemon is down is never one the daemon then bounces.
+func TestCheckText(t *testing.T) {
+	t.Parallel()
+	if err := checkText([]byte("Subject: ok\r\n\r\n"+strings.Repeat("x", 998)+"\r\n"), 998); err != nil {
+		t.Errorf("998 octets: %v", err)
+	}
+	for _, m := range []string{"Subject: x\r\n\r\n" + strings.Repeat("x", 999) + "\r\n", "Subject: x\r\n\r\na\x00b\r\n"} {
+		if checkText([]byte(m), 998) == nil {
+			t.Errorf("accepted %.40q…", m)
+		}
+	}
+}
