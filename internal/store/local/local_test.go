@@ -120,10 +120,17 @@ func TestSyncPicksUpChangesBehindOurBack(t *testing.T) {
 		}
 	}
 	dir, _ := s.MaildirPath(ctx, "me@example.test")
-	ents, _ := os.ReadDir(filepath.Join(dir, "new"))
 	// mutt reads the first (moves it to cur/ with S), deletes the second,
-	// and another program drops in a third.
-	first, second := ents[0].Name(), ents[1].Name()
+	// and another program drops in a third. The files are found by UID:
+	// the order of their names is not the order of delivery (M999 sorts
+	// after M1000 within one second), which made this test fail now and
+	// then.
+	fileOf := func(uid int) string {
+		var f string
+		must(t, s.rdb.QueryRow(`SELECT file FROM messages WHERE uid = ?`, uid).Scan(&f))
+		return filepath.Base(f)
+	}
+	first, second := fileOf(1), fileOf(2)
 	must(t, os.Rename(filepath.Join(dir, "new", first), filepath.Join(dir, "cur", first+":2,S")))
 	must(t, os.Remove(filepath.Join(dir, "new", second)))
 	must(t, os.WriteFile(filepath.Join(dir, "new", "9999999999.dropped"), []byte("Subject: y\n\nhi\n"), 0o600))
