@@ -90,7 +90,7 @@ func (s *Sender) Deliver(ctx context.Context, env queue.Envelope, body io.Reader
 		return res
 	}
 	var last error
-	tried := 0
+	tried, loops := 0, 0
 	for i, h := range hosts {
 		if i >= maxHosts || tried >= maxAddrs {
 			break
@@ -109,8 +109,18 @@ func (s *Sender) Deliver(ctx context.Context, env queue.Envelope, body io.Reader
 				return out
 			}
 			last = err
+			if errors.Is(err, errLoop) {
+				loops++
+				s.log.Warn("outbound: a server named itself with our own hostname", "msgid", env.ID, "remote", h.name, "addr", a, "err", err)
+				continue
+			}
 			s.log.Info("outbound attempt failed", "msgid", env.ID, "remote", h.name, "addr", a, "err", err)
 		}
+	}
+	if loops > 0 && loops == min(tried, maxAddrs) {
+		// Every server tried was this one (or claims to be): sending
+		// again would only loop. Postfix bounces this case the same way.
+		return all(env, 554, "5.4.6", "mail for "+env.Domain+" loops back to myself: "+last.Error())
 	}
 	if last == nil {
 		last = errors.New("no address to try")
@@ -225,6 +235,20 @@ func (s *Sender) try(ctx context.Context, env queue.Envelope, h host, addr strin
 
 var errTLS = errors.New("STARTTLS failed")
 
+// errLoop is a server that gives our own hostname as its name, in its
+// greeting or its EHLO reply: most likely ourselves, reached through an
+// MX record, an address or a relay_host that leads back here. Postfix
+// treats this the same way ("mail for … loops back to myself").
+var errLoop = errors.New("the server greeted us with our own hostname")
+
+// checkLoop returns errLoop when name is our own hostname.
+func (s *Sender) checkLoop(name string) error {
+	if name != "" && strings.EqualFold(strings.TrimSuffix(name, "."), strings.TrimSuffix(s.opts.Hostname, ".")) {
+		return fmt.Errorf("%w (%s)", errLoop, name)
+	}
+	return nil
+}
+
 // connect dials, reads the greeting, says EHLO and starts TLS if offered.
 func (s *Sender) connect(ctx context.Context, h host, addr string, useTLS bool) (*smtp.Client, error) {
 	dctx, cancel := context.WithTimeout(ctx, s.opts.ConnectTimeout)
@@ -238,8 +262,16 @@ func (s *Sender) connect(ctx context.Context, h host, addr string, useTLS bool) 
 		nc.Close()
 		return nil, err
 	}
+	if err := s.checkLoop(c.GreetingName()); err != nil {
+		c.Quit()
+		return nil, err
+	}
 	if err := c.Hello(s.opts.Hostname); err != nil {
 		c.Close()
+		return nil, err
+	}
+	if err := s.checkLoop(c.HelloName); err != nil {
+		c.Quit()
 		return nil, err
 	}
 	if _, ok := c.Ext("STARTTLS"); !ok || !useTLS {

@@ -267,3 +267,104 @@ func TestAttemptBounded(t *testing.T) {
 		t.Errorf("%d address lookups for one attempt, want 1 to %d", res.lookups, maxAddrs)
 	}
 }
+
+// startNamed runs a peer that calls itself name, on addr ("ip:port").
+func startNamed(t *testing.T, r *remote, name, addr string) int {
+	t.Helper()
+	s, err := smtp.New(smtp.Options{Hostname: name, Backend: r, TLS: selfSigned(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(l)
+	t.Cleanup(func() { s.Shutdown(context.Background()) })
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestLoopBackToMyself: a server that greets us with our own hostname is
+// this server reached again (an MX or a relay_host pointing back here);
+// sending would loop until the hop count ends it. When every server
+// tried is one, the message bounces at once with 5.4.6, as in Postfix;
+// when another MX is a real one, it gets the message.
+func TestLoopBackToMyself(t *testing.T) {
+	t.Parallel()
+	self := &remote{}
+	selfPort := startNamed(t, self, "MX.test.", "127.0.0.1:0")
+	s, _ := New(Options{Hostname: "mx.test", RelayHost: "127.0.0.1:" + strconv.Itoa(selfPort)})
+	for _, r := range deliver(t, s, envelope("anywhere.test", "a@anywhere.test", "b@anywhere.test")) {
+		if r.Code != 554 || r.Enhanced != "5.4.6" || !strings.Contains(r.Text, "loops back to myself") {
+			t.Errorf("relay_host that is us: %+v, want 554 5.4.6", r)
+		}
+	}
+	if len(self.msgs) != 0 {
+		t.Errorf("the looping server got %d messages", len(self.msgs))
+	}
+
+	// The better MX is us (by address, under another name); the second
+	// is a real peer on the same port of another address.
+	real := &remote{}
+	port := startNamed(t, real, "mx.remote.test", "127.0.0.1:0")
+	startNamed(t, self, "mx.test", "127.0.0.2:"+strconv.Itoa(port))
+	res := resolver(t, map[string]mockdns.Zone{
+		"remote.test.":       {MX: []net.MX{{Host: "alias.remote.test.", Pref: 5}, {Host: "mx.remote.test.", Pref: 10}}},
+		"alias.remote.test.": {A: []string{"127.0.0.2"}},
+		"mx.remote.test.":    {A: []string{"127.0.0.1"}},
+		"only.test.":         {MX: []net.MX{{Host: "alias.remote.test.", Pref: 5}}},
+	})
+	s, _ = New(Options{Resolver: res, Hostname: "mx.test", Port: port, ConnectTimeout: time.Second})
+	if out := deliver(t, s, envelope("remote.test", "a@remote.test")); out[0].Code != 250 || len(real.msgs) != 1 {
+		t.Errorf("second MX after a looping first: %+v, real peer got %d", out, len(real.msgs))
+	}
+	if out := deliver(t, s, envelope("only.test", "a@only.test")); out[0].Code != 554 || out[0].Enhanced != "5.4.6" {
+		t.Errorf("only MX is us: %+v, want 554 5.4.6", out)
+	}
+	if len(self.msgs) != 0 {
+		t.Errorf("the looping server got %d messages", len(self.msgs))
+	}
+}
+
+// TestLoopNamedInEHLO: a server may greet with another name (a proxy, a
+// load balancer) and still be us: the name in its EHLO reply counts too.
+func TestLoopNamedInEHLO(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			nc, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer nc.Close()
+				io.WriteString(nc, "220 balancer.example ESMTP\r\n")
+				buf := make([]byte, 512)
+				for {
+					n, err := nc.Read(buf)
+					if err != nil {
+						return
+					}
+					switch cmd := strings.ToUpper(string(buf[:n])); {
+					case strings.HasPrefix(cmd, "EHLO"):
+						io.WriteString(nc, "250-mx.test greets you\r\n250 PIPELINING\r\n")
+					case strings.HasPrefix(cmd, "QUIT"):
+						io.WriteString(nc, "221 bye\r\n")
+						return
+					default:
+						io.WriteString(nc, "250 ok\r\n") // a loop would go on
+					}
+				}
+			}()
+		}
+	}()
+	s, _ := New(Options{Hostname: "mx.test", RelayHost: l.Addr().String(), CommandTimeout: 5 * time.Second})
+	if out := deliver(t, s, envelope("anywhere.test", "a@anywhere.test")); out[0].Code != 554 || out[0].Enhanced != "5.4.6" {
+		t.Errorf("EHLO names us: %+v, want 554 5.4.6", out)
+	}
+}

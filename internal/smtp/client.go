@@ -37,6 +37,10 @@ type Client struct {
 	timeout time.Duration
 	// Greeting is the server's 220 reply.
 	Greeting Reply
+	// HelloName is the name the server gave for itself in its last
+	// EHLO or HELO reply (RFC 5321 §4.1.1.1: the first word of the
+	// 250), or "" before Hello.
+	HelloName string
 }
 
 // NewClient reads the greeting on nc. timeout bounds each command.
@@ -226,6 +230,7 @@ func (c *Client) Hello(name string) error {
 		return err
 	}
 	if r.Code == CodeOK {
+		c.HelloName = firstWord(r.Lines)
 		c.ext = map[string]string{}
 		for _, l := range r.Lines[1:] {
 			k, v, _ := strings.Cut(l, " ")
@@ -237,8 +242,25 @@ func (c *Client) Hello(name string) error {
 		return err
 	}
 	c.ext = map[string]string{}
-	return r.Err()
+	if err := r.Err(); err != nil {
+		return err
+	}
+	c.HelloName = firstWord(r.Lines)
+	return nil
 }
+
+// firstWord is the first word of a reply's first line: in a greeting or
+// an EHLO reply, the server's name for itself (RFC 5321 §4.2).
+func firstWord(lines []string) string {
+	if len(lines) == 0 {
+		return ""
+	}
+	w, _, _ := strings.Cut(strings.TrimLeft(lines[0], " "), " ")
+	return w
+}
+
+// GreetingName is the name the server gave for itself in its 220.
+func (c *Client) GreetingName() string { return firstWord(c.Greeting.Lines) }
 
 // Ext reports whether the server announced an EHLO keyword, and its value.
 func (c *Client) Ext(name string) (string, bool) {
