@@ -18,6 +18,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -107,6 +108,16 @@ type imapPeer struct {
 
 func newIMAPPeer(t *testing.T, tlsConf *tls.Config, folders ...string) *imapPeer {
 	t.Helper()
+	return newWrappedIMAPPeer(t, tlsConf, nil, folders...)
+}
+
+// newWrappedIMAPPeer is newIMAPPeer whose sessions wrap may replace (a
+// server that misbehaves in one command).
+func newWrappedIMAPPeer(t *testing.T, tlsConf *tls.Config, wrap func(imapserver.Session) imapserver.Session, folders ...string) *imapPeer {
+	t.Helper()
+	if wrap == nil {
+		wrap = func(s imapserver.Session) imapserver.Session { return s }
+	}
 	mem := imapmemserver.New()
 	user := imapmemserver.NewUser("me", "secret")
 	mem.AddUser(user)
@@ -117,7 +128,7 @@ func newIMAPPeer(t *testing.T, tlsConf *tls.Config, folders ...string) *imapPeer
 	}
 	srv := imapserver.New(&imapserver.Options{
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return mem.NewSession(), nil, nil
+			return wrap(mem.NewSession()), nil, nil
 		},
 		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {}},
 		InsecureAuth: true,
@@ -203,6 +214,7 @@ type pop3Peer struct {
 	mu     sync.Mutex
 	msgs   []pop3Msg
 	noUIDL bool
+	empty  atomic.Bool // RETR sends no content (a server's glitch)
 	addr   string
 }
 
@@ -315,7 +327,11 @@ func (p *pop3Peer) serve(c net.Conn) {
 			}
 			var b bytes.Buffer
 			b.WriteString("+OK\r\n")
-			for _, line := range strings.SplitAfter(string(msgs[n-1].body), "\r\n") {
+			body := string(msgs[n-1].body)
+			if p.empty.Load() {
+				body = ""
+			}
+			for _, line := range strings.SplitAfter(body, "\r\n") {
 				if strings.HasPrefix(line, ".") {
 					b.WriteString(".")
 				}

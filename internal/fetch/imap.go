@@ -462,6 +462,12 @@ func (s *imapSession) message(ctx context.Context, l listed) (outcome, error) {
 			return 0, errors.Join(err, fmt.Errorf("imap UID FETCH %d: no body for a message the server still lists", l.uid))
 		}
 		return vanished, f.state.SkipUID(s.folder, l.uid, "")
+	case len(msg) == 0 && l.size > 0:
+		// BODY[] {0} for a message listed with a size: a server that lost
+		// or could not read the file for now. Delivering the empty
+		// literal would record the message as fetched and leave the
+		// real one unread for ever; fail the pass and try again.
+		return 0, fmt.Errorf("imap UID FETCH %d: an empty body for a message listed with %d octets", l.uid, l.size)
 	}
 	h := header(msg)
 	if looped(h, f.src.Name) {

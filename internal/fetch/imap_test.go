@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
 )
 
 func TestIMAPFetchAndDelete(t *testing.T) {
@@ -455,5 +456,60 @@ func TestRunSurvivesPanic(t *testing.T) {
 	}
 	if n := f.Panics(); n != 1 {
 		t.Errorf("Panics() = %d, want 1", n)
+	}
+}
+
+// emptyBodies answers every BODY[] with an empty literal, {0}, as a
+// server does that cannot read a message file for now.
+type emptyBodies struct {
+	imapserver.SessionIMAP4rev2
+	on *atomic.Bool
+}
+
+func (s emptyBodies) Fetch(w *imapserver.FetchWriter, set imap.NumSet, o *imap.FetchOptions) error {
+	uids, ok := set.(imap.UIDSet)
+	whole := len(o.BodySection) == 1 && o.BodySection[0].Specifier == imap.PartSpecifierNone && len(o.BodySection[0].Part) == 0
+	if !s.on.Load() || !whole || !ok {
+		return s.SessionIMAP4rev2.Fetch(w, set, o)
+	}
+	n, _ := uids.Nums()
+	for i, uid := range n {
+		m := w.CreateMessage(uint32(i + 1)) // one message per test mailbox
+		m.WriteUID(uid)
+		for _, sec := range o.BodySection {
+			m.WriteBodySection(sec, 0).Close()
+		}
+		if err := m.Close(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// TestIMAPEmptyBodyIsNoMessage: BODY[] {0} for a message listed with a
+// size fails the pass; delivering the empty literal recorded the message
+// as fetched (and deleted it on the server) while its content was lost.
+func TestIMAPEmptyBodyIsNoMessage(t *testing.T) {
+	t.Parallel()
+	var broken atomic.Bool
+	broken.Store(true)
+	p := newWrappedIMAPPeer(t, nil, func(s imapserver.Session) imapserver.Session {
+		return emptyBodies{s.(imapserver.SessionIMAP4rev2), &broken}
+	})
+	p.add(t, "INBOX", testMessage("one"))
+	d := &memDeliverer{}
+	f := newFetcher(t, p.source(), d, t.TempDir())
+	if st, err := once(t, f); err == nil || st.Fetched != 0 || d.count() != 0 {
+		t.Fatalf("empty body: stats %+v, err %v, %d delivered; want an error and nothing", st, err, d.count())
+	}
+	if n := mailboxSize(t, p, "INBOX"); n != 1 {
+		t.Fatalf("%d messages on the server, want 1", n)
+	}
+	broken.Store(false) // the server recovers: the next pass gets it
+	if st, err := once(t, f); err != nil || st.Fetched != 1 {
+		t.Fatalf("after recovery: %+v, %v", st, err)
+	}
+	if got := d.subjects(); !slices.Equal(got, []string{"one"}) {
+		t.Errorf("delivered %q", got)
 	}
 }

@@ -166,6 +166,12 @@ func (f *Fetcher) pop3Message(ctx context.Context, c *pop3Client, e pop3Entry) (
 	if err != nil {
 		return 0, err
 	}
+	if len(msg) == 0 && e.size > 0 {
+		// An empty RETR for a message LIST gave a size: a server that
+		// could not read it for now. Recording it as fetched would leave
+		// the real message unread for ever; fail the pass, try again.
+		return 0, fmt.Errorf("pop3 RETR %d: no content for a message listed with %d octets", e.n, e.size)
+	}
 	h := header(msg)
 	if looped(h, f.src.Name) {
 		f.refused(id, errors.New("it already went through this source (a loop)"))

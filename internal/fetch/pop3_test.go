@@ -308,3 +308,25 @@ func TestPOP3STLSInjection(t *testing.T) {
 		t.Errorf("the client went on after the injection; the server heard %q", got)
 	}
 }
+
+// TestPOP3EmptyRETRIsNoMessage: a RETR with no content for a message
+// LIST gave a size fails the pass; delivering it recorded the message as
+// fetched (and deleted it on the server) while its content was lost.
+func TestPOP3EmptyRETRIsNoMessage(t *testing.T) {
+	t.Parallel()
+	p := newPOP3Peer(t)
+	p.add("u1", testMessage("one"))
+	p.empty.Store(true)
+	d := &memDeliverer{}
+	f := newFetcher(t, p.source(), d, t.TempDir())
+	if st, err := once(t, f); err == nil || st.Fetched != 0 || d.count() != 0 || p.len() != 1 {
+		t.Fatalf("empty RETR: stats %+v, err %v, %d delivered, %d left; want an error, nothing delivered, 1 left", st, err, d.count(), p.len())
+	}
+	p.empty.Store(false)
+	if st, err := once(t, f); err != nil || st.Fetched != 1 {
+		t.Fatalf("after recovery: %+v, %v", st, err)
+	}
+	if got := d.subjects(); !slices.Equal(got, []string{"one"}) {
+		t.Errorf("delivered %q", got)
+	}
+}
