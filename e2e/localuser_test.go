@@ -18,8 +18,8 @@ import (
 // TestSendmailAsAnotherUser runs sendmail as the unprivileged user nobody
 // against a daemon running as root, through the socket and, with the
 // daemon stopped, through the maildrop (research/security.md §2.12: the
-// maildrop is shared with every local user). nobody may send as itself
-// only; it can neither list the maildrop nor make the daemon read or
+// maildrop is shared with every local user). With sendmail_any_sender
+// off, nobody may send as itself only; it can neither list the maildrop nor make the daemon read or
 // remove a file it could not read itself (a symlink or hard link planted
 // in the maildrop), and a drop file it writes by hand claiming root's
 // sender is refused.
@@ -33,34 +33,8 @@ func TestSendmailAsAnotherUser(t *testing.T) {
 		t.Fatalf("the user nobody: %v", err)
 	}
 	uid, _ := strconv.Atoi(nb.Uid)
-	gid, _ := strconv.Atoi(nb.Gid)
-	s := newServer(t, opts{})
-	// nobody needs to reach the config, the socket and the maildrop, as
-	// on a real host (the data directory itself is the daemon's, 0711).
-	for _, d := range []string{filepath.Dir(s.dir), s.dir} {
-		must(t, os.Chmod(d, 0o711))
-	}
-	must(t, os.Chmod(s.config, 0o644))
-	bin := t.TempDir()
-	must(t, os.Chmod(bin, 0o755))
-	must(t, os.Chmod(filepath.Dir(bin), 0o755))
-	sendmail := filepath.Join(bin, "sendmail")
-	copyFile(t, binary, sendmail, 0o755)
-	asNobody := func(stdin string, name string, args ...string) result {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, name, args...)
-		cmd.Stdin = strings.NewReader(stdin)
-		cmd.Env = []string{"POSTHORN_CONFIG=" + s.config, "PATH=/usr/bin:/bin", "HOME=/nonexistent"}
-		cmd.Dir = "/"
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		ownGroup(cmd)
-		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
-		err := cmd.Run()
-		return result{stdout: stdout.String(), stderr: stderr.String(), err: err}
-	}
+	s := newServer(t, opts{extra: "[delivery]\nsendmail_any_sender = false"})
+	sendmail, asNobody := nobodySendmail(t, s, nb)
 	inbox := filepath.Join(s.data, "mail", "example.test", "me")
 	sender := "<nobody@mx.example.test>"
 	msg := func(subject string) string { return "Subject: " + subject + "\n\nfrom nobody\n" }
@@ -134,6 +108,87 @@ func TestSendmailAsAnotherUser(t *testing.T) {
 	fi, err := os.Stat(secret)
 	if err != nil || fi.Mode().Perm() != 0o600 || fi.Sys().(*syscall.Stat_t).Uid != 0 {
 		t.Errorf("root's file changed owner or mode: %v %v", fi, err)
+	}
+}
+
+// TestSendmailAnySenderWarns: by default, as with Postfix, any local user
+// may set the envelope sender with -f (PHP's mail() does, as www-data),
+// through the socket and through the maildrop alike; the message then
+// names the real user in an X-Authentication-Warning field.
+func TestSendmailAnySenderWarns(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Fatalf("this test runs sendmail as another user and must run as root (uid %d): CI runs the e2e tests as root", os.Geteuid())
+	}
+	nb, err := user.Lookup("nobody")
+	if err != nil {
+		t.Fatalf("the user nobody: %v", err)
+	}
+	s := newServer(t, opts{})
+	sendmail, asNobody := nobodySendmail(t, s, nb)
+	inbox := filepath.Join(s.data, "mail", "example.test", "me")
+	warning := "mx.example.test: nobody set sender to noreply@example.test using -f"
+	check := func(subject string) {
+		t.Helper()
+		f := waitMaildir(t, inbox, subject, 10*time.Second)
+		if rp := f.header.Get("Return-Path"); rp != "<noreply@example.test>" {
+			t.Errorf("%s: Return-Path %q, want <noreply@example.test>", subject, rp)
+		}
+		if w := f.header.Get("X-Authentication-Warning"); w != warning {
+			t.Errorf("%s: X-Authentication-Warning %q, want %q", subject, w, warning)
+		}
+	}
+	msg := func(subject string) string { return "Subject: " + subject + "\n\nfrom a web application\n" }
+	if r := asNobody(msg("socket -f"), sendmail, "-t", "-i", "-f", "noreply@example.test", "me@example.test"); r.err != nil {
+		t.Fatalf("sendmail -f as nobody: %s", r)
+	}
+	check("socket -f")
+	if r := asNobody(msg("own sender"), sendmail, "-f", "nobody@mx.example.test", "me@example.test"); r.err != nil {
+		t.Fatalf("sendmail -f own address as nobody: %s", r)
+	}
+	if f := waitMaildir(t, inbox, "own sender", 10*time.Second); f.header.Get("X-Authentication-Warning") != "" {
+		t.Errorf("a warning for nobody's own address: %q", f.header.Get("X-Authentication-Warning"))
+	}
+	s.stop()
+	if r := asNobody(msg("maildrop -f"), sendmail, "-f", "noreply@example.test", "me@example.test"); r.err != nil {
+		t.Fatalf("sendmail -f as nobody, daemon stopped: %s", r)
+	}
+	s.start(true)
+	check("maildrop -f")
+}
+
+// nobodySendmail makes s usable by the user nobody, as on a real host,
+// and returns a sendmail for it and a function that runs a command as
+// nobody.
+func nobodySendmail(t *testing.T, s *server, nb *user.User) (string, func(stdin, name string, args ...string) result) {
+	t.Helper()
+	uid, _ := strconv.Atoi(nb.Uid)
+	gid, _ := strconv.Atoi(nb.Gid)
+	// nobody needs to reach the config, the socket and the maildrop, as
+	// on a real host (the data directory itself is the daemon's, 0711).
+	for _, d := range []string{filepath.Dir(s.dir), s.dir} {
+		must(t, os.Chmod(d, 0o711))
+	}
+	must(t, os.Chmod(s.config, 0o644))
+	bin := t.TempDir()
+	must(t, os.Chmod(bin, 0o755))
+	must(t, os.Chmod(filepath.Dir(bin), 0o755))
+	sendmail := filepath.Join(bin, "sendmail")
+	copyFile(t, binary, sendmail, 0o755)
+	return sendmail, func(stdin string, name string, args ...string) result {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, name, args...)
+		cmd.Stdin = strings.NewReader(stdin)
+		cmd.Env = []string{"POSTHORN_CONFIG=" + s.config, "PATH=/usr/bin:/bin", "HOME=/nonexistent"}
+		cmd.Dir = "/"
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		ownGroup(cmd)
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+		err := cmd.Run()
+		return result{stdout: stdout.String(), stderr: stderr.String(), err: err}
 	}
 }
 

@@ -21,6 +21,7 @@ type opts struct {
 	users   []string          // accounts to create; default me@example.test
 	aliases [][]string        // each: alias target...
 	smtp    map[string]string // [smtp] keys → raw TOML values
+	extra   string            // more TOML sections, appended as they are
 }
 
 // server is a posthorn serve subprocess with a data directory of its own.
@@ -31,6 +32,7 @@ type server struct {
 	data   string
 	port   int
 	smtp   map[string]string // [smtp] keys of the config
+	extra  string            // opts.extra
 
 	mu   sync.Mutex
 	proc *process // nil when not running
@@ -54,7 +56,7 @@ const shutdownTimeout = 5 * time.Second
 func newServer(t *testing.T, o opts) *server {
 	t.Helper()
 	dir := t.TempDir()
-	s := &server{t: t, dir: dir, config: filepath.Join(dir, "posthorn.toml"), data: filepath.Join(dir, "data"), smtp: o.smtp}
+	s := &server{t: t, dir: dir, config: filepath.Join(dir, "posthorn.toml"), data: filepath.Join(dir, "data"), smtp: o.smtp, extra: o.extra}
 	t.Cleanup(s.cleanup)
 	if err := os.MkdirAll(filepath.Join(dir, "tls"), 0o755); err != nil {
 		t.Fatal(err)
@@ -104,6 +106,9 @@ func (s *server) writeConfig() {
 	slices.Sort(names)
 	for _, k := range names {
 		fmt.Fprintf(&b, "%s = %s\n", k, keys[k])
+	}
+	if s.extra != "" {
+		fmt.Fprintf(&b, "\n%s\n", s.extra)
 	}
 	if err := os.WriteFile(s.config, []byte(b.String()), 0o640); err != nil {
 		s.t.Fatal(err)

@@ -67,7 +67,7 @@ a flag's value may be the next argument: -o i, -f user):
               -Bcc: when there is a Resent- field); Bcc: and Resent-Bcc:
               are removed
   -i, -oi     a line with a single dot does not end the message
-  -f SENDER   envelope sender (root and the posthorn user only)
+  -f SENDER   envelope sender (see [delivery] sendmail_any_sender)
   -F NAME     full name for the From: header when it is added
   -N NOTIFY   DSN NOTIFY (never, or success,failure,delay)
   -R RET      DSN RET (full or hdrs)

@@ -140,6 +140,7 @@ type SMTP struct {
 type Delivery struct {
 	SubaddressSeparator string `toml:"subaddress_separator" comment:"Characters that start a sub-address: user+tag@domain reaches user@domain. Empty turns sub-addressing off."`
 	Postmaster          string `toml:"postmaster" comment:"Address that receives mail for root, postmaster, abuse and hostmaster (at any of our domains and at hostname) when no alias or account has that name. Empty: the oldest account."`
+	SendmailAnySender   bool   `toml:"sendmail_any_sender" comment:"Every local user of sendmail may set the envelope sender (-f), as with Postfix's default (web applications do); such mail carries an X-Authentication-Warning naming the user. false: only root and posthorn's own user may."`
 }
 
 // DNS names the resolvers used for MX and other lookups.
@@ -177,7 +178,7 @@ func Default() Config {
 		IMAP: IMAP{MaxConnections: 20000, MaxConnectionsPerIP: 200, MaxConnectionsPerUser: 50,
 			IdleTimeout: Duration(30 * time.Minute), HeaderCache: 64 << 20},
 		POP3:     POP3{MaxConnections: 1000, MaxConnectionsPerIP: 20},
-		Delivery: Delivery{SubaddressSeparator: "+"},
+		Delivery: Delivery{SubaddressSeparator: "+", SendmailAnySender: true},
 		Auth: Auth{
 			MaxFailures:   10,
 			FailureWindow: Duration(15 * time.Minute),

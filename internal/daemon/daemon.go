@@ -317,6 +317,7 @@ func (d *Daemon) router(us *users.Service) (*delivery.Router, error) {
 		MaxReceived:    c.MaxReceived,
 		MaxLineLength:  c.MaxLineLength,
 		MinFreeBytes:   uint64(c.MaxMessageSize) * 2,
+		LocalAnySender: d.cfg.Delivery.SendmailAnySender,
 		Filter:         &delivery.Filter{Sieve: d.store, Mail: d.store, Hostname: d.cfg.Hostname, Logger: d.log},
 		Logger:         d.log,
 	})

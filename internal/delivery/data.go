@@ -168,6 +168,11 @@ func (s *session) addedFields(id string, info message.HeaderInfo) []byte {
 		return nil
 	}
 	var b bytes.Buffer
+	if s.setBy != "" {
+		// Sendmail's field for a sender set by an untrusted user:
+		// recipients (and spam filters) can see who really sent it.
+		fmt.Fprintf(&b, "X-Authentication-Warning: %s: %s set sender to %s using -f\r\n", s.r.opts.Hostname, s.setBy, s.from.Addr.String())
+	}
 	if len(info.From) == 0 && !s.from.Null {
 		fmt.Fprintf(&b, "From: <%s>\r\n", s.from.Addr.String())
 	}

@@ -60,8 +60,13 @@ type Options struct {
 	// MinFreeBytes: below this much free space in TempDir, MAIL gets
 	// 452 4.3.1 (RFC 3463) instead of a transaction that would fail.
 	MinFreeBytes uint64
-	Logger       *slog.Logger
-	Now          func() time.Time // for tests; time.Now if nil
+	// LocalAnySender lets every local user of sendmail set the envelope
+	// sender (-f), as Postfix does by default; the message then carries
+	// an X-Authentication-Warning naming the user. Without it only root
+	// and posthorn's own user may, and others get 553 5.7.1.
+	LocalAnySender bool
+	Logger         *slog.Logger
+	Now            func() time.Time // for tests; time.Now if nil
 }
 
 // Counters for the http listener's /metrics.

@@ -25,6 +25,9 @@ type session struct {
 	mopts   smtp.MailOptions
 	rcpts   []recipient
 	perRcpt bool // LMTP: one reply per recipient after DATA
+	// setBy is the local user who set an envelope sender other than
+	// their own (see Options.LocalAnySender), for the warning field.
+	setBy string
 }
 
 // recipient is an accepted RCPT and where it goes.
@@ -66,6 +69,7 @@ func (s *session) Mail(ctx context.Context, from smtp.Path, opts smtp.MailOption
 			return errStorage
 		}
 	}
+	s.setBy = ""
 	if err := s.checkSender(ctx, from); err != nil {
 		return err
 	}
@@ -79,7 +83,12 @@ func (s *session) checkSender(ctx context.Context, from smtp.Path) error {
 	case s.mode == modeMTA || from.Null:
 		return nil
 	case s.mode == modeLocal:
-		if s.trustedLocal() || strings.EqualFold(from.Addr.String(), s.localSender()) {
+		own := s.localSender()
+		if s.trustedLocal() || strings.EqualFold(from.Addr.String(), own) {
+			return nil
+		}
+		if s.r.opts.LocalAnySender {
+			s.setBy, _, _ = strings.Cut(own, "@")
 			return nil
 		}
 		return errNotOwner
@@ -184,7 +193,7 @@ type quotaReader interface {
 }
 
 func (s *session) Reset() {
-	s.from, s.mopts, s.rcpts = smtp.Path{}, smtp.MailOptions{}, nil
+	s.from, s.mopts, s.rcpts, s.setBy = smtp.Path{}, smtp.MailOptions{}, nil, ""
 }
 
 func (s *session) Close() {}
