@@ -94,7 +94,7 @@ func TestSmtplib(t *testing.T) {
 	}
 	utf := wantOne(t, st, "me@example.test", "Grüße aus Köln ✉")
 	checkTrace(t, utf, "<jörg@bücher.example>", "me@example.test")
-	if !strings.Contains(utf.Received[0], "with UTF8ESMTPS") {
+	if !strings.Contains(utf.Received[0], "with UTF8SMTPS") {
 		t.Errorf("SMTPUTF8 Received: %q", utf.Received[0])
 	}
 	for _, want := range []string{"Subject: Grüße aus Köln ✉\n", "From: Jörg <jörg@bücher.example>\n", "Überweisung erhalten – danke.\n"} {

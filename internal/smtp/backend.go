@@ -74,28 +74,32 @@ type ConnInfo struct {
 
 // Protocol returns the "with" keyword for a Received header (RFC 3848,
 // RFC 6531 §3.7.3): SMTP, ESMTP or ESMTPS, with UTF8 prefix when utf8.
+//
+// The names are those of the IANA "WITH protocol types" registry: SMTP
+// for HELO; ESMTP, LMTP and their S (TLS) and A (authenticated) forms
+// (RFC 3848); and for a SMTPUTF8 transaction UTF8SMTP and UTF8LMTP with
+// the same suffixes (RFC 6531 §3.7.3), never "UTF8ESMTP…".
 func (c *ConnInfo) Protocol(utf8 bool) string {
-	p := "SMTP"
-	if c.LMTP {
-		p = "LMTP" // RFC 3848 §4
-		if c.TLS != nil {
-			p += "S"
-		}
-		return p
+	if !c.ESMTP && !c.LMTP {
+		return "SMTP" // HELO: no extensions, so no SMTPUTF8 either
 	}
-	if c.ESMTP {
-		p = "ESMTP"
-		if c.TLS != nil {
-			p += "S"
-		}
-		if c.Auth != "" {
-			p += "A"
-		}
+	var suffix string
+	if c.TLS != nil {
+		suffix += "S"
 	}
-	if utf8 {
-		return "UTF8" + p
+	if c.Auth != "" {
+		suffix += "A"
 	}
-	return p
+	base := "ESMTP"
+	switch {
+	case c.LMTP && utf8:
+		base = "UTF8LMTP"
+	case c.LMTP:
+		base = "LMTP"
+	case utf8:
+		base = "UTF8SMTP"
+	}
+	return base + suffix
 }
 
 // MailOptions are the accepted parameters of MAIL FROM.

@@ -14,6 +14,10 @@ type bdatState struct {
 	pw     *io.PipeWriter
 	check  lineChecker
 	result chan dataResult
+	// deadline bounds the whole message, chunks and the commands between
+	// them, as DataTimeout bounds a DATA transfer: re-armed per chunk, a
+	// client dripping small chunks held a transaction open for ever.
+	deadline time.Time
 }
 
 type dataResult struct {
@@ -84,6 +88,9 @@ func (c *conn) cmdBdat(arg string) {
 		return
 	}
 	c.deadline = time.Now().Add(c.s.opts.DataTimeout)
+	if c.bdat != nil {
+		c.deadline = c.bdat.deadline
+	}
 	if !c.mail || c.rcpts == 0 {
 		if _, err := readChunk(c.br, size, &lineChecker{lim: dataLimits{maxBytes: 1<<63 - 1, maxLine: 1<<31 - 1}}, io.Discard); err != nil {
 			c.quit = true
@@ -98,6 +105,7 @@ func (c *conn) cmdBdat(arg string) {
 	}
 	if c.bdat == nil {
 		c.bdat = c.startBdat()
+		c.bdat.deadline = c.deadline
 	}
 	b := c.bdat
 	werr, err := readChunk(c.br, size, &b.check, b.pw)

@@ -400,7 +400,11 @@ func parseORcpt(v string) (string, bool) {
 // §4.1.1.3 requires every server to take, as postmaster at our hostname.
 func (c *conn) parseRcptPath(s string) (Path, string, error) {
 	if len(s) >= 12 && strings.EqualFold(s[:12], "<postmaster>") {
-		return Path{Addr: Address{Local: "postmaster", Domain: strings.ToLower(c.s.opts.Hostname)}}, strings.TrimLeft(s[12:], " "), nil
+		rest := s[12:]
+		if rest != "" && rest[0] != ' ' { // [SP Rcpt-parameters], as for any path
+			return Path{}, "", pathErr(ErrPathSyntax, "no space after \">\"")
+		}
+		return Path{Addr: Address{Local: "postmaster", Domain: strings.ToLower(c.s.opts.Hostname)}}, strings.TrimLeft(rest, " "), nil
 	}
 	return ParsePath(s, PathOptions{UTF8: true})
 }

@@ -162,7 +162,7 @@ func (c *conn) serve() {
 			c.reply(CodeUnavailable, "4.7.0", "Too many errors, closing connection")
 			return
 		}
-		if c.s.closing.Load() && !c.quit {
+		if c.s.closing.Load() && !c.quit && c.bdat == nil {
 			c.replyErr(errShutdown)
 			return
 		}
@@ -215,7 +215,9 @@ var (
 // breaks the rules is consumed and answered here; the loop then goes on.
 func (c *conn) readCommand() (string, error) {
 	for {
-		c.idle.Store(true)
+		// Between BDAT chunks a message is in progress: shutdown lets
+		// it finish, as it does a DATA transfer.
+		c.idle.Store(c.bdat == nil)
 		line, err := c.readLine()
 		c.idle.Store(false)
 		if err == nil {
@@ -232,6 +234,9 @@ func (c *conn) readCommand() (string, error) {
 // means the connection failed; otherwise the line was refused.
 func (c *conn) readLine() (string, *Error) {
 	c.deadline = time.Now().Add(c.s.opts.CommandTimeout)
+	if c.bdat != nil && c.bdat.deadline.Before(c.deadline) {
+		c.deadline = c.bdat.deadline // the next chunk is still the message's
+	}
 	line, err := c.br.ReadSlice('\n')
 	if errors.Is(err, bufio.ErrBufferFull) {
 		if err := c.skipLine(); err != nil {

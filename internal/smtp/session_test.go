@@ -541,3 +541,125 @@ func TestMailParameterValues(t *testing.T) {
 		c.cmd("RSET", "250")
 	}
 }
+
+// TestImplicitTLSRefusalInsideTLS: on an implicit-TLS listener a refused
+// connection gets its 421 inside TLS (RFC 8314 §3.3); in the clear, a
+// client's TLS stack saw only a broken record.
+func TestImplicitTLSRefusalInsideTLS(t *testing.T) {
+	t.Parallel()
+	_, addr := testServer(t, &fakeBackend{}, func(o *Options) {
+		o.ImplicitTLS, o.Limiter = true, NewLimiter(100, 1)
+	})
+	cfg := &tls.Config{InsecureSkipVerify: true}
+	first, err := tls.Dial("tcp", addr, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { first.Close() })
+	c := &client{t: t, nc: first, br: bufio.NewReader(first)}
+	c.expect("220")
+	second, err := tls.Dial("tcp", addr, cfg)
+	if err != nil {
+		t.Fatalf("the refused connection's TLS handshake: %v", err)
+	}
+	t.Cleanup(func() { second.Close() })
+	r := &client{t: t, nc: second, br: bufio.NewReader(second)}
+	r.expect("421 4.7.0")
+	if !r.closed() {
+		t.Error("the refused connection stayed open")
+	}
+}
+
+// TestDataTimeoutBoundsWholeBDATMessage: DataTimeout bounds a message in
+// BDAT chunks as a whole, the commands between chunks included; each
+// chunk used to re-arm it, so small chunks kept a transaction open for
+// ever.
+func TestDataTimeoutBoundsWholeBDATMessage(t *testing.T) {
+	t.Parallel()
+	b := &fakeBackend{}
+	_, addr := testServer(t, b, func(o *Options) { o.DataTimeout = 600 * time.Millisecond })
+	c := dial(t, addr)
+	c.startTx()
+	start := time.Now()
+	for time.Since(start) < 3*time.Second {
+		c.send("BDAT 3\r\nabc")
+		if r := c.reply(); !strings.HasPrefix(r, "250") {
+			if !strings.HasPrefix(r, "421 4.4.2") {
+				t.Errorf("reply %q, want 421 4.4.2 at the deadline", r)
+			}
+			break
+		}
+		time.Sleep(150 * time.Millisecond)
+	}
+	if d := time.Since(start); d >= 3*time.Second || d < 500*time.Millisecond {
+		t.Fatalf("BDAT drip ended after %v, want about 600ms", d)
+	}
+	if n := len(b.messages()); n != 0 {
+		t.Errorf("%d messages stored", n)
+	}
+}
+
+// TestShutdownLetsBDATFinish: a message between BDAT chunks is in
+// progress, like one in DATA: shutdown lets it finish, then says 421.
+func TestShutdownLetsBDATFinish(t *testing.T) {
+	t.Parallel()
+	b := &fakeBackend{}
+	s, addr := testServer(t, b, nil)
+	c := dial(t, addr)
+	c.startTx()
+	c.send("BDAT 16\r\nSubject: x\r\n\r\nab")
+	c.expect("250")
+	done := make(chan error)
+	go func() { done <- s.Shutdown(t.Context()) }()
+	time.Sleep(200 * time.Millisecond) // shutdown has begun
+	c.send("BDAT 4 LAST\r\nc\r\n.")
+	c.expect("250")
+	c.expect("421 4.3.2")
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := b.messages(); len(got) != 1 || got[0] != "Subject: x\r\n\r\nabc\r\n." {
+		t.Errorf("stored %q", got)
+	}
+}
+
+// TestProtocolNames: the WITH names of Received are the registered ones
+// (RFC 3848, RFC 6531 §3.7.3): UTF8SMTPSA, not UTF8ESMTPSA.
+func TestProtocolNames(t *testing.T) {
+	tls := &tls.ConnectionState{}
+	for _, tc := range []struct {
+		c    ConnInfo
+		utf8 bool
+		want string
+	}{
+		{ConnInfo{}, false, "SMTP"},
+		{ConnInfo{ESMTP: true}, false, "ESMTP"},
+		{ConnInfo{ESMTP: true, TLS: tls}, false, "ESMTPS"},
+		{ConnInfo{ESMTP: true, TLS: tls, Auth: "me"}, false, "ESMTPSA"},
+		{ConnInfo{ESMTP: true, Auth: "me"}, false, "ESMTPA"},
+		{ConnInfo{ESMTP: true}, true, "UTF8SMTP"},
+		{ConnInfo{ESMTP: true, TLS: tls}, true, "UTF8SMTPS"},
+		{ConnInfo{ESMTP: true, Auth: "me"}, true, "UTF8SMTPA"},
+		{ConnInfo{ESMTP: true, TLS: tls, Auth: "me"}, true, "UTF8SMTPSA"},
+		{ConnInfo{LMTP: true}, false, "LMTP"},
+		{ConnInfo{LMTP: true, TLS: tls}, false, "LMTPS"},
+		{ConnInfo{LMTP: true}, true, "UTF8LMTP"},
+	} {
+		if got := tc.c.Protocol(tc.utf8); got != tc.want {
+			t.Errorf("%+v utf8=%v: %s, want %s", tc.c, tc.utf8, got, tc.want)
+		}
+	}
+}
+
+// TestPostmasterParameters: "<Postmaster>" takes parameters after a
+// space only, like any other path (RFC 5321 §4.1.1.3).
+func TestPostmasterParameters(t *testing.T) {
+	t.Parallel()
+	_, addr := testServer(t, &fakeBackend{}, func(o *Options) { o.DSN = true })
+	c := dial(t, addr)
+	c.cmd("EHLO c.test", "250")
+	c.cmd("MAIL FROM:<a@c.test>", "250")
+	c.cmd("RCPT TO:<Postmaster>NOTIFY=NEVER", "501 5.1.3")
+	c.cmd("RCPT TO:<Postmaster> NOTIFY=NEVER", "250")
+	c.cmd("RCPT TO:<postmaster>", "250")
+}
