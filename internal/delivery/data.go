@@ -246,7 +246,7 @@ func (s *session) dispatch(ctx context.Context, log *slog.Logger, id string, add
 			}
 		}
 	}
-	s.r.successDSN(ctx, s.from, s.mopts, id, delivered)
+	s.r.successDSN(ctx, s.from, s.mopts, id, delivered, io.MultiReader(bytes.NewReader(added), io.NewSectionReader(body, 0, size)))
 	return results
 }
 

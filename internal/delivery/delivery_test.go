@@ -622,3 +622,36 @@ func TestLMTPSharedAccountSharesRefusal(t *testing.T) {
 		t.Errorf("you@: %v, %d copies", results[2], len(f.copies(t, "you")))
 	}
 }
+
+// TestSuccessDSNCarriesHeaders: a "delivered" DSN for NOTIFY=SUCCESS
+// returns the original's header section (RFC 3462), whatever RET says
+// (RET=FULL is for failed DSNs, RFC 3461 §4.3); it used to say
+// "(original message not available)".
+func TestSuccessDSNCarriesHeaders(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	ctx := context.Background()
+	s := f.session(t)
+	if err := s.Mail(ctx, path(t, "<you@example.test>"), smtp.MailOptions{Ret: "FULL", EnvID: "env1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Rcpt(ctx, path(t, "<me@example.test>"), smtp.RcptOptions{Notify: []string{"SUCCESS"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Data(ctx, strings.NewReader(crlf("Subject: tracked", "", "the secret body"))); err != nil {
+		t.Fatal(err)
+	}
+	dsns := f.copies(t, "you")
+	if len(dsns) != 1 {
+		t.Fatalf("%d messages for the sender, want one DSN", len(dsns))
+	}
+	d := dsns[0]
+	for _, want := range []string{"Action: delivered", "Original-Envelope-Id: env1", "Content-Type: text/rfc822-headers", "Subject: tracked"} {
+		if !strings.Contains(d, want) {
+			t.Errorf("DSN lacks %q:\n%s", want, d)
+		}
+	}
+	if strings.Contains(d, "not available") || strings.Contains(d, "the secret body") {
+		t.Errorf("DSN without the header section, or with the body:\n%s", d)
+	}
+}

@@ -137,12 +137,15 @@ func (r *Router) roomFor(ctx context.Context, acct string, n int64) error {
 }
 
 // successDSN tells the sender, when asked (NOTIFY=SUCCESS, RFC 3461 §4.1),
-// that we delivered the message to rcpts.
-func (r *Router) successDSN(ctx context.Context, from smtp.Path, o smtp.MailOptions, id string, rcpts []store.QueuedRcpt) {
+// that we delivered the message to rcpts. It carries the original's
+// header section: RET=FULL asks for the whole message in "failed" DSNs
+// only (RFC 3461 §4.3), and the sender has the message.
+func (r *Router) successDSN(ctx context.Context, from smtp.Path, o smtp.MailOptions, id string, rcpts []store.QueuedRcpt, original io.Reader) {
 	if from.Null || len(rcpts) == 0 {
 		return
 	}
-	d := message.DSN{ReportingMTA: r.opts.Hostname, To: from.Addr.String(), EnvID: o.EnvID, Arrival: r.opts.Now()}
+	d := message.DSN{ReportingMTA: r.opts.Hostname, To: from.Addr.String(), EnvID: o.EnvID, Arrival: r.opts.Now(),
+		Original: original, HeadersOnly: true}
 	for _, rc := range rcpts {
 		d.Recipients = append(d.Recipients, message.DSNRecipient{Final: rc.Addr, Original: rc.ORcpt,
 			Action: message.ActionDelivered, Status: "2.0.0", LastTry: r.opts.Now()})

@@ -121,8 +121,11 @@ func (q *Queue) sendDSN(ctx context.Context, m store.QueuedMessage, body store.B
 		q.log.Error("no DSN injector: report dropped", "msgid", m.ID)
 		return true
 	}
+	// The whole message only where it failed somewhere and RET=HDRS was
+	// not asked (RFC 3461 §4.3: RET=FULL is for "failed" DSNs); a report
+	// of delays or successes carries the header section.
 	d := message.DSN{ReportingMTA: q.opts.Hostname, To: m.From, EnvID: m.EnvID, Arrival: m.Created,
-		Recipients: rs, HeadersOnly: m.Ret == "HDRS"}
+		Recipients: rs, HeadersOnly: m.Ret == "HDRS" || !anyFailed(rs)}
 	if body != nil {
 		d.Original = io.NewSectionReader(body, 0, body.Size())
 	}
@@ -136,6 +139,15 @@ func (q *Queue) sendDSN(ctx context.Context, m store.QueuedMessage, body store.B
 	}
 	q.log.Info("dsn sent", "msgid", m.ID, "to", m.From, "rcpts", len(rs))
 	return true
+}
+
+func anyFailed(rs []message.DSNRecipient) bool {
+	for _, r := range rs {
+		if r.Action == message.ActionFailed {
+			return true
+		}
+	}
+	return false
 }
 
 // retryDSN keeps a finished message whose DSN could not be handed over and

@@ -256,6 +256,11 @@ func TestNotifyNeverAndSuccess(t *testing.T) {
 	if len(e.inj.msgs) != 1 || !strings.Contains(e.inj.msgs[0].msg, "Action: delivered") || strings.Contains(e.inj.msgs[0].msg, "bad@one.test") {
 		t.Fatalf("DSNs: %+v", e.inj.msgs)
 	}
+	// A success report carries the header section, not the message
+	// (RET=FULL is for failed DSNs, RFC 3461 §4.3).
+	if m := e.inj.msgs[0].msg; !strings.Contains(m, "Content-Type: text/rfc822-headers") || strings.Contains(m, "message/rfc822") {
+		t.Errorf("success DSN does not return just the header section:\n%s", m)
+	}
 }
 
 // TestSuccessPassedOnNotReported: a recipient accepted by a server that
