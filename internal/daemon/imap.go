@@ -108,11 +108,21 @@ func mapErr(err error) error {
 
 func (u *imapUser) Mailboxes(ctx context.Context) ([]imap.MailboxInfo, error) {
 	ms, err := u.st.Mailboxes(ctx, u.name)
-	out := make([]imap.MailboxInfo, len(ms))
-	for i, m := range ms {
-		out[i] = imap.MailboxInfo{Name: m.Name, SpecialUse: m.SpecialUse, Subscribed: m.Subscribed}
+	if err != nil {
+		return nil, mapErr(err)
 	}
-	return out, mapErr(err)
+	lone, err := u.st.LoneSubscriptions(ctx, u.name)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	out := make([]imap.MailboxInfo, 0, len(ms)+len(lone))
+	for _, m := range ms {
+		out = append(out, imap.MailboxInfo{Name: m.Name, SpecialUse: m.SpecialUse, Subscribed: m.Subscribed})
+	}
+	for _, name := range lone {
+		out = append(out, imap.MailboxInfo{Name: name, Subscribed: true, NonExistent: true})
+	}
+	return out, nil
 }
 
 func (u *imapUser) Create(ctx context.Context, name, use string) error {

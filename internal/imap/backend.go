@@ -70,6 +70,11 @@ type MailboxInfo struct {
 	Name       string
 	SpecialUse string // `\Sent`… or ""
 	Subscribed bool
+	// NonExistent marks a subscription of a name that is no mailbox (a
+	// deleted one's: RFC 9051 §6.3.7 keeps it). Only a SUBSCRIBED
+	// selection lists it, as \NonExistent \Subscribed (RFC 5258 §3), or
+	// LSUB as \Noselect.
+	NonExistent bool
 }
 
 // Status is a mailbox's counts (STATUS, SELECT).

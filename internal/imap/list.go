@@ -237,6 +237,8 @@ func (c *conn) listMatches(ref string, pats []string, o listOptions) error {
 func (c *conn) writeEntry(e listEntry, hasChildren, below bool, o listOptions) {
 	switch {
 	case !e.matched:
+	case e.NonExistent:
+		c.writeLone(e.Name, hasChildren, o, below && o.recursive)
 	case e.exists && o.selects(e.MailboxInfo):
 		c.writeList(e.MailboxInfo, hasChildren, o, below && o.recursive)
 	case !below:
@@ -265,13 +267,18 @@ func listEntries(boxes []MailboxInfo, m *listMatcher, o listOptions) ([]listEntr
 	out := make([]listEntry, 0, len(boxes))
 	exists := make(map[string]bool, len(boxes))
 	below := map[string]bool{}
+	lone := false // subscriptions alone, which follow the mailboxes
 	for _, b := range boxes {
+		if b.NonExistent && !o.subscribedOnly {
+			continue // a subscription alone is no mailbox to LIST
+		}
+		lone = lone || b.NonExistent
 		ok, err := m.matches(b.Name)
 		if err != nil {
 			return nil, nil, err
 		}
-		out = append(out, listEntry{MailboxInfo: b, exists: true, matched: ok})
-		exists[b.Name] = true
+		out = append(out, listEntry{MailboxInfo: b, exists: !b.NonExistent, matched: ok})
+		exists[b.Name] = true // listed: no placeholder level for it
 		if !ok && o.selects(b) {
 			markAncestors(below, b.Name)
 		}
@@ -289,7 +296,7 @@ func listEntries(boxes []MailboxInfo, m *listMatcher, o listOptions) ([]listEntr
 			out = append(out, listEntry{MailboxInfo: MailboxInfo{Name: name}, matched: true})
 		}
 	}
-	if len(out) > n {
+	if len(out) > n || lone {
 		slices.SortStableFunc(out, listOrder)
 	}
 	return out, below, nil
@@ -404,11 +411,14 @@ func collapseWildcards(p string) string {
 	return b.String()
 }
 
-// parentNames returns the names that have children ("a" for "a/b").
+// parentNames returns the names that have children ("a" for "a/b"):
+// mailboxes, not subscriptions alone.
 func parentNames(boxes []MailboxInfo) map[string]bool {
 	out := map[string]bool{}
 	for _, b := range boxes {
-		markAncestors(out, b.Name)
+		if !b.NonExistent {
+			markAncestors(out, b.Name)
+		}
 	}
 	return out
 }
@@ -448,6 +458,23 @@ func (c *conn) writeLevel(name string, o listOptions) {
 		attr = `\Noselect`
 	}
 	c.writeLine([]string{attr, `\HasChildren`}, name, o, o.recursive)
+}
+
+// writeLone writes a subscribed name that is no mailbox: \NonExistent
+// \Subscribed for LIST (SUBSCRIBED) (RFC 5258 §3), \Noselect for LSUB
+// (RFC 3501 §6.3.9). No STATUS (RFC 5819 §2).
+func (c *conn) writeLone(name string, hasChildren bool, o listOptions, childInfo bool) {
+	attrs := []string{`\NonExistent`}
+	if o.lsub {
+		attrs = []string{`\Noselect`}
+	}
+	if hasChildren {
+		attrs = append(attrs, `\HasChildren`)
+	}
+	if o.retSubscribed {
+		attrs = append(attrs, `\Subscribed`)
+	}
+	c.writeLine(attrs, name, o, childInfo)
 }
 
 // writeLine writes one LIST or LSUB line; childInfo adds the CHILDINFO

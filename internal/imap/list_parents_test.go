@@ -50,6 +50,9 @@ func TestListPercentShowsDeletedParents(t *testing.T) {
 	if !contains(out, `* LIST (\NonExistent \HasChildren) "/" "P2"`) || contains(out, `STATUS "P2"`) {
 		t.Errorf("LIST-EXTENDED: %q", out)
 	}
+	// Deleted, P2 and P2/a stay subscribed (RFC 9051 §6.3.7): drop that.
+	c.do("j1 UNSUBSCRIBE P2", "j1 OK")
+	c.do("j2 UNSUBSCRIBE P2/a", "j2 OK")
 	if out = c.do(`j LIST (SUBSCRIBED) "" "%"`, "j OK"); contains(out, `"P2"`) {
 		t.Errorf("a selection lists no level without RECURSIVEMATCH: %q", out)
 	}
@@ -121,4 +124,42 @@ func TestListRecursiveMatchAloneIsBad(t *testing.T) {
 	c.do(`b LIST (REMOTE RECURSIVEMATCH) "" "*"`, "b BAD")
 	c.do(`c LIST (RECURSIVEMATCH SUBSCRIBED) "" "*"`, "c OK")
 	c.do("d NOOP", "d OK")
+}
+
+// A subscription outlives its mailbox (RFC 9051 §6.3.7: the server must
+// not remove it): LIST (SUBSCRIBED) returns it \NonExistent \Subscribed
+// (RFC 5258 §3), LSUB \Noselect, plain LIST not at all; a name may be
+// subscribed before it exists, and creating it takes the subscription
+// over, so that UNSUBSCRIBE and DELETE then leave nothing behind.
+func TestSubscriptionOutlivesMailbox(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	c := e.login(t)
+	c.do("a CREATE Gone", "a OK")
+	c.do("b SUBSCRIBE Gone", "b OK")
+	c.do("c DELETE Gone", "c OK")
+	if out := c.do(`d LIST (SUBSCRIBED) "" "*"`, "d OK"); !contains(out, `* LIST (\NonExistent \Subscribed) "/" "Gone"`) {
+		t.Errorf("LIST (SUBSCRIBED) after DELETE: %q", out)
+	}
+	if out := c.do(`e LSUB "" "G*"`, "e OK"); !contains(out, `* LSUB (\Noselect) "/" "Gone"`) {
+		t.Errorf("LSUB after DELETE: %q", out)
+	}
+	if out := c.do(`f LIST "" "*" RETURN (SUBSCRIBED STATUS (MESSAGES))`, "f OK"); contains(out, `"Gone"`) {
+		t.Errorf("plain LIST names a subscription alone: %q", out)
+	}
+	c.do("g SUBSCRIBE Later/Box", "g OK")
+	if out := c.do(`h LIST (SUBSCRIBED) "" "Later/*"`, "h OK"); !contains(out, `* LIST (\NonExistent \Subscribed) "/" "Later/Box"`) {
+		t.Errorf("subscribed before CREATE: %q", out)
+	}
+	c.do("i CREATE Gone", "i OK")
+	if out := c.do(`j LIST (SUBSCRIBED) "" "Gone"`, "j OK"); !contains(out, `* LIST (\HasNoChildren \Subscribed) "/" "Gone"`) || len(listLines(out, "* LIST")) != 1 {
+		t.Errorf("re-created: %q", out)
+	}
+	c.do("k UNSUBSCRIBE Gone", "k OK")
+	c.do("l DELETE Gone", "l OK")
+	c.do("m UNSUBSCRIBE Later/Box", "m OK")
+	if out := c.do(`n LSUB "" "*"`, "n OK"); contains(out, `"Gone"`) || contains(out, `"Later/Box"`) {
+		t.Errorf("after UNSUBSCRIBE: %q", out)
+	}
+	c.do("o SUBSCRIBE ../x", "o NO")
 }

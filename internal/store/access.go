@@ -24,6 +24,10 @@ type Access interface {
 	// mailbox and leaves INBOX empty (RFC 9051 §6.3.6).
 	RenameMailbox(ctx context.Context, account, from, to string) error
 	Subscribe(ctx context.Context, account, name string, on bool) error
+	// LoneSubscriptions lists the subscribed names that are no mailbox
+	// (any more): a subscription outlives its mailbox (RFC 9051 §6.3.7),
+	// and a name may be subscribed before it is created.
+	LoneSubscriptions(ctx context.Context, account string) ([]string, error)
 
 	// Snapshot returns the state of a mailbox and every message's meta.
 	Snapshot(ctx context.Context, account, mailbox string) (Snapshot, error)

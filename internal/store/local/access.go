@@ -54,6 +54,11 @@ func (s *Store) DeleteMailbox(ctx context.Context, account, name string) error {
 		return err
 	}
 	err = s.write(ctx, func(tx *sql.Tx) error {
+		// Its subscription stays (RFC 9051 §6.3.7), as a lone one.
+		if _, err := tx.Exec(`INSERT OR IGNORE INTO lone_subscriptions(account_id, name)
+			SELECT account_id, name FROM mailboxes WHERE id = ? AND subscribed`, id); err != nil {
+			return err
+		}
 		return affected(tx.Exec(`DELETE FROM mailboxes WHERE id = ?`, id))
 	})
 	if err != nil {
@@ -95,6 +100,9 @@ func (s *Store) RenameMailbox(ctx context.Context, account, from, to string) err
 		for _, m := range moves { // rows first: a failure leaves the files alone
 			if _, err := tx.Exec(`UPDATE mailboxes SET name = ? WHERE account_id = ? AND name = ?`, m[1], id, m[0]); err != nil {
 				return uniqueErr(err)
+			}
+			if err := dropLoneSubscription(tx, id, m[1]); err != nil {
+				return err
 			}
 		}
 		return moveFolders(root, moves)
@@ -156,15 +164,66 @@ func (s *Store) renameInbox(ctx context.Context, account, to string) error {
 	return err
 }
 
-// Subscribe implements store.Access.
+// Subscribe implements store.Access. A name that is no mailbox may be
+// subscribed too (RFC 9051 §6.3.7 lets a server refuse, Dovecot does
+// not): at most maxMailboxes of them per account.
 func (s *Store) Subscribe(ctx context.Context, account, name string, on bool) error {
 	id, _, err := s.mailbox(ctx, account, name)
+	if errors.Is(err, store.ErrNoMailbox) {
+		return s.subscribeLone(ctx, account, canonicalMailbox(name), on)
+	}
 	if err != nil {
 		return err
 	}
 	return s.write(ctx, func(tx *sql.Tx) error {
 		return affected(tx.Exec(`UPDATE mailboxes SET subscribed = ? WHERE id = ?`, on, id))
 	})
+}
+
+func (s *Store) subscribeLone(ctx context.Context, account, name string, on bool) error {
+	if _, err := folderDir(name); err != nil && name != "INBOX" {
+		return err
+	}
+	return s.write(ctx, func(tx *sql.Tx) error {
+		acct, err := accountID(tx, account)
+		if err != nil {
+			return err
+		}
+		if !on {
+			return dropLoneSubscription(tx, acct, name)
+		}
+		var n int
+		if err := tx.QueryRow(`SELECT count(*) FROM lone_subscriptions WHERE account_id = ?`, acct).Scan(&n); err != nil {
+			return err
+		}
+		if n >= s.maxBoxes {
+			return fmt.Errorf("%w: at most %d subscriptions without a mailbox", store.ErrOverQuota, s.maxBoxes)
+		}
+		_, err = tx.Exec(`INSERT OR IGNORE INTO lone_subscriptions(account_id, name) VALUES (?, ?)`, acct, name)
+		return err
+	})
+}
+
+// LoneSubscriptions implements store.Access.
+func (s *Store) LoneSubscriptions(ctx context.Context, account string) ([]string, error) {
+	rows, err := s.rdb.QueryContext(ctx, `
+		SELECT l.name FROM lone_subscriptions l JOIN accounts a ON a.id = l.account_id
+		WHERE a.address = ? AND NOT EXISTS
+			(SELECT 1 FROM mailboxes m WHERE m.account_id = l.account_id AND m.name = l.name)
+		ORDER BY l.name`, account)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	return out, rows.Err()
 }
 
 // Snapshot implements store.Access.

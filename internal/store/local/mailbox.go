@@ -21,7 +21,16 @@ func createMailbox(tx *sql.Tx, accountID int64, name, specialUse string) error {
 	}
 	_, err = tx.Exec(`INSERT INTO mailboxes(account_id, name, special_use, uidvalidity) VALUES (?, ?, ?, ?)`,
 		accountID, name, specialUse, v)
-	return uniqueErr(err)
+	if err != nil {
+		return uniqueErr(err)
+	}
+	return dropLoneSubscription(tx, accountID, name) // the mailbox's column says now
+}
+
+// dropLoneSubscription forgets a name's subscription without a mailbox.
+func dropLoneSubscription(tx *sql.Tx, accountID int64, name string) error {
+	_, err := tx.Exec(`DELETE FROM lone_subscriptions WHERE account_id = ? AND name = ?`, accountID, name)
+	return err
 }
 
 // nextUIDValidity returns a value never used before in this store: the

@@ -128,6 +128,15 @@ var migrations = []string{
 	// after a MODSEQ: an index answers without reading the whole mailbox.
 	`CREATE INDEX messages_modseq ON messages(mailbox_id, modseq);
 	CREATE INDEX expunged_modseq ON expunged(mailbox_id, modseq);`,
+
+	// 6: subscriptions of names that are no mailbox: a deleted mailbox's
+	// (RFC 9051 §6.3.7: the server must not drop it), or one subscribed
+	// before it exists. A mailbox's own is its subscribed column.
+	`CREATE TABLE lone_subscriptions (
+		account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+		name       TEXT NOT NULL,
+		PRIMARY KEY (account_id, name)
+	);`,
 }
 
 // migrate brings the schema up to date in one transaction.
