@@ -519,7 +519,8 @@ func postfixSendmail(t *testing.T, pf *postfixPeer) string {
 
 // TestInteropSendmailT: a program pipes a message to posthorn's sendmail
 // (a symlink named sendmail) with -t: the local recipient and the Bcc get
-// it here, the remote one through the MX, and Bcc is not shown.
+// it here, the remote one through the MX, and Bcc is not shown. A line
+// over 998 octets is broken into pieces, not refused (as Postfix does).
 func TestInteropSendmailT(t *testing.T) {
 	t.Parallel()
 	a, b := twoMTAs(t, nil, true)
@@ -528,7 +529,8 @@ func TestInteropSendmailT(t *testing.T) {
 	if err := os.Symlink(binary, sendmail); err != nil {
 		t.Fatal(err)
 	}
-	msg := "From: Carol <carol@a.test>\nTo: Dave <dave@a.test>\nCc: bob@b.test\nBcc: alice@a.test\nSubject: sendmail -t\n\nfrom a cron job\n"
+	long := strings.Repeat("x", 3000)
+	msg := "From: Carol <carol@a.test>\nTo: Dave <dave@a.test>\nCc: bob@b.test\nBcc: alice@a.test\nSubject: sendmail -t\n\nfrom a cron job\n" + long + "\n"
 	r := run(t, 30*time.Second, msg, []string{"POSTHORN_CONFIG=" + a.config}, sendmail, "-t")
 	if r.err != nil || exitCode(r.err) != 0 {
 		t.Fatalf("sendmail -t: exit %d: %s", exitCode(r.err), r)
@@ -563,6 +565,14 @@ func TestInteropSendmailT(t *testing.T) {
 		}
 		if !strings.Contains(c.body, "from a cron job") {
 			t.Errorf("%s: body = %q", c.path, c.body)
+		}
+		if n := strings.Count(c.body, "x"); n != len(long) {
+			t.Errorf("%s: %d of the long line's %d octets arrived", c.path, n, len(long))
+		}
+		for _, l := range strings.Split(c.raw, "\n") {
+			if len(strings.TrimSuffix(l, "\r")) > 998 {
+				t.Errorf("%s: a line of %d octets", c.path, len(l))
+			}
 		}
 	}
 	a.waitQueueEmpty(10 * time.Second)

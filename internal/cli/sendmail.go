@@ -226,6 +226,7 @@ func (a *app) sendmail(args []string) error {
 	}
 	msg, err := readMessage(a.stdin, sa.ignoreDots, int64(cfg.SMTP.MaxMessageSize))
 	if err == nil {
+		msg = breakLongLines(msg, cfg.SMTP.MaxLineLength)
 		err = checkText(msg, cfg.SMTP.MaxLineLength)
 	}
 	if err != nil {
@@ -260,7 +261,8 @@ func (a *app) takeConfigFlag(args []string) []string {
 // host), so the -t header parsing must see the same lines, or
 // "Subject: x\rBcc: y" hid a Bcc field that was then sent as one.
 // checkText refuses what the daemon refuses on its socket and in the
-// maildrop (a NUL, a line over maxLine octets) before either is tried:
+// maildrop (a NUL; a line over maxLine octets, which breakLongLines has
+// broken up before) before either is tried:
 // with the daemon down, such a message left in the maildrop got exit 0
 // here and a bounce later; now the caller gets 65 on both paths.
 func checkText(msg []byte, maxLine int) error {
@@ -273,6 +275,74 @@ func checkText(msg []byte, maxLine int) error {
 		}
 	}
 	return nil
+}
+
+// breakLongLines breaks every line longer than maxLine octets (CRLF line
+// ends, as readMessage makes them), as Postfix's SMTP client does (its
+// smtp_line_length_limit): cron output or a web application's HTML with
+// a long line is delivered, not refused. A piece goes on after CRLF and a
+// space, which continues a header field (RFC 5322 §2.2.3) and keeps MIME
+// part headers whole; in the header section a field is folded at its
+// own white space where there is some. Pieces end on a UTF-8 character
+// boundary.
+func breakLongLines(msg []byte, maxLine int) []byte {
+	if maxLine < 8 || !hasLongLine(msg, maxLine) {
+		return msg
+	}
+	var out bytes.Buffer
+	out.Grow(len(msg) + len(msg)/maxLine*3)
+	header := true
+	for line := range bytes.Lines(msg) {
+		text := bytes.TrimSuffix(line, []byte("\r\n"))
+		if len(text) == 0 {
+			header = false
+		}
+		first := true
+		for len(text) > maxLine {
+			n := maxLine
+			if !first {
+				n-- // after the space
+			}
+			cut := lineCut(text, n, header)
+			if !first && text[0] != ' ' && text[0] != '\t' {
+				out.WriteByte(' ')
+			}
+			out.Write(text[:cut])
+			out.WriteString("\r\n")
+			text, first = text[cut:], false
+		}
+		if !first && len(text) > 0 && text[0] != ' ' && text[0] != '\t' {
+			out.WriteByte(' ')
+		}
+		out.Write(text)
+		out.WriteString("\r\n")
+	}
+	return out.Bytes()
+}
+
+func hasLongLine(msg []byte, maxLine int) bool {
+	for line := range bytes.Lines(msg) {
+		if len(bytes.TrimSuffix(line, []byte("\r\n"))) > maxLine {
+			return true
+		}
+	}
+	return false
+}
+
+// lineCut is where to end the next piece of a line of at most n octets:
+// in a header field before its last white space that leaves a non-empty
+// piece, else at the last UTF-8 character boundary.
+func lineCut(text []byte, n int, header bool) int {
+	if header {
+		if i := bytes.LastIndexAny(text[1:n+1], " \t"); i > 0 {
+			return i + 1 // the space starts the next piece: a fold
+		}
+	}
+	cut := n
+	for cut > n-4 && cut > 1 && text[cut]&0xC0 == 0x80 {
+		cut-- // text[cut] continues a character
+	}
+	return cut
 }
 
 func readMessage(r io.Reader, ignoreDots bool, max int64) ([]byte, error) {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unicode/utf8"
 
 	"posthorn/internal/pickup"
 	"posthorn/internal/smtp"
@@ -188,5 +189,38 @@ func TestCheckText(t *testing.T) {
 		if checkText([]byte(m), 998) == nil {
 			t.Errorf("accepted %.40q…", m)
 		}
+	}
+}
+
+// TestBreakLongLines: sendmail breaks lines over the limit instead of
+// refusing the message (exit 65 lost cron output and web applications'
+// HTML mail): pieces of at most the limit, UTF-8 characters whole, header
+// fields folded at their white space, and nothing lost.
+func TestBreakLongLines(t *testing.T) {
+	t.Parallel()
+	const max = 998
+	subject := "Subject:" + strings.Repeat(" word", 500)
+	body := strings.Repeat("x", 2500)
+	utf := strings.Repeat("é", 1200)
+	msg := subject + "\r\nX-Long: " + strings.Repeat("y", 1500) + "\r\n\r\n" + body + "\r\nshort\r\n" + utf + "\r\n"
+	out := string(breakLongLines([]byte(msg), max))
+	if err := checkText([]byte(out), max); err != nil {
+		t.Fatalf("still too long: %v", err)
+	}
+	if !utf8.ValidString(out) {
+		t.Error("a UTF-8 character was cut")
+	}
+	hdr, rest, _ := strings.Cut(out, "\r\n\r\n")
+	// Unfolding (RFC 5322 §2.2.3) gives the fields back; the Subject was
+	// folded at its own spaces, so exactly.
+	fields := strings.Split(strings.ReplaceAll(hdr, "\r\n ", " "), "\r\n")
+	if len(fields) != 2 || fields[0] != subject || strings.ReplaceAll(fields[1], " ", "") != "X-Long:"+strings.Repeat("y", 1500) {
+		t.Errorf("header after unfolding: %.80q…", fields)
+	}
+	if got := strings.ReplaceAll(rest, "\r\n ", ""); got != body+"\r\nshort\r\n"+utf+"\r\n" {
+		t.Errorf("body pieces do not join up to the original: %.80q…", got)
+	}
+	if short := "Subject: x\r\n\r\nhello\r\n"; string(breakLongLines([]byte(short), max)) != short {
+		t.Error("a message without long lines changed")
 	}
 }
