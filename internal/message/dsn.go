@@ -132,7 +132,7 @@ func (d DSN) writeStatus(b *bytes.Buffer) {
 	for _, r := range d.Recipients {
 		b.WriteString("\r\n")
 		if r.Original != "" {
-			fmt.Fprintf(b, "Original-Recipient: %s\r\n", oneLine(r.Original))
+			fmt.Fprintf(b, "Original-Recipient: %s\r\n", oneLine(originalRecipient(r.Original)))
 		}
 		fmt.Fprintf(b, "Final-Recipient: rfc822; %s\r\n", r.Final)
 		fmt.Fprintf(b, "Action: %s\r\nStatus: %s\r\n", r.Action, r.Status)

@@ -109,3 +109,17 @@ func TestDSNHostileDiagnostic(t *testing.T) {
 		t.Error("the diagnostic's start is not kept")
 	}
 }
+
+// TestDSNOriginalRecipientUTF8: an ORCPT of type utf-8 goes into the
+// message/delivery-status encoded (RFC 6533 §3), never as raw UTF-8.
+func TestDSNOriginalRecipientUTF8(t *testing.T) {
+	d := DSN{ReportingMTA: "mx.test", To: "a@x.test", Recipients: []DSNRecipient{{
+		Final: "me@mx.test", Original: "utf-8;jörg@bücher.example", Action: ActionFailed, Status: "5.1.1"}}}
+	raw, err := d.Build(time.Unix(0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(raw), `Original-Recipient: utf-8;j\x{F6}rg@b\x{FC}cher.example`) {
+		t.Errorf("DSN:\n%s", raw)
+	}
+}

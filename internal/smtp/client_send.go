@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"posthorn/internal/message"
 )
 
 // Envelope is one outgoing transaction.
@@ -110,7 +112,11 @@ func (c *Client) rcptCmd(r EnvelopeRcpt) string {
 			s += " NOTIFY=" + strings.Join(r.Notify, ",")
 		}
 		if typ, addr, ok := strings.Cut(r.ORcpt, ";"); ok {
-			s += " ORCPT=" + typ + ";" + EncodeXtext(addr)
+			if strings.EqualFold(typ, "utf-8") {
+				s += " ORCPT=" + typ + ";" + message.EncodeUTF8AddrXtext(addr) // RFC 6533 §3
+			} else {
+				s += " ORCPT=" + typ + ";" + EncodeXtext(addr)
+			}
 		}
 	}
 	return s

@@ -348,7 +348,7 @@ func (c *conn) rcptOptions(s string) (RcptOptions, *Error) {
 			}
 			o.Notify = n
 		case p.Key == "ORCPT" && c.s.opts.DSN:
-			v, ok := parseORcpt(p.Value)
+			v, ok := parseORcpt(p.Value, c.utf8)
 			if !ok {
 				return o, badParam(p.Key, true)
 			}
@@ -378,8 +378,10 @@ func parseNotify(v string) ([]string, bool) {
 }
 
 // parseORcpt checks "addr-type;xtext" (RFC 3461 §4.2) and returns it
-// decoded. The address type is an atom such as rfc822 or utf-8.
-func parseORcpt(v string) (string, bool) {
+// decoded. The address type is an atom such as rfc822 or utf-8; utf-8
+// has an encoding of its own (RFC 6533 §3), with raw UTF-8 allowed in a
+// SMTPUTF8 transaction.
+func parseORcpt(v string, utf8 bool) (string, bool) {
 	typ, addr, ok := strings.Cut(v, ";")
 	if !ok || typ == "" || addr == "" || len(v) > 500 {
 		return "", false
@@ -389,7 +391,13 @@ func parseORcpt(v string) (string, bool) {
 			return "", false
 		}
 	}
-	dec, err := DecodeXtext(addr)
+	var dec string
+	var err error
+	if strings.EqualFold(typ, "utf-8") {
+		dec, err = DecodeUTF8AddrXtext(addr, utf8)
+	} else {
+		dec, err = DecodeXtext(addr)
+	}
 	if err != nil {
 		return "", false
 	}

@@ -663,3 +663,15 @@ func TestPostmasterParameters(t *testing.T) {
 	c.cmd("RCPT TO:<Postmaster> NOTIFY=NEVER", "250")
 	c.cmd("RCPT TO:<postmaster>", "250")
 }
+
+// TestORCPTUTF8: ORCPT of type utf-8 is read with RFC 6533's encoding.
+func TestORCPTUTF8(t *testing.T) {
+	t.Parallel()
+	_, addr := testServer(t, &fakeBackend{}, func(o *Options) { o.DSN = true; o.MaxErrors = 100 })
+	c := dial(t, addr)
+	c.cmd("EHLO c.test", "250")
+	c.cmd("MAIL FROM:<a@c.test>", "250")
+	c.cmd(`RCPT TO:<me@mx.test> ORCPT=utf-8;r+FFej@x.test`, "501 5.5.4")
+	c.cmd(`RCPT TO:<me@mx.test> ORCPT=utf-8;j\x{F6}rg@x.test`, "250")
+	c.cmd(`RCPT TO:<me@mx.test> ORCPT=rfc822;a+2Bb@x.test`, "250")
+}

@@ -3,7 +3,9 @@ package smtp
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // ErrXtext is returned, wrapped with detail, by DecodeXtext.
@@ -94,4 +96,43 @@ func EncodeXtext(s string) string {
 		b.WriteByte(hex[c&0xF])
 	}
 	return b.String()
+}
+
+// DecodeUTF8AddrXtext decodes the address of ORCPT=utf-8;… (RFC 6533
+// §3): printable ASCII but "+", "=" and "\" as they are, any character
+// as \x{HEX}, and, with SMTPUTF8 (utf-8-addr-unitext), UTF-8 as it is.
+// Controls, invalid UTF-8 and xtext's "+XX" are refused: "+FF" decoded
+// as xtext gave an octet that is no character.
+func DecodeUTF8AddrXtext(s string, unitext bool) (string, error) {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		c := s[i]
+		switch {
+		case c == '\\' && strings.HasPrefix(s[i:], `\x{`):
+			end := strings.IndexByte(s[i:], '}')
+			if end < 4 || end > 9 {
+				return "", fmt.Errorf("%w: bad \\x{…}", ErrXtext)
+			}
+			n, err := strconv.ParseUint(s[i+3:i+end], 16, 32)
+			r := rune(n)
+			if err != nil || strings.ToUpper(s[i+3:i+end]) != s[i+3:i+end] || !utf8.ValidRune(r) || r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+				return "", fmt.Errorf("%w: bad \\x{%s}", ErrXtext, s[i+3:i+end])
+			}
+			b.WriteRune(r)
+			i += end + 1
+		case c > 0x20 && c < 0x7f && c != '+' && c != '=' && c != '\\':
+			b.WriteByte(c)
+			i++
+		case c >= 0x80 && unitext:
+			r, n := utf8.DecodeRuneInString(s[i:])
+			if r == utf8.RuneError || r < 0xa0 {
+				return "", fmt.Errorf("%w: invalid UTF-8", ErrXtext)
+			}
+			b.WriteString(s[i : i+n])
+			i += n
+		default:
+			return "", fmt.Errorf("%w: bad character %q", ErrXtext, c)
+		}
+	}
+	return b.String(), nil
 }

@@ -3,6 +3,8 @@ package smtp
 import (
 	"errors"
 	"testing"
+
+	"posthorn/internal/message"
 )
 
 func TestDecodeXtext(t *testing.T) {
@@ -93,5 +95,42 @@ func TestEncodeXtext(t *testing.T) {
 				t.Errorf("EncodeXtext(%q) = %q, want %q", tt.in, got, tt.want)
 			}
 		})
+	}
+}
+
+// TestUTF8AddrXtext: ORCPT=utf-8;… uses RFC 6533's encoding, not xtext:
+// "+FF" gave an octet that is no character, which a DSN then showed.
+func TestUTF8AddrXtext(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in      string
+		unitext bool
+		want    string // "" for an error
+	}{
+		{`j\x{F6}rg@b\x{FC}cher.example`, false, "jörg@bücher.example"},
+		{"jörg@bücher.example", true, "jörg@bücher.example"},
+		{"jörg@bücher.example", false, ""},
+		{`a\x{2B}b@x.test`, false, "a+b@x.test"},
+		{"r+FFej@x.test", false, ""},
+		{"a=b@x.test", false, ""},
+		{`a\x{D}b@x.test`, false, ""},
+		{`a\x{d8}b@x.test`, false, ""},
+		{`a\x{D800}b@x.test`, false, ""},
+		{`a\x{}b`, false, ""},
+		{`a\x{110000}b`, false, ""},
+		{"a\xffb@x.test", true, ""},
+		{"a\u0085b@x.test", true, ""},
+		{`a\b@x.test`, false, ""},
+	} {
+		got, err := DecodeUTF8AddrXtext(tc.in, tc.unitext)
+		if tc.want == "" && err == nil || tc.want != "" && got != tc.want {
+			t.Errorf("%q (unitext %v): %q, %v; want %q", tc.in, tc.unitext, got, err, tc.want)
+		}
+	}
+	for _, s := range []string{"jörg+x=y\\z@bücher.example", "plain@x.test", "✉@例え.jp"} {
+		enc := message.EncodeUTF8AddrXtext(s)
+		if dec, err := DecodeUTF8AddrXtext(enc, false); err != nil || dec != s {
+			t.Errorf("round trip of %q: %q → %q, %v", s, enc, dec, err)
+		}
 	}
 }
