@@ -25,13 +25,7 @@ import (
 // sender is refused.
 func TestSendmailAsAnotherUser(t *testing.T) {
 	t.Parallel()
-	if os.Geteuid() != 0 {
-		t.Fatalf("this test runs sendmail as another user and must run as root (uid %d): CI runs the e2e tests as root", os.Geteuid())
-	}
-	nb, err := user.Lookup("nobody")
-	if err != nil {
-		t.Fatalf("the user nobody: %v", err)
-	}
+	nb := nobodyUser(t)
 	uid, _ := strconv.Atoi(nb.Uid)
 	s := newServer(t, opts{extra: "[delivery]\nsendmail_any_sender = false"})
 	sendmail, asNobody := nobodySendmail(t, s, nb)
@@ -117,13 +111,7 @@ func TestSendmailAsAnotherUser(t *testing.T) {
 // names the real user in an X-Authentication-Warning field.
 func TestSendmailAnySenderWarns(t *testing.T) {
 	t.Parallel()
-	if os.Geteuid() != 0 {
-		t.Fatalf("this test runs sendmail as another user and must run as root (uid %d): CI runs the e2e tests as root", os.Geteuid())
-	}
-	nb, err := user.Lookup("nobody")
-	if err != nil {
-		t.Fatalf("the user nobody: %v", err)
-	}
+	nb := nobodyUser(t)
 	s := newServer(t, opts{})
 	sendmail, asNobody := nobodySendmail(t, s, nb)
 	inbox := filepath.Join(s.data, "mail", "example.test", "me")
@@ -155,6 +143,20 @@ func TestSendmailAnySenderWarns(t *testing.T) {
 	}
 	s.start(true)
 	check("maildrop -f")
+}
+
+// nobodyUser returns the user nobody, whom the tests run sendmail as:
+// they must run as root.
+func nobodyUser(t *testing.T) *user.User {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatalf("this test runs sendmail as another user and must run as root (uid %d): CI runs the e2e tests as root", os.Geteuid())
+	}
+	nb, err := user.Lookup("nobody")
+	if err != nil {
+		t.Fatalf("the user nobody: %v", err)
+	}
+	return nb
 }
 
 // nobodySendmail makes s usable by the user nobody, as on a real host,
