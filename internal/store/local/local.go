@@ -124,6 +124,9 @@ func Open(opts Options) (*Store, error) {
 // damaged (recover.go).
 func (s *Store) openDB() error {
 	err := s.openIndex()
+	if err == nil {
+		err = s.checkNotLost()
+	}
 	if damaged(err) {
 		if rerr := s.recoverIndex(filepath.Join(s.dir, "posthorn.db"), err); rerr != nil {
 			return rerr

@@ -40,6 +40,9 @@ func damaged(err error) bool {
 	if err == nil {
 		return false
 	}
+	if errors.Is(err, errIndexLost) {
+		return true
+	}
 	msg := err.Error()
 	return strings.Contains(msg, "malformed") || strings.Contains(msg, "not a database") ||
 		strings.Contains(msg, "(11)") || strings.Contains(msg, "(26)") || strings.Contains(msg, "corrupt")
@@ -94,6 +97,9 @@ func (s *Store) recoverIndex(path string, cause error) error {
 			return err
 		}
 	}
+	if !lost["domains"] && !lost["accounts"] && emptyDirectory(db) {
+		lost["domains"], lost["accounts"] = true, true // the index was lost: see errIndexLost
+	}
 	if lost["domains"] || lost["accounts"] {
 		if err := s.restoreDirectory(db); err != nil {
 			return fmt.Errorf("local: the accounts are neither in the damaged index %s nor in %s (%v): restore the index from a backup", aside, directoryFile, err)
@@ -106,8 +112,77 @@ func (s *Store) recoverIndex(path string, cause error) error {
 			return err
 		}
 	}
+	if lost["queue_messages"] || lost["queue_rcpts"] || errors.Is(cause, errIndexLost) {
+		s.reportQueueLoss(db)
+	}
 	s.log.Warn("index rebuilt", "damaged_copy", aside, "tables_lost", len(lost))
 	return nil
+}
+
+// emptyDirectory reports whether db holds no domains and no accounts.
+func emptyDirectory(db *sql.DB) bool {
+	var n int
+	err := db.QueryRow(`SELECT (SELECT count(*) FROM domains) + (SELECT count(*) FROM accounts)`).Scan(&n)
+	return err == nil && n == 0
+}
+
+// reportQueueLoss says at once how many queued messages lost their
+// envelopes with the index (their bodies stay in DATA/queue; the sweep
+// sets them aside in queue/corrupt/ an hour later).
+func (s *Store) reportQueueLoss(db *sql.DB) {
+	ents, err := os.ReadDir(s.queueDir())
+	if err != nil {
+		return
+	}
+	n := 0
+	for _, e := range ents {
+		if !e.Type().IsRegular() || !validQueueID(e.Name()) {
+			continue
+		}
+		var one int
+		if db.QueryRow(`SELECT 1 FROM queue_messages WHERE id = ?`, e.Name()).Scan(&one) != nil {
+			n++
+		}
+	}
+	if n > 0 {
+		s.log.Error("queued messages lost their envelopes with the index: their bodies stay in the queue directory and are set aside in queue/corrupt/ after an hour; restore the index from a backup to send them",
+			"messages", n, "dir", s.queueDir())
+	}
+}
+
+// errIndexLost is an index without domains or accounts beside a
+// directory.json that has some: a posthorn.db deleted or emptied (a zero
+// length file is a valid empty database). Served as it is, it refused
+// all mail for our own domains with 554 and every login, and the next
+// admin command overwrote directory.json with the empty directory. It
+// counts as damage, so that the index is rebuilt from the copy.
+var errIndexLost = errors.New("index holds no domains or accounts but " + directoryFile + " does: the index was lost")
+
+// checkNotLost closes the index and returns errIndexLost when it has been
+// lost (see there).
+func (s *Store) checkNotLost() error {
+	var n int
+	if err := s.wdb.QueryRow(`SELECT (SELECT count(*) FROM domains) + (SELECT count(*) FROM accounts)`).Scan(&n); err != nil || n > 0 {
+		return err
+	}
+	if saved, err := s.savedDirectorySize(); err != nil || saved == 0 {
+		return nil // a new store, or one emptied on purpose: its copy is empty too
+	}
+	s.rdb.Close()
+	s.wdb.Close()
+	return errIndexLost
+}
+
+// savedDirectorySize counts the domains and accounts in directory.json.
+func (s *Store) savedDirectorySize() (int, error) {
+	dump, err := s.readDirectory()
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return 0, nil
+		}
+		return 0, err
+	}
+	return len(dump["domains"]) + len(dump["accounts"]), nil
 }
 
 // copyTable copies one table from the attached damaged index, all or
@@ -302,17 +377,26 @@ func scanAll(rows *sql.Rows) ([]map[string]any, error) {
 	return out, rows.Err()
 }
 
-// restoreDirectory fills the directory tables of a fresh index from
-// DATA/directory.json.
-func (s *Store) restoreDirectory(db *sql.DB) error {
+// readDirectory reads DATA/directory.json.
+func (s *Store) readDirectory() (map[string][]map[string]any, error) {
 	b, err := os.ReadFile(filepath.Join(s.dir, directoryFile))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	var dump map[string][]map[string]any
 	if err := dec.Decode(&dump); err != nil {
+		return nil, err
+	}
+	return dump, nil
+}
+
+// restoreDirectory fills the directory tables of a fresh index from
+// DATA/directory.json.
+func (s *Store) restoreDirectory(db *sql.DB) error {
+	dump, err := s.readDirectory()
+	if err != nil {
 		return err
 	}
 	tx, err := db.Begin()

@@ -65,6 +65,51 @@ func TestRecoverGarbledIndex(t *testing.T) {
 	checkRecovered(t, s, dir)
 }
 
+// TestRecoverLostIndex: a posthorn.db emptied or deleted (a zero-length
+// file is a valid empty database) is rebuilt from directory.json and the
+// Maildirs; it was served empty, refusing all mail for our own domains
+// with 554 and every login, and the next admin command then overwrote
+// directory.json with the empty directory.
+func TestRecoverLostIndex(t *testing.T) {
+	for name, hurt := range map[string]func(string){
+		"truncated": func(path string) { os.Remove(path + "-wal"); must(t, os.Truncate(path, 0)) },
+		"deleted":   func(path string) { os.Remove(path + "-wal"); must(t, os.Remove(path)) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			s, dir := damagedStore(t, hurt)
+			checkRecovered(t, s, dir)
+			// An admin change now keeps the accounts in the copy too.
+			must(t, s.AddDomain(context.Background(), "other.test"))
+			b, err := os.ReadFile(filepath.Join(dir, directoryFile))
+			if err != nil || !strings.Contains(string(b), acct) {
+				t.Errorf("directory.json after an admin change: %v\n%.300s", err, b)
+			}
+		})
+	}
+}
+
+// TestFreshStoreIsNotLost: a new store, and one whose directory was
+// emptied on purpose, open as they are: their copy is empty too.
+func TestFreshStoreIsNotLost(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(Options{Dir: dir, Hostname: "mx.example.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	must(t, s.AddDomain(ctx, "example.test"))
+	must(t, s.DeleteDomain(ctx, "example.test"))
+	must(t, s.Close())
+	s, err = Open(Options{Dir: dir, Hostname: "mx.example.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if aside, _ := filepath.Glob(filepath.Join(dir, "posthorn.db.damaged-*")); len(aside) != 0 {
+		t.Errorf("an emptied store was taken for a lost one: %v", aside)
+	}
+}
+
 // checkRecovered: the account and its mail are served again, the damaged
 // copy is kept.
 func checkRecovered(t *testing.T, s *Store, dir string) {
