@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net/netip"
 	"sync"
+	"time"
 )
 
 // Refusals; each protocol turns them into its own reply.
@@ -68,4 +69,23 @@ func Key(ip netip.Addr) netip.Addr {
 		return p.Addr()
 	}
 	return ip
+}
+
+// AcceptBackoff tells a server what to do after its listener's Accept
+// failed with err, the last wait having been prev: for a passing
+// condition (a timeout; the process or the system out of file
+// descriptors, EMFILE or ENFILE, as during a connection flood) it returns
+// how long to wait before accepting again, doubling from 5 ms to 1 s, and
+// true; for anything else false: the listener is gone. Returning on
+// EMFILE stopped IMAP, POP3 and ManageSieve for good after a flood, with
+// clients piling up unanswered in the backlog.
+func AcceptBackoff(err error, prev time.Duration) (time.Duration, bool) {
+	var t interface {
+		Timeout() bool
+		Temporary() bool
+	}
+	if !errors.As(err, &t) || !(t.Timeout() || t.Temporary()) {
+		return 0, false
+	}
+	return min(max(2*prev, 5*time.Millisecond), time.Second), true
 }

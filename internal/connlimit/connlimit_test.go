@@ -2,8 +2,12 @@ package connlimit
 
 import (
 	"errors"
+	"net"
 	"net/netip"
+	"os"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func TestLimiter(t *testing.T) {
@@ -33,5 +37,24 @@ func TestLimiter(t *testing.T) {
 	}
 	if _, err := l.Admit(netip.MustParseAddr("2001:db8:0:0:ffff::3")); !errors.Is(err, ErrBusy) {
 		t.Errorf("total still enforced: %v", err)
+	}
+}
+
+// TestAcceptBackoff: running out of file descriptors is a passing
+// condition to wait out, not the end of a listener.
+func TestAcceptBackoff(t *testing.T) {
+	emfile := &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	d, ok := AcceptBackoff(emfile, 0)
+	if !ok || d != 5*time.Millisecond {
+		t.Errorf("EMFILE: %v %v, want 5ms and retry", d, ok)
+	}
+	if d, _ = AcceptBackoff(emfile, 800*time.Millisecond); d != time.Second {
+		t.Errorf("backoff past 1s: %v", d)
+	}
+	if _, ok := AcceptBackoff(net.ErrClosed, 0); ok {
+		t.Error("a closed listener is retried")
+	}
+	if _, ok := AcceptBackoff(&net.OpError{Op: "accept", Err: os.NewSyscallError("accept4", syscall.EBADF)}, 0); ok {
+		t.Error("EBADF is retried")
 	}
 }

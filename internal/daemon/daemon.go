@@ -396,7 +396,7 @@ func (d *Daemon) serve(svc string, l net.Listener) error {
 		return d.sieve.Serve(l)
 	}
 	if svc == "http" {
-		err := d.http.Serve(l)
+		err := d.http.Serve(&capListener{Listener: l, slots: make(chan struct{}, maxHTTPConns)})
 		if errors.Is(err, http.ErrServerClosed) {
 			return nil
 		}

@@ -2,7 +2,9 @@ package daemon
 
 import (
 	"context"
+	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"posthorn/internal/metrics"
@@ -76,4 +78,43 @@ func (d *Daemon) registerMetrics() {
 	r.Func("posthorn_start_time_seconds", "When this process started, in Unix time.", "gauge", func() []metrics.Sample {
 		return []metrics.Sample{{Value: float64(started.Unix())}}
 	})
+}
+
+// maxHTTPConns bounds the http listener's connections: it had no limit,
+// and 22,000 idle keep-alive connections used up the daemon's file
+// descriptors, which every other listener needs.
+const maxHTTPConns = 64
+
+// capListener closes connections beyond its slots at once (a scraper
+// retries), rather than let them queue.
+type capListener struct {
+	net.Listener
+	slots chan struct{}
+}
+
+func (l *capListener) Accept() (net.Conn, error) {
+	for {
+		nc, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case l.slots <- struct{}{}:
+			return &slotConn{Conn: nc, release: func() { <-l.slots }}, nil
+		default:
+			_ = nc.Close()
+		}
+	}
+}
+
+// slotConn gives its slot back once, when closed.
+type slotConn struct {
+	net.Conn
+	release func()
+	once    sync.Once
+}
+
+func (c *slotConn) Close() error {
+	c.once.Do(c.release)
+	return c.Conn.Close()
 }

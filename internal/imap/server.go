@@ -128,9 +128,9 @@ func (s *Server) Serve(l net.Listener) error {
 			if s.closing.Load() {
 				return net.ErrClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			if d, ok := connlimit.AcceptBackoff(err, delay); ok {
+				delay = d
+				s.log.Warn("imap accept", "err", err, "retry", delay)
 				time.Sleep(delay)
 				continue
 			}

@@ -220,9 +220,8 @@ func (s *Server) Serve(l net.Listener) error {
 			if s.closing.Load() {
 				return net.ErrClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			if d, ok := connlimit.AcceptBackoff(err, delay); ok {
+				delay = d
 				s.log.Warn("managesieve accept", "err", err, "retry", delay)
 				time.Sleep(delay)
 				continue

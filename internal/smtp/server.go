@@ -15,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"posthorn/internal/connlimit"
 )
 
 // Options configure a Server. Zero limits are replaced by RFC minimums or
@@ -153,9 +155,8 @@ func (s *Server) Serve(l net.Listener) error {
 			if s.closing.Load() {
 				return net.ErrClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			if d, ok := connlimit.AcceptBackoff(err, delay); ok {
+				delay = d
 				s.log.Warn("smtp accept", "err", err, "retry", delay)
 				time.Sleep(delay)
 				continue
@@ -165,11 +166,6 @@ func (s *Server) Serve(l net.Listener) error {
 		delay = 0
 		s.accept(c)
 	}
-}
-
-func isTemporary(err error) bool {
-	var t interface{ Temporary() bool }
-	return errors.As(err, &t) && t.Temporary()
 }
 
 func (s *Server) untrack(l net.Listener) {

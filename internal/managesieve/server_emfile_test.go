@@ -1,0 +1,50 @@
+package managesieve
+
+import (
+	"bufio"
+	"net"
+	"os"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// emfileListener fails its first Accepts as a process out of file
+// descriptors does.
+type emfileListener struct {
+	net.Listener
+	fails atomic.Int32
+}
+
+func (l *emfileListener) Accept() (net.Conn, error) {
+	if l.fails.Add(-1) >= 0 {
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	}
+	return l.Listener.Accept()
+}
+
+// TestServeSurvivesEMFILE: out of file descriptors (a connection flood),
+// the listener waits and accepts again; it used to stop for good.
+func TestServeSurvivesEMFILE(t *testing.T) {
+	t.Parallel()
+	s, _ := testServer(t, newBackend(), nil)
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &emfileListener{Listener: inner}
+	l.fails.Store(3)
+	go func() { _ = s.Serve(l) }()
+	nc, err := net.Dial("tcp", inner.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	_ = nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	line, err := bufio.NewReader(nc).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "\"IMPLEMENTATION\"") {
+		t.Fatalf("greeting after EMFILE: %q %v", line, err)
+	}
+}
