@@ -1,10 +1,12 @@
 package users
 
 import (
+	"context"
 	"net/netip"
-	"posthorn/internal/metrics"
 	"sync"
 	"time"
+
+	"posthorn/internal/metrics"
 )
 
 // GuardOptions configure a Guard.
@@ -19,8 +21,15 @@ type GuardOptions struct {
 // Guard counts failed logins per client IP (IPv6 per /64) and per account,
 // on every protocol together. After a failure the caller waits Delay before
 // answering, growing with the failures seen; an IP with MaxFailures
-// failures within Window is blocked for BlockTime. A success clears its
-// IP's record and never waits.
+// failures within Window is blocked for BlockTime. A success clears the
+// failures of its own account, from its IP and in all, and never waits:
+// a login to an account of one's own does not wipe out the failures
+// against others (that let one guess without limit).
+//
+// Checks run only inside Begin and its release: an IP may have no more
+// checks under way at once than failures left before its block, so that
+// a burst of parallel guesses, each let through before any had failed,
+// cannot get past MaxFailures (150 at once were all checked).
 type Guard struct {
 	opts GuardOptions
 
@@ -32,7 +41,9 @@ type Guard struct {
 type failures struct {
 	n       int
 	first   time.Time
-	blocked time.Time // blocked until
+	blocked time.Time      // blocked until
+	by      map[string]int // an IP's failures per account
+	running int            // an IP's checks under way (Begin)
 }
 
 // maxTracked bounds the memory a flood of distinct addresses can take.
@@ -73,6 +84,49 @@ var (
 	authBlocks   = metrics.Default.Counter("posthorn_auth_blocks_total", "Client addresses blocked after too many failed logins.")
 )
 
+// Begin waits until ip may have one more credential check under way,
+// and returns the function that ends it; ErrBlocked when ip is blocked,
+// or ctx's error.
+func (g *Guard) Begin(ctx context.Context, ip netip.Addr) (end func(), err error) {
+	key := guardKey(ip)
+	for {
+		g.mu.Lock()
+		now := g.opts.Now()
+		f := g.ips[key]
+		if f != nil && now.Before(f.blocked) {
+			g.mu.Unlock()
+			return nil, ErrBlocked
+		}
+		if f == nil || expired(f, now, g.opts.Window) && f.running == 0 {
+			if len(g.ips) >= maxTracked {
+				prune(g.ips, now, g.opts.Window)
+			}
+			f = &failures{first: now}
+			g.ips[key] = f
+		}
+		if f.running < max(g.opts.MaxFailures-f.n, 1) {
+			f.running++
+			g.mu.Unlock()
+			var once sync.Once
+			return func() { once.Do(func() { g.end(key) }) }, nil
+		}
+		g.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+func (g *Guard) end(key netip.Addr) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if f := g.ips[key]; f != nil && f.running > 0 {
+		f.running--
+	}
+}
+
 // Blocked reports whether ip may not try to log in now.
 func (g *Guard) Blocked(ip netip.Addr) bool {
 	g.mu.Lock()
@@ -89,6 +143,10 @@ func (g *Guard) Failed(ip netip.Addr, account string) (delay time.Duration, bloc
 	defer g.mu.Unlock()
 	now := g.opts.Now()
 	fi := bump(g.ips, guardKey(ip), now, g.opts.Window)
+	if fi.by == nil {
+		fi.by = map[string]int{}
+	}
+	fi.by[account]++
 	n := fi.n
 	if account != "" {
 		if fa := bump(g.accts, account, now, g.opts.Window); fa.n > n {
@@ -111,12 +169,14 @@ func (g *Guard) Failed(ip netip.Addr, account string) (delay time.Duration, bloc
 // bump counts one failure for key, restarting an expired window.
 func bump[K comparable](m map[K]*failures, key K, now time.Time, window time.Duration) *failures {
 	f := m[key]
-	if f == nil || expired(f, now, window) {
+	if f == nil {
 		if len(m) >= maxTracked {
 			prune(m, now, window)
 		}
 		f = &failures{first: now}
 		m[key] = f
+	} else if expired(f, now, window) {
+		f.n, f.first, f.by = 0, now, nil // a new window; checks under way stay counted
 	}
 	f.n++
 	return f
@@ -126,21 +186,26 @@ func expired(f *failures, now time.Time, window time.Duration) bool {
 	return now.Sub(f.first) > window && now.After(f.blocked)
 }
 
-// prune drops expired records.
+// prune drops expired records with no check under way.
 func prune[K comparable](m map[K]*failures, now time.Time, window time.Duration) {
 	for k, f := range m {
-		if expired(f, now, window) {
+		if expired(f, now, window) && f.running == 0 {
 			delete(m, k)
 		}
 	}
 }
 
-// Succeeded clears the IP's failures and the account's.
+// Succeeded clears the account's failures, in all and from the IP; the
+// IP's failures against other accounts stay.
 func (g *Guard) Succeeded(ip netip.Addr, account string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if f := g.ips[guardKey(ip)]; f != nil && !g.opts.Now().Before(f.blocked) {
-		delete(g.ips, guardKey(ip))
+		f.n -= f.by[account]
+		delete(f.by, account)
+		if f.n <= 0 && f.running == 0 {
+			delete(g.ips, guardKey(ip))
+		}
 	}
 	delete(g.accts, account)
 }

@@ -39,10 +39,14 @@ const verifySlots = 4
 // scoped to the protocol. It applies the Guard: a blocked IP gets
 // ErrBlocked, a failure waits before returning sasl.ErrAuthFailed.
 func (s *Service) Authenticate(ctx context.Context, l Login) (Account, error) {
-	if s.guard.Blocked(l.IP) {
+	end, err := s.guard.Begin(ctx, l.IP)
+	if errors.Is(err, ErrBlocked) {
 		s.log.Warn("login refused: address blocked", "remote", l.IP.String(), "proto", l.Protocol)
-		return Account{}, ErrBlocked
 	}
+	if err != nil {
+		return Account{}, err
+	}
+	defer end()
 	a, ok, err := s.check(ctx, l)
 	if err != nil {
 		return Account{}, err
@@ -186,11 +190,20 @@ type guardedSCRAM struct {
 	ip    netip.Addr
 	proto string
 	user  string
+	begun bool // the client-first message was seen
 }
 
 func (g *guardedSCRAM) Next(resp []byte) ([]byte, bool, error) {
-	if g.user == "" {
-		g.user = scramUser(resp)
+	if !g.begun {
+		g.begun, g.user = true, scramUser(resp)
+	} else {
+		// The client's proof: the check, under the Guard's bound on
+		// checks at once (the first step only looks the name up).
+		end, err := g.s.guard.Begin(g.ctx, g.ip)
+		if err != nil {
+			return nil, false, err
+		}
+		defer end()
 	}
 	ch, done, err := g.Server.Next(resp)
 	switch {

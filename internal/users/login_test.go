@@ -3,6 +3,7 @@ package users
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"sync"
@@ -210,6 +211,95 @@ func TestOwns(t *testing.T) {
 	} {
 		if got, err := s.Owns(ctx, "me@example.test", addr); err != nil || got != want {
 			t.Errorf("Owns(me, %s) = %v, %v; want %v", addr, got, err, want)
+		}
+	}
+}
+
+// TestParallelGuessesAreBounded: guesses sent at once from one IP are
+// checked no more than MaxFailures times; each used to pass the block
+// check before any had failed, and 150 at once were all checked, the
+// right password among them logging in after the IP was blocked.
+func TestParallelGuessesAreBounded(t *testing.T) {
+	t.Parallel()
+	d := newFakeDir()
+	d.mustDomain("example.test")
+	g := NewGuard(GuardOptions{MaxFailures: 5, MaxDelay: time.Millisecond})
+	s, _ := New(Options{Directory: d, Guard: g})
+	ctx := context.Background()
+	if _, err := s.AddAccount(ctx, "me", "example.test", "right"); err != nil {
+		t.Fatal(err)
+	}
+	const n = 60
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pw := fmt.Sprintf("wrong%d", i)
+			if i == n-1 {
+				pw = "right"
+			}
+			_, err := s.Authenticate(ctx, Login{IP: testIP, Protocol: "imap", User: "me@example.test", Password: pw})
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	checked := 0
+	for err := range errs {
+		switch {
+		case err == nil:
+			t.Error("a login succeeded among parallel guesses from a blocked IP")
+		case errors.Is(err, sasl.ErrAuthFailed):
+			checked++
+		}
+	}
+	if checked > 5 {
+		t.Errorf("%d guesses checked and refused as wrong, want at most MaxFailures (5)", checked)
+	}
+}
+
+// TestOwnLoginKeepsOthersFailures: logging in to an account of one's own
+// clears that account's failures only; it used to clear the IP's, so
+// nine guesses at another account and one own login, repeated, never
+// got blocked.
+func TestOwnLoginKeepsOthersFailures(t *testing.T) {
+	t.Parallel()
+	d := newFakeDir()
+	d.mustDomain("example.test")
+	g := NewGuard(GuardOptions{MaxFailures: 4, MaxDelay: time.Millisecond})
+	s, _ := New(Options{Directory: d, Guard: g})
+	ctx := context.Background()
+	for _, u := range []string{"me", "bob"} {
+		if _, err := s.AddAccount(ctx, u, "example.test", "pw-"+u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	guess := Login{IP: testIP, Protocol: "imap", User: "me@example.test", Password: "guess"}
+	own := Login{IP: testIP, Protocol: "imap", User: "bob@example.test", Password: "pw-bob"}
+	var err error
+	for i := 0; i < 4 && !errors.Is(err, ErrBlocked); i++ {
+		for j := 0; j < 3; j++ {
+			_, err = s.Authenticate(ctx, guess)
+		}
+		if _, oerr := s.Authenticate(ctx, own); oerr != nil && !errors.Is(oerr, ErrBlocked) {
+			t.Fatalf("own login: %v", oerr)
+		}
+	}
+	if !errors.Is(err, ErrBlocked) {
+		t.Errorf("guesses interleaved with own logins: %v, want a block", err)
+	}
+	// A user who mistyped their own password is cleared by logging in.
+	other := netip.MustParseAddr("192.0.2.55")
+	typo := Login{IP: other, Protocol: "imap", User: "bob@example.test", Password: "typo"}
+	ok := Login{IP: other, Protocol: "imap", User: "bob@example.test", Password: "pw-bob"}
+	for range 3 {
+		for range 3 {
+			s.Authenticate(ctx, typo)
+		}
+		if _, err := s.Authenticate(ctx, ok); err != nil {
+			t.Fatalf("own typos then the right password: %v", err)
 		}
 	}
 }
