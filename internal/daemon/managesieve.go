@@ -155,14 +155,21 @@ func (s sieveScripts) HaveSpace(ctx context.Context, name string, size int64) er
 	if err != nil {
 		return err
 	}
+	// The stored scripts count as stored too: counted by their octets,
+	// 32 scripts of control characters each just under the limit made
+	// 6 MiB of JSON against the 1 MiB in all.
 	var others, old int64
 	replaced := false
 	for _, sc := range list {
+		text, err := s.st.SieveScript(ctx, s.acct, sc.Name)
+		if err != nil {
+			return err
+		}
 		if sc.Name == name {
-			replaced, old = true, sc.Size
+			replaced, old = true, storedCost(text)
 			continue
 		}
-		others += sc.Size
+		others += storedCost(text)
 	}
 	if !replaced && len(list) >= maxScripts {
 		return managesieve.ErrTooManyScripts

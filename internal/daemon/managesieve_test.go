@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -87,5 +88,26 @@ func TestSieveScriptCostsItsJSON(t *testing.T) {
 	}
 	if err := sc.Put(ctx, "plain", script(200<<10)); err != nil {
 		t.Errorf("a plain script of the same size: %v", err)
+	}
+}
+
+// TestSieveStoredScriptsCostTheirJSON: the scripts already stored count
+// as stored too: counted by their octets, 32 scripts of control
+// characters each just under the limit made 6 MiB of JSON against the
+// 1 MiB in all.
+func TestSieveStoredScriptsCostTheirJSON(t *testing.T) {
+	t.Parallel()
+	sc, _, ctx := newSieveScripts(t)
+	ctl := func(n int) string { return "# " + strings.Repeat("\x01", n) + "\r\nkeep;\r\n" }
+	var stored int64
+	for i := range maxScripts {
+		body := ctl(30 << 10) // 30 KiB of octets, 180 KiB of JSON
+		if err := sc.Put(ctx, "s"+strconv.Itoa(i), body); err != nil {
+			break
+		}
+		stored += storedCost(body)
+	}
+	if stored > maxScriptsBytes {
+		t.Errorf("scripts costing %d octets of JSON stored against a total of %d", stored, maxScriptsBytes)
 	}
 }
