@@ -5,7 +5,10 @@
 package connlimit
 
 import (
+	"context"
+	"crypto/tls"
 	"errors"
+	"net"
 	"net/netip"
 	"sync"
 	"time"
@@ -88,4 +91,47 @@ func AcceptBackoff(err error, prev time.Duration) (time.Duration, bool) {
 		return 0, false
 	}
 	return min(max(2*prev, 5*time.Millisecond), time.Second), true
+}
+
+// Refuse sends a refused connection its one reply and closes it, in the
+// background. With tlsConf (an implicit-TLS listener) the reply goes
+// inside TLS (RFC 8314 §3.3: nothing is sent in the clear there; a
+// client would read a plaintext reply as a broken TLS record), as
+// Postfix does in wrapper mode. A handshake costs more than a write, so
+// at most MaxTLSRefusals run at once, each within RefuseTimeout; past
+// that a connection is just closed.
+func Refuse(nc net.Conn, tlsConf *tls.Config, reply string) {
+	go refuse(nc, tlsConf, reply)
+}
+
+// Bounds of Refuse.
+const (
+	RefuseTimeout  = 5 * time.Second
+	MaxTLSRefusals = 64
+)
+
+var tlsRefusals = make(chan struct{}, MaxTLSRefusals)
+
+func refuse(nc net.Conn, tlsConf *tls.Config, reply string) {
+	defer nc.Close()
+	deadline := time.Now().Add(RefuseTimeout)
+	_ = nc.SetDeadline(deadline)
+	w := nc
+	if tlsConf != nil {
+		select {
+		case tlsRefusals <- struct{}{}:
+			defer func() { <-tlsRefusals }()
+		default:
+			return
+		}
+		tc := tls.Server(nc, tlsConf)
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		defer cancel()
+		if tc.HandshakeContext(ctx) != nil {
+			return
+		}
+		defer func() { _ = tc.CloseWrite() }() // close_notify: the reply is complete
+		w = tc
+	}
+	_, _ = w.Write([]byte(reply))
 }

@@ -163,11 +163,11 @@ func (s *Server) accept(nc net.Conn) {
 			release()
 		}
 		s.log.Warn("imap connection refused", "remote", ip.String(), "err", refuse[2:len(refuse)-2])
-		go func() {
-			_ = nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
-			_, _ = nc.Write([]byte(refuse))
-			nc.Close()
-		}()
+		var tlsConf *tls.Config // on implicit TLS, the BYE goes inside it
+		if s.opts.ImplicitTLS {
+			tlsConf = s.opts.TLS
+		}
+		connlimit.Refuse(nc, tlsConf, refuse)
 		return
 	}
 	c := newConn(s, nc)

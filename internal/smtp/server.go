@@ -180,7 +180,7 @@ func (s *Server) accept(nc net.Conn) {
 	release, reply := admit(s.limits, remote.Addr())
 	if reply != nil {
 		s.log.Warn("smtp connection refused", "remote", remote.String(), "code", reply.Code, "err", reply.Msg)
-		go s.refuse(nc, reply)
+		s.refuse(nc, reply)
 		return
 	}
 	c := newConn(s, nc)
@@ -188,7 +188,7 @@ func (s *Server) accept(nc net.Conn) {
 	if s.closing.Load() {
 		s.mu.Unlock()
 		release()
-		go s.refuse(nc, errShutdown)
+		s.refuse(nc, errShutdown)
 		return
 	}
 	s.conns[c] = struct{}{}
@@ -208,48 +208,17 @@ func (s *Server) forget(c *conn) {
 	s.mu.Unlock()
 }
 
-// refuse sends one reply and closes, without reading anything.
-//
-// On an implicit-TLS listener the reply goes inside TLS (RFC 8314 §3.3:
-// nothing is sent in the clear there), as Postfix does in wrapper mode; a
-// client would read a plaintext reply as a broken TLS record. A handshake
-// costs the server more than a write, so at most maxTLSRefusals run at
-// once, each within refuseTimeout; past that a connection is just closed.
+// refuse sends one reply and closes, without reading anything; inside
+// TLS on an implicit-TLS listener (connlimit.Refuse).
 func (s *Server) refuse(nc net.Conn, e *Error) {
-	defer nc.Close()
-	deadline := time.Now().Add(refuseTimeout)
-	_ = nc.SetDeadline(deadline)
-	w := nc
-	if s.opts.ImplicitTLS {
-		select {
-		case tlsRefusals <- struct{}{}:
-			defer func() { <-tlsRefusals }()
-		default:
-			return
-		}
-		tc := tls.Server(nc, s.opts.TLS)
-		ctx, cancel := context.WithDeadline(context.Background(), deadline)
-		defer cancel()
-		if tc.HandshakeContext(ctx) != nil {
-			return
-		}
-		w = tc
-	}
 	var b strings.Builder
 	Reply{Code: e.Code, Enhanced: e.Enhanced, Lines: []string{e.Msg}}.format(&b)
-	_, _ = w.Write([]byte(b.String()))
-	if tc, ok := w.(*tls.Conn); ok {
-		_ = tc.CloseWrite() // close_notify, so that the client reads the reply as complete
+	var tlsConf *tls.Config
+	if s.opts.ImplicitTLS {
+		tlsConf = s.opts.TLS
 	}
+	connlimit.Refuse(nc, tlsConf, b.String())
 }
-
-// Bounds of refusing connections on implicit-TLS listeners (see refuse).
-const (
-	refuseTimeout  = 5 * time.Second
-	maxTLSRefusals = 64
-)
-
-var tlsRefusals = make(chan struct{}, maxTLSRefusals)
 
 var errShutdown = &Error{Code: CodeUnavailable, Enhanced: "4.3.2", Msg: "Service shutting down, try again later"}
 
