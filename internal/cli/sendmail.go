@@ -787,8 +787,11 @@ func dialSocket(sock string) (*smtp.Client, error) {
 	}
 	c, err := smtp.NewClient(nc, 5*time.Minute)
 	if err != nil {
+		// No greeting, or 421 (too busy, shutting down): nothing was
+		// sent, so the maildrop takes the message without any risk of
+		// a second copy (exit 75 here lost cron mail during a burst).
 		nc.Close()
-		return nil, exitf(exTempFail, "posthorn daemon: %v", err)
+		return nil, fmt.Errorf("%w: %v", errNoDaemon, err)
 	}
 	return c, nil
 }

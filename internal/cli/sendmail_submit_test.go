@@ -224,3 +224,34 @@ func TestBreakLongLines(t *testing.T) {
 		t.Error("a message without long lines changed")
 	}
 }
+
+// TestSendmailBusyDaemonUsesMaildrop: a daemon that greets with 421 (too
+// many connections, shutting down) has been sent nothing, so sendmail
+// leaves the message in the maildrop and exits 0; it exited 75, and cron
+// mail of a burst was lost.
+func TestSendmailBusyDaemonUsesMaildrop(t *testing.T) {
+	t.Parallel()
+	sock := filepath.Join(t.TempDir(), "sendmail.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("421 4.3.2 Too many connections, try again later\r\n"))
+			c.Close()
+		}
+	}()
+	drop := t.TempDir()
+	if err := deliverEnvelope(sock, drop, 1000, envelopeTo("me@h.test"), []byte("Subject: s\r\n\r\nx\r\n")); err != nil {
+		t.Fatalf("busy daemon: %v; want the maildrop and exit 0", err)
+	}
+	if got := dropped(t, drop); len(got) != 1 || !slices.Equal(got[0], []string{"me@h.test"}) {
+		t.Errorf("maildrop holds %q", got)
+	}
+}

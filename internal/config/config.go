@@ -128,7 +128,7 @@ type SMTP struct {
 	MaxHeaderSize       Size     `toml:"max_header_size" comment:"Largest header section of a message."`
 	MaxHeaders          int      `toml:"max_headers" comment:"Most header fields in one message."`
 	MaxReceived         int      `toml:"max_received" comment:"Most Received headers (hops) before a message is refused as a loop (554 5.4.6)."`
-	MaxConnections      int      `toml:"max_connections" comment:"Concurrent SMTP connections, all listeners together."`
+	MaxConnections      int      `toml:"max_connections" comment:"Concurrent SMTP connections of each kind: port 25, submission (587 and 465 together), LMTP, the local sendmail socket."`
 	MaxConnectionsPerIP int      `toml:"max_connections_per_ip" comment:"Concurrent SMTP connections from one client IP address."`
 	MaxErrors           int      `toml:"max_errors" comment:"Protocol errors in one session before it is closed with 421."`
 	CommandTimeout      Duration `toml:"command_timeout" comment:"How long to wait for the next command (RFC 5321 4.5.3.2 asks for 5 minutes)."`

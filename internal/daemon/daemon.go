@@ -323,17 +323,32 @@ func (d *Daemon) router(us *users.Service) (*delivery.Router, error) {
 	})
 }
 
-// buildServers makes one SMTP server per configured service, sharing one
-// connection limiter.
+// smtpLimiters gives each kind of SMTP client connection limits of its
+// own: anonymous port-25 clients filling a shared limit locked out
+// submission, LMTP from a front MTA and local sendmail. Submission and
+// submissions share theirs; the local socket has no per-address limit
+// (all its clients are one address).
+func smtpLimiters(c config.SMTP) map[string]*smtp.Limiter {
+	submission := smtp.NewLimiter(c.MaxConnections, c.MaxConnectionsPerIP)
+	return map[string]*smtp.Limiter{
+		"smtp":        smtp.NewLimiter(c.MaxConnections, c.MaxConnectionsPerIP),
+		"submission":  submission,
+		"submissions": submission,
+		"lmtp":        smtp.NewLimiter(c.MaxConnections, c.MaxConnectionsPerIP),
+		"local":       smtp.NewLimiter(c.MaxConnections, c.MaxConnections),
+	}
+}
+
+// buildServers makes one SMTP server per configured service.
 func (d *Daemon) buildServers(router *delivery.Router) error {
 	c := d.cfg.SMTP
-	limiter := smtp.NewLimiter(c.MaxConnections, c.MaxConnectionsPerIP)
+	limiters := smtpLimiters(c)
 	for _, svc := range []string{"smtp", "submission", "submissions", "lmtp", "local"} {
 		if svc != "local" && len(d.cfg.Listen.Addrs(svc)) == 0 {
 			continue
 		}
 		opts := smtp.Options{
-			Service: svc, Hostname: d.cfg.Hostname, Backend: router, Logger: d.log, Limiter: limiter, DSN: true,
+			Service: svc, Hostname: d.cfg.Hostname, Backend: router, Logger: d.log, Limiter: limiters[svc], DSN: true,
 			MaxMessageBytes: int64(c.MaxMessageSize), MaxRecipients: c.MaxRecipients,
 			MaxLineLength: c.MaxLineLength, MaxErrors: c.MaxErrors,
 			CommandTimeout: c.CommandTimeout.D(), DataTimeout: c.DataTimeout.D(),
