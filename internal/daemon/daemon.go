@@ -237,7 +237,9 @@ func (d *Daemon) buildManageSieve(us *users.Service) error {
 	}
 	s, err := managesieve.New(managesieve.Options{Hostname: d.cfg.Hostname, Backend: SieveBackend(us, d.store),
 		Logger: d.log.With("service", "managesieve"), TLS: d.certs.TLSConfig(), Extensions: sieve.Extensions,
-		MaxRedirects: 5, MaxConnectionsPerIP: d.cfg.SMTP.MaxConnectionsPerIP})
+		// The same clients as IMAP (mail programs, a webmail server for
+		// all its users): the same limits, not SMTP's.
+		MaxRedirects: 5, MaxConnections: d.cfg.IMAP.MaxConnections, MaxConnectionsPerIP: d.cfg.IMAP.MaxConnectionsPerIP})
 	if err != nil {
 		return fmt.Errorf("managesieve: %w", err)
 	}
