@@ -3,27 +3,12 @@ package pop3
 import (
 	"bufio"
 	"net"
-	"os"
 	"strings"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
+
+	"posthorn/internal/connlimit/connlimittest"
 )
-
-// emfileListener fails its first Accepts as a process out of file
-// descriptors does.
-type emfileListener struct {
-	net.Listener
-	fails atomic.Int32
-}
-
-func (l *emfileListener) Accept() (net.Conn, error) {
-	if l.fails.Add(-1) >= 0 {
-		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
-	}
-	return l.Listener.Accept()
-}
 
 // TestServeSurvivesEMFILE: out of file descriptors (a connection flood),
 // the listener waits and accepts again; it used to stop for good.
@@ -34,8 +19,7 @@ func TestServeSurvivesEMFILE(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &emfileListener{Listener: inner}
-	l.fails.Store(3)
+	l := connlimittest.NewEMFILEListener(inner, 3)
 	go func() { _ = s.Serve(l) }()
 	nc, err := net.Dial("tcp", inner.Addr().String())
 	if err != nil {
