@@ -298,20 +298,20 @@ func breakLongLines(msg []byte, maxLine int) []byte {
 			header = false
 		}
 		first := true
-		for len(text) > maxLine {
+		for len(text) > maxLine || !first && len(text) == maxLine && !isWSP(text[0]) {
 			n := maxLine
 			if !first {
 				n-- // after the space
 			}
 			cut := lineCut(text, n, header)
-			if !first && text[0] != ' ' && text[0] != '\t' {
+			if !first && !isWSP(text[0]) {
 				out.WriteByte(' ')
 			}
 			out.Write(text[:cut])
 			out.WriteString("\r\n")
 			text, first = text[cut:], false
 		}
-		if !first && len(text) > 0 && text[0] != ' ' && text[0] != '\t' {
+		if !first && len(text) > 0 && !isWSP(text[0]) {
 			out.WriteByte(' ')
 		}
 		out.Write(text)
@@ -319,6 +319,8 @@ func breakLongLines(msg []byte, maxLine int) []byte {
 	}
 	return out.Bytes()
 }
+
+func isWSP(b byte) bool { return b == ' ' || b == '\t' }
 
 func hasLongLine(msg []byte, maxLine int) bool {
 	for line := range bytes.Lines(msg) {
@@ -330,12 +332,19 @@ func hasLongLine(msg []byte, maxLine int) bool {
 }
 
 // lineCut is where to end the next piece of a line of at most n octets:
-// in a header field before its last white space that leaves a non-empty
-// piece, else at the last UTF-8 character boundary.
+// in a header field before its last white space that leaves something
+// besides white space in the piece (a line of white space alone is no
+// fold, RFC 5322 §3.2.2), else at the last UTF-8 character boundary.
 func lineCut(text []byte, n int, header bool) int {
 	if header {
-		if i := bytes.LastIndexAny(text[1:n+1], " \t"); i > 0 {
-			return i + 1 // the space starts the next piece: a fold
+		start := 0
+		for start < n && isWSP(text[start]) {
+			start++
+		}
+		if start < n {
+			if i := bytes.LastIndexAny(text[start+1:n+1], " \t"); i >= 0 {
+				return start + 1 + i // the space starts the next piece: a fold
+			}
 		}
 	}
 	cut := n

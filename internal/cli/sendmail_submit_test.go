@@ -223,6 +223,23 @@ func TestBreakLongLines(t *testing.T) {
 	if short := "Subject: x\r\n\r\nhello\r\n"; string(breakLongLines([]byte(short), max)) != short {
 		t.Error("a message without long lines changed")
 	}
+	// A continuation line indented by several spaces before a long word
+	// gives no piece of white space alone.
+	indented := "X-Url: a\r\n   " + strings.Repeat("u", 1500) + "\r\n\r\nb\r\n"
+	for _, l := range strings.Split(string(breakLongLines([]byte(indented), max)), "\r\n") {
+		if l != "" && strings.TrimLeft(l, " \t") == "" {
+			t.Errorf("a header line of white space alone: %q", l)
+		}
+	}
+	// Every length around the piece boundaries, header and body: a rest of
+	// exactly the limit once came out one octet over it (1996 octets).
+	for n := max - 2; n < 3*max+3; n++ {
+		for _, m := range []string{"X-H: " + strings.Repeat("h", n) + "\r\n\r\nb\r\n", "S: s\r\n\r\n" + strings.Repeat("b", n) + "\r\n"} {
+			if err := checkText(breakLongLines([]byte(m), max), max); err != nil {
+				t.Fatalf("a line of %d octets: %v", n, err)
+			}
+		}
+	}
 }
 
 // TestSendmailBusyDaemonUsesMaildrop: a daemon that greets with 421 (too
