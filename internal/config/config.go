@@ -7,6 +7,7 @@
 package config
 
 import (
+	"net/netip"
 	"time"
 )
 
@@ -59,6 +60,28 @@ type Auth struct {
 	FailureWindow Duration `toml:"failure_window" comment:"How long a failed login counts against its IP address and account."`
 	BlockTime     Duration `toml:"block_time" comment:"How long a blocked IP address gets 454 4.7.0 (SMTP) or NO (IMAP) without its password being checked."`
 	MaxDelay      Duration `toml:"max_delay" comment:"Longest pause before answering a failed login; pauses grow with each failure (successful logins never wait)."`
+	// TrustedNetworks are never blocked by address.
+	TrustedNetworks []string `toml:"trusted_networks" comment:"Client networks (\"192.0.2.10/32\", \"10.0.0.0/8\") never blocked by address: a webmail server or proxy that logs in for many users. Their failures still delay the next try at the same account."`
+}
+
+// TrustedPrefixes returns TrustedNetworks parsed (checked by Load); a
+// bare address is a network of one.
+func (a Auth) TrustedPrefixes() []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range a.TrustedNetworks {
+		if p, err := parsePrefix(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func parsePrefix(s string) (netip.Prefix, error) {
+	if ip, err := netip.ParseAddr(s); err == nil {
+		return netip.PrefixFrom(ip, ip.BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	return p.Masked(), err
 }
 
 // Queue sets the retry schedule of outbound mail.

@@ -312,11 +312,19 @@ func (s Store) check(p *problems) {
 }
 
 // check validates the login limits.
-func (a Auth) check(p *problems) {
+func (a *Auth) check(p *problems) {
 	atLeast(p, "auth.max_failures", a.MaxFailures, 1)
 	positive(p, "auth.failure_window", a.FailureWindow)
 	positive(p, "auth.block_time", a.BlockTime)
 	positive(p, "auth.max_delay", a.MaxDelay)
+	for _, s := range a.TrustedNetworks {
+		if _, err := parsePrefix(s); err != nil {
+			p.addf("auth.trusted_networks", "%q is not an address or a network (\"10.0.0.0/8\")", s)
+		}
+	}
+	if len(a.TrustedNetworks) == 0 {
+		a.TrustedNetworks = nil // as the default has it
+	}
 }
 
 // check validates the retry schedule.

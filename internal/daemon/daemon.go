@@ -186,7 +186,7 @@ func contains(list []string, s string) bool {
 func (d *Daemon) build() error {
 	a := d.cfg.Auth
 	guard := users.NewGuard(users.GuardOptions{MaxFailures: a.MaxFailures, Window: a.FailureWindow.D(),
-		BlockTime: a.BlockTime.D(), MaxDelay: a.MaxDelay.D()})
+		BlockTime: a.BlockTime.D(), MaxDelay: a.MaxDelay.D(), Trusted: a.TrustedPrefixes()})
 	key, err := standInKey(d.store)
 	if err != nil {
 		return err

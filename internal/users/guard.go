@@ -15,7 +15,11 @@ type GuardOptions struct {
 	Window      time.Duration // how long a failure counts
 	BlockTime   time.Duration // how long a block lasts
 	MaxDelay    time.Duration // longest pause after a failure
-	Now         func() time.Time
+	// Trusted are client networks never blocked by address (a webmail
+	// server logging in for all its users, a proxy): their failures still
+	// count against each account, which delays the next try.
+	Trusted []netip.Prefix
+	Now     func() time.Time
 }
 
 // Guard counts failed logins per client IP (IPv6 per /64) and per account,
@@ -88,6 +92,9 @@ var (
 // and returns the function that ends it; ErrBlocked when ip is blocked,
 // or ctx's error.
 func (g *Guard) Begin(ctx context.Context, ip netip.Addr) (end func(), err error) {
+	if g.trusted(ip) {
+		return func() {}, nil
+	}
 	key := guardKey(ip)
 	for {
 		g.mu.Lock()
@@ -122,13 +129,32 @@ func (g *Guard) Begin(ctx context.Context, ip netip.Addr) (end func(), err error
 func (g *Guard) end(key netip.Addr) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if f := g.ips[key]; f != nil && f.running > 0 {
-		f.running--
+	f := g.ips[key]
+	if f == nil || f.running == 0 {
+		return
 	}
+	f.running--
+	if f.running == 0 && f.n == 0 && !g.opts.Now().Before(f.blocked) {
+		delete(g.ips, key) // nothing to remember: every IP that logs in made one
+	}
+}
+
+// trusted reports whether ip is in a network never blocked by address.
+func (g *Guard) trusted(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	for _, p := range g.opts.Trusted {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 // Blocked reports whether ip may not try to log in now.
 func (g *Guard) Blocked(ip netip.Addr) bool {
+	if g.trusted(ip) {
+		return false
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	f := g.ips[guardKey(ip)]
@@ -142,6 +168,14 @@ func (g *Guard) Failed(ip netip.Addr, account string) (delay time.Duration, bloc
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := g.opts.Now()
+	authFailures.Inc()
+	if g.trusted(ip) {
+		n := 0
+		if account != "" {
+			n = bump(g.accts, account, now, g.opts.Window).n
+		}
+		return g.delay(n), false
+	}
 	fi := bump(g.ips, guardKey(ip), now, g.opts.Window)
 	if fi.by == nil {
 		fi.by = map[string]int{}
@@ -153,17 +187,22 @@ func (g *Guard) Failed(ip netip.Addr, account string) (delay time.Duration, bloc
 			n = fa.n
 		}
 	}
-	authFailures.Inc()
 	if fi.n >= g.opts.MaxFailures {
 		fi.blocked = now.Add(g.opts.BlockTime)
 		blocked = true
 		authBlocks.Inc()
 	}
-	delay = 250 * time.Millisecond
-	for i := 1; i < n && delay < g.opts.MaxDelay; i++ {
-		delay *= 2
+	return g.delay(n), blocked
+}
+
+// delay is the pause after the nth failure: 250ms, doubling, at most
+// MaxDelay.
+func (g *Guard) delay(n int) time.Duration {
+	d := 250 * time.Millisecond
+	for i := 1; i < n && d < g.opts.MaxDelay; i++ {
+		d *= 2
 	}
-	return min(delay, g.opts.MaxDelay), blocked
+	return min(d, g.opts.MaxDelay)
 }
 
 // bump counts one failure for key, restarting an expired window.

@@ -52,7 +52,7 @@ func (s *Service) Authenticate(ctx context.Context, l Login) (Account, error) {
 		return Account{}, err
 	}
 	if !ok {
-		return Account{}, s.failed(ctx, l.IP, l.Protocol, l.User)
+		return Account{}, s.failed(ctx, l.IP, l.Protocol, l.User, end)
 	}
 	s.guard.Succeeded(l.IP, a.Address)
 	return a, nil
@@ -102,10 +102,14 @@ func (s *Service) verify(ctx context.Context, hash, pw string) (bool, error) {
 	return CheckPassword(hash, pw)
 }
 
-// failed records a failure, waits the Guard's delay and returns the error.
-func (s *Service) failed(ctx context.Context, ip netip.Addr, proto, user string) error {
+// failed records a failure, ends the check (end: the Guard's bound is on
+// checks, not on the pause after one, which would hold a slot of a
+// shared address for seconds), waits the Guard's delay and returns the
+// error.
+func (s *Service) failed(ctx context.Context, ip netip.Addr, proto, user string, end func()) error {
 	addr, _ := s.loginAddress(user)
 	delay, blocked := s.guard.Failed(ip, addr)
+	end()
 	s.log.Warn("login failed", "remote", ip.String(), "proto", proto, "account", sanitize(user), "blocked", blocked)
 	t := time.NewTimer(delay)
 	defer t.Stop()
@@ -194,21 +198,29 @@ type guardedSCRAM struct {
 }
 
 func (g *guardedSCRAM) Next(resp []byte) ([]byte, bool, error) {
-	if !g.begun {
-		g.begun, g.user = true, scramUser(resp)
-	} else {
+	end := func() {}
+	switch {
+	case !g.begun:
+		// Without an initial response (IMAP without SASL-IR, AUTH
+		// SCRAM-SHA-256 alone) the first call has nothing: the name
+		// comes with the client-first message, the next one.
+		if resp != nil {
+			g.begun, g.user = true, scramUser(resp)
+		}
+	default:
 		// The client's proof: the check, under the Guard's bound on
 		// checks at once (the first step only looks the name up).
-		end, err := g.s.guard.Begin(g.ctx, g.ip)
+		e, err := g.s.guard.Begin(g.ctx, g.ip)
 		if err != nil {
 			return nil, false, err
 		}
+		end = e
 		defer end()
 	}
 	ch, done, err := g.Server.Next(resp)
 	switch {
 	case errors.Is(err, sasl.ErrAuthFailed):
-		return nil, false, g.s.failed(g.ctx, g.ip, g.proto, g.user)
+		return nil, false, g.s.failed(g.ctx, g.ip, g.proto, g.user, end)
 	case done:
 		g.s.guard.Succeeded(g.ip, g.Identity())
 	}

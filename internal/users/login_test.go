@@ -308,3 +308,129 @@ func TestOwnLoginKeepsOthersFailures(t *testing.T) {
 		}
 	}
 }
+
+// TestFailedPauseFreesItsSlot: a failed check gives its slot back before
+// its pause, so that others behind a shared address (an office NAT, a
+// webmail) are not held for the pause of someone else's mistake.
+func TestFailedPauseFreesItsSlot(t *testing.T) {
+	t.Parallel()
+	d := newFakeDir()
+	d.mustDomain("example.test")
+	g := NewGuard(GuardOptions{MaxFailures: 5, MaxDelay: 3 * time.Second})
+	s, _ := New(Options{Directory: d, Guard: g})
+	ctx := context.Background()
+	for _, u := range []string{"me", "bob"} {
+		if _, err := s.AddAccount(ctx, u, "example.test", "pw-"+u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 3 {
+		g.Failed(testIP, "x@example.test")
+	}
+	// One more failure: 4 of 5, one check at a time from now on, and a
+	// pause of 2 s for its author.
+	go s.Authenticate(ctx, Login{IP: testIP, Protocol: "imap", User: "bob@example.test", Password: "typo"})
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		g.mu.Lock()
+		n := g.ips[guardKey(testIP)].n
+		g.mu.Unlock()
+		if n == 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the failure was not recorded")
+		}
+	}
+	t0 := time.Now()
+	if _, err := s.Authenticate(ctx, Login{IP: testIP, Protocol: "imap", User: "me@example.test", Password: "pw-me"}); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(t0); d > time.Second {
+		t.Errorf("a good login waited %v behind another's failure", d)
+	}
+}
+
+// TestTrustedNetworkNeverBlocked: an address in Trusted (a webmail
+// server) is never blocked, however many of its users mistype; each
+// account's failures still slow the next try at it.
+func TestTrustedNetworkNeverBlocked(t *testing.T) {
+	t.Parallel()
+	g := NewGuard(GuardOptions{MaxFailures: 3, MaxDelay: time.Second, Trusted: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}})
+	web := netip.MustParseAddr("198.51.100.7")
+	var delay time.Duration
+	for i := range 10 {
+		var blocked bool
+		delay, blocked = g.Failed(web, "user@example.test")
+		if blocked || g.Blocked(web) {
+			t.Fatalf("trusted address blocked after %d failures", i+1)
+		}
+	}
+	if delay != time.Second {
+		t.Errorf("the account's delay after 10 failures: %v, want the maximum", delay)
+	}
+	end, err := g.Begin(context.Background(), web)
+	if err != nil {
+		t.Fatalf("Begin for a trusted address: %v", err)
+	}
+	end()
+}
+
+// TestGuardForgetsCleanAddresses: an address that logged in without a
+// failure leaves no record behind (every address used to stay until the
+// map held 100,000 of them, then each new one scanned it all).
+func TestGuardForgetsCleanAddresses(t *testing.T) {
+	t.Parallel()
+	g := NewGuard(GuardOptions{})
+	for i := range 200 {
+		ip := netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)})
+		end, err := g.Begin(context.Background(), ip)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.Succeeded(ip, "me@example.test")
+		end()
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if n := len(g.ips); n != 0 {
+		t.Errorf("%d address records left", n)
+	}
+}
+
+// TestSCRAMWithoutInitialResponseNamesTheAccount: with no initial
+// response (IMAP without SASL-IR, AUTH SCRAM-SHA-256 alone) the first
+// step is empty and the name comes with the next; a failure still counts
+// against that account, not against "".
+func TestSCRAMWithoutInitialResponseNamesTheAccount(t *testing.T) {
+	t.Parallel()
+	d := newFakeDir()
+	d.mustDomain("example.test")
+	g := NewGuard(GuardOptions{MaxDelay: time.Millisecond})
+	s, _ := New(Options{Directory: d, Guard: g})
+	ctx := context.Background()
+	if _, err := s.AddAccount(ctx, "me", "example.test", "right"); err != nil {
+		t.Fatal(err)
+	}
+	srv, _ := s.SASL(ctx, sasl.ScramSHA256, "imap", testIP)
+	if _, _, err := srv.Next(nil); err != nil {
+		t.Fatalf("empty first step: %v", err)
+	}
+	cl, _ := sasl.NewSCRAMClient("me@example.test", "wrong")
+	first, _ := cl.Step(nil)
+	ch, _, err := srv.Next(first)
+	if err != nil {
+		t.Fatalf("client-first: %v", err)
+	}
+	final, _ := cl.Step(ch)
+	if _, _, err := srv.Next(final); !errors.Is(err, sasl.ErrAuthFailed) {
+		t.Fatalf("wrong proof: %v", err)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if f := g.accts["me@example.test"]; f == nil || f.n != 1 {
+		t.Errorf("the account's failures: %+v, want 1", f)
+	}
+	if by := g.ips[guardKey(testIP)].by; by[""] != 0 {
+		t.Errorf("failures filed under no account: %v", by)
+	}
+}
