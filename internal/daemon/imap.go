@@ -116,11 +116,15 @@ func (u *imapUser) Mailboxes(ctx context.Context) ([]imap.MailboxInfo, error) {
 		return nil, mapErr(err)
 	}
 	out := make([]imap.MailboxInfo, 0, len(ms)+len(lone))
+	names := make(map[string]bool, len(ms))
 	for _, m := range ms {
 		out = append(out, imap.MailboxInfo{Name: m.Name, SpecialUse: m.SpecialUse, Subscribed: m.Subscribed})
+		names[m.Name] = true
 	}
 	for _, name := range lone {
-		out = append(out, imap.MailboxInfo{Name: name, Subscribed: true, NonExistent: true})
+		if !names[name] { // deleted between the two queries: once, as the mailbox
+			out = append(out, imap.MailboxInfo{Name: name, Subscribed: true, NonExistent: true})
+		}
 	}
 	return out, nil
 }

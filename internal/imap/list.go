@@ -238,7 +238,9 @@ func (c *conn) writeEntry(e listEntry, hasChildren, below bool, o listOptions) {
 	switch {
 	case !e.matched:
 	case e.NonExistent:
-		c.writeLone(e.Name, hasChildren, o, below && o.recursive)
+		if o.selects(e.MailboxInfo) { // never for SPECIAL-USE: it has none
+			c.writeLone(e.Name, hasChildren, o, below && o.recursive)
+		}
 	case e.exists && o.selects(e.MailboxInfo):
 		c.writeList(e.MailboxInfo, hasChildren, o, below && o.recursive)
 	case !below:

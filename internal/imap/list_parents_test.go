@@ -141,6 +141,9 @@ func TestSubscriptionOutlivesMailbox(t *testing.T) {
 	if out := c.do(`d LIST (SUBSCRIBED) "" "*"`, "d OK"); !contains(out, `* LIST (\NonExistent \Subscribed) "/" "Gone"`) {
 		t.Errorf("LIST (SUBSCRIBED) after DELETE: %q", out)
 	}
+	if out := c.do(`e1 LIST (SUBSCRIBED SPECIAL-USE) "" "*"`, "e1 OK"); contains(out, `"Gone"`) {
+		t.Errorf("a subscription alone has no special use: %q", out)
+	}
 	if out := c.do(`e LSUB "" "G*"`, "e OK"); !contains(out, `* LSUB (\Noselect) "/" "Gone"`) {
 		t.Errorf("LSUB after DELETE: %q", out)
 	}

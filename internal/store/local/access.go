@@ -54,9 +54,12 @@ func (s *Store) DeleteMailbox(ctx context.Context, account, name string) error {
 		return err
 	}
 	err = s.write(ctx, func(tx *sql.Tx) error {
-		// Its subscription stays (RFC 9051 §6.3.7), as a lone one.
+		// Its subscription stays (RFC 9051 §6.3.7), as a lone one, as
+		// long as the account has fewer than maxBoxes of those: a loop
+		// of CREATE and DELETE must not grow them without end.
 		if _, err := tx.Exec(`INSERT OR IGNORE INTO lone_subscriptions(account_id, name)
-			SELECT account_id, name FROM mailboxes WHERE id = ? AND subscribed`, id); err != nil {
+			SELECT m.account_id, m.name FROM mailboxes m WHERE m.id = ? AND m.subscribed
+			AND (SELECT count(*) FROM lone_subscriptions l WHERE l.account_id = m.account_id) < ?`, id, s.maxBoxes); err != nil {
 			return err
 		}
 		return affected(tx.Exec(`DELETE FROM mailboxes WHERE id = ?`, id))

@@ -3,6 +3,7 @@ package local
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -292,5 +293,23 @@ func TestFilesByBaseIsExact(t *testing.T) {
 	got := filesByBase(dir, "1.x")
 	if len(got) != 1 || filepath.Base(got[0]) != "1.x:2,S" {
 		t.Errorf("filesByBase(1.x) = %q, want only cur/1.x:2,S", got)
+	}
+}
+
+// TestLoneSubscriptionsBounded: deleted mailboxes leave their
+// subscriptions (RFC 9051 §6.3.7) up to the mailbox limit only: a loop of
+// CREATE and DELETE grew them without end.
+func TestLoneSubscriptionsBounded(t *testing.T) {
+	t.Parallel()
+	s, ctx := newStore(t)
+	s.maxBoxes = 20
+	for i := range 60 {
+		name := fmt.Sprintf("t%d", i)
+		must(t, s.CreateMailbox(ctx, acct, name, ""))
+		must(t, s.DeleteMailbox(ctx, acct, name))
+	}
+	lone, err := s.LoneSubscriptions(ctx, acct)
+	if err != nil || len(lone) > 20 || len(lone) == 0 {
+		t.Errorf("subscriptions left by 60 deleted mailboxes: %d %v, want 1 to 20", len(lone), err)
 	}
 }

@@ -64,6 +64,8 @@ type Store struct {
 	close sync.Once
 
 	dirSync *syncer
+	// freshIndex: opening made the schema from nothing (see checkNotLost).
+	freshIndex bool
 	dcache  *dirCache
 	snaps   snapshots
 	names   nameSource
@@ -154,10 +156,12 @@ func (s *Store) openIndex() error {
 		return fmt.Errorf("local: open index: %w", err)
 	}
 	s.wdb.SetMaxOpenConns(1)
-	if err := migrate(s.wdb); err != nil {
+	fresh, err := migrateFresh(s.wdb)
+	if err != nil {
 		s.wdb.Close()
 		return fmt.Errorf("local: %s: %w", path, err)
 	}
+	s.freshIndex = fresh
 	if err := checkIndex(s.wdb); err != nil {
 		s.wdb.Close()
 		return fmt.Errorf("local: %s: %w", path, err)

@@ -32,7 +32,7 @@ import (
 // index, each all or nothing.
 var salvageTables = []struct{ name string }{
 	{"meta"}, {"domains"}, {"accounts"}, {"aliases"}, {"app_passwords"}, {"sieve_scripts"}, {"vacation_sent"},
-	{"queue_messages"}, {"queue_rcpts"}, {"mailboxes"}, {"messages"}, {"expunged"},
+	{"queue_messages"}, {"queue_rcpts"}, {"mailboxes"}, {"messages"}, {"expunged"}, {"lone_subscriptions"},
 }
 
 // damaged tells whether err is SQLite reporting a corrupt database.
@@ -159,8 +159,14 @@ func (s *Store) reportQueueLoss(db *sql.DB) {
 var errIndexLost = errors.New("index holds no domains or accounts but " + directoryFile + " does: the index was lost")
 
 // checkNotLost closes the index and returns errIndexLost when it has been
-// lost (see there).
+// lost (see there). Only an index this Open made from nothing can be:
+// one emptied by admin commands (the last domain deleted) is between the
+// index commit and its directory.json save for a moment, and must not be
+// taken for lost then.
 func (s *Store) checkNotLost() error {
+	if !s.freshIndex {
+		return nil
+	}
 	var n int
 	if err := s.wdb.QueryRow(`SELECT (SELECT count(*) FROM domains) + (SELECT count(*) FROM accounts)`).Scan(&n); err != nil || n > 0 {
 		return err

@@ -218,3 +218,34 @@ func TestDirectoryCopyUnescaped(t *testing.T) {
 		t.Errorf("restored script of %d octets differs from the %d stored", len(got), len(text))
 	}
 }
+
+// TestEmptiedIndexIsNotLost: an index emptied by admin commands whose
+// directory.json save has not happened yet (a moment after the commit,
+// or for good after a crash there) is not taken for a lost one: only an
+// index made from nothing by this Open is. Restoring it would bring back
+// the deleted domain and rename the files under a running daemon.
+func TestEmptiedIndexIsNotLost(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(Options{Dir: dir, Hostname: "mx.example.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, s.AddDomain(context.Background(), "example.test"))
+	must(t, s.Close())
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "posthorn.db"))
+	must(t, err)
+	_, err = db.Exec(`DELETE FROM domains`) // as DeleteDomain, without the copy
+	must(t, err)
+	must(t, db.Close())
+	s, err = Open(Options{Dir: dir, Hostname: "mx.example.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if aside, _ := filepath.Glob(filepath.Join(dir, "posthorn.db.damaged-*")); len(aside) != 0 {
+		t.Errorf("an emptied index was taken for a lost one: %v", aside)
+	}
+	if ds, err := s.Domains(context.Background()); err != nil || len(ds) != 0 {
+		t.Errorf("domains after reopening: %v %v, want none (deleted)", ds, err)
+	}
+}

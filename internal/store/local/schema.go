@@ -141,34 +141,42 @@ var migrations = []string{
 
 // migrate brings the schema up to date in one transaction.
 func migrate(db *sql.DB) error {
+	_, err := migrateFresh(db)
+	return err
+}
+
+// migrateFresh is migrate, and reports whether the database had no schema
+// at all (a new file, or one emptied or deleted behind our back).
+func migrateFresh(db *sql.DB) (bool, error) {
 	tx, err := db.Begin()
 	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
+		return false, fmt.Errorf("migrate: %w", err)
 	}
 	defer tx.Rollback()
 	if _, err := tx.Exec(`CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
-		return fmt.Errorf("migrate: %w", err)
+		return false, fmt.Errorf("migrate: %w", err)
 	}
 	var v int
 	err = tx.QueryRow(`SELECT version FROM schema_version`).Scan(&v)
-	if errors.Is(err, sql.ErrNoRows) {
+	fresh := errors.Is(err, sql.ErrNoRows)
+	if fresh {
 		_, err = tx.Exec(`INSERT INTO schema_version VALUES (0)`)
 	}
 	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
+		return false, fmt.Errorf("migrate: %w", err)
 	}
 	if v > len(migrations) {
-		return fmt.Errorf("index schema version %d is newer than this posthorn (%d): downgrade refused", v, len(migrations))
+		return false, fmt.Errorf("index schema version %d is newer than this posthorn (%d): downgrade refused", v, len(migrations))
 	}
 	for ; v < len(migrations); v++ {
 		if _, err := tx.Exec(migrations[v]); err != nil {
-			return fmt.Errorf("migration %d: %w", v+1, err)
+			return false, fmt.Errorf("migration %d: %w", v+1, err)
 		}
 	}
 	if _, err := tx.Exec(`UPDATE schema_version SET version = ?`, v); err != nil {
-		return fmt.Errorf("migrate: %w", err)
+		return false, fmt.Errorf("migrate: %w", err)
 	}
-	return tx.Commit()
+	return fresh, tx.Commit()
 }
 
 // classify marks out-of-space errors as store.ErrFull.
