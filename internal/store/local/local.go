@@ -66,14 +66,14 @@ type Store struct {
 	dirSync *syncer
 	// freshIndex: opening made the schema from nothing (see checkNotLost).
 	freshIndex bool
-	dcache  *dirCache
-	snaps   snapshots
-	names   nameSource
-	kwLock  keywordLocks
-	watch   watchers
-	synced  syncMarks
-	fsw     *dirWatch     // nil: no inotify here, directory mtimes are compared
-	layout  atomic.Uint64 // bumped by every mailbox RENAME or DELETE
+	dcache     *dirCache
+	snaps      snapshots
+	names      nameSource
+	kwLock     keywordLocks
+	watch      watchers
+	synced     syncMarks
+	fsw        *dirWatch     // nil: no inotify here, directory mtimes are compared
+	layout     atomic.Uint64 // bumped by every mailbox RENAME or DELETE
 
 	maxBoxes  int           // mailboxes per account (maxMailboxes; tests lower it)
 	pollEvery time.Duration // watchPoll; tests raise it to see inotify alone at work
