@@ -100,7 +100,7 @@ func EncodeXtext(s string) string {
 
 // DecodeUTF8AddrXtext decodes the address of ORCPT=utf-8;… (RFC 6533
 // §3): printable ASCII but "+", "=" and "\" as they are, any character
-// as \x{HEX}, and, with SMTPUTF8 (utf-8-addr-unitext), UTF-8 as it is.
+// as \x{HEX} (either case: ABNF literals are, RFC 5234 §2.3), and, with SMTPUTF8 (utf-8-addr-unitext), UTF-8 as it is.
 // Controls, invalid UTF-8 and xtext's "+XX" are refused: "+FF" decoded
 // as xtext gave an octet that is no character.
 func DecodeUTF8AddrXtext(s string, unitext bool) (string, error) {
@@ -115,7 +115,7 @@ func DecodeUTF8AddrXtext(s string, unitext bool) (string, error) {
 			}
 			n, err := strconv.ParseUint(s[i+3:i+end], 16, 32)
 			r := rune(n)
-			if err != nil || strings.ToUpper(s[i+3:i+end]) != s[i+3:i+end] || !utf8.ValidRune(r) || r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			if err != nil || !utf8.ValidRune(r) || r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
 				return "", fmt.Errorf("%w: bad \\x{%s}", ErrXtext, s[i+3:i+end])
 			}
 			b.WriteRune(r)
