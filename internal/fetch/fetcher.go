@@ -41,6 +41,30 @@ type Fetcher struct {
 	state  *State
 	log    *slog.Logger
 	panics atomic.Int64
+
+	emptyMu sync.Mutex
+	empty   map[string]int // message id → passes that got an empty body
+}
+
+// maxEmptyPasses is how many passes may find one message's body empty
+// (a server that cannot read it for now) before it is left on the server
+// for good: failing every pass would hold back all later mail for ever.
+const maxEmptyPasses = 3
+
+// emptyBody counts one more pass that found id's body empty and reports
+// whether to give up on it now.
+func (f *Fetcher) emptyBody(id string) bool {
+	f.emptyMu.Lock()
+	defer f.emptyMu.Unlock()
+	if f.empty == nil {
+		f.empty = map[string]int{}
+	}
+	f.empty[id]++
+	if f.empty[id] < maxEmptyPasses {
+		return false
+	}
+	delete(f.empty, id)
+	return true
 }
 
 // Stats counts what one pass did.

@@ -465,9 +465,15 @@ func (s *imapSession) message(ctx context.Context, l listed) (outcome, error) {
 	case len(msg) == 0 && l.size > 0:
 		// BODY[] {0} for a message listed with a size: a server that lost
 		// or could not read the file for now. Delivering the empty
-		// literal would record the message as fetched and leave the
-		// real one unread for ever; fail the pass and try again.
-		return 0, fmt.Errorf("imap UID FETCH %d: an empty body for a message listed with %d octets", l.uid, l.size)
+		// literal would record the message as fetched (and delete the
+		// real one); fail the pass and try again, and after a few passes
+		// leave it on the server, so that later mail is not held back.
+		err := fmt.Errorf("imap UID FETCH %d: an empty body for a message listed with %d octets", l.uid, l.size)
+		if f.emptyBody(id) {
+			f.refused(id, err)
+			return skipped, f.state.SkipUID(s.folder, l.uid, "")
+		}
+		return 0, err
 	}
 	h := header(msg)
 	if looped(h, f.src.Name) {

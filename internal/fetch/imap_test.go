@@ -512,4 +512,24 @@ func TestIMAPEmptyBodyIsNoMessage(t *testing.T) {
 	if got := d.subjects(); !slices.Equal(got, []string{"one"}) {
 		t.Errorf("delivered %q", got)
 	}
+	// A message whose body stays empty is left on the server after a few
+	// passes, so that the mail after it is not held back for ever.
+	broken.Store(true)
+	p.add(t, "INBOX", testMessage("stuck"))
+	for range maxEmptyPasses - 1 {
+		if _, err := once(t, f); err == nil {
+			t.Fatal("a pass with an empty body succeeded")
+		}
+	}
+	if st, err := once(t, f); err != nil || st.Skipped != 1 {
+		t.Fatalf("pass %d: %+v, %v; want the message skipped", maxEmptyPasses, st, err)
+	}
+	broken.Store(false)
+	p.add(t, "INBOX", testMessage("after"))
+	if st, err := once(t, f); err != nil || st.Fetched != 1 {
+		t.Fatalf("the mail after it: %+v, %v", st, err)
+	}
+	if got := d.subjects(); !slices.Equal(got, []string{"one", "after"}) {
+		t.Errorf("delivered %q", got)
+	}
 }

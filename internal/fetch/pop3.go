@@ -168,9 +168,15 @@ func (f *Fetcher) pop3Message(ctx context.Context, c *pop3Client, e pop3Entry) (
 	}
 	if len(msg) == 0 && e.size > 0 {
 		// An empty RETR for a message LIST gave a size: a server that
-		// could not read it for now. Recording it as fetched would leave
-		// the real message unread for ever; fail the pass, try again.
-		return 0, fmt.Errorf("pop3 RETR %d: no content for a message listed with %d octets", e.n, e.size)
+		// could not read it for now. Recording it as fetched would lose
+		// the real message; fail the pass and try again, and after a few
+		// passes leave it on the server, not holding back later mail.
+		err := fmt.Errorf("pop3 RETR %d: no content for a message listed with %d octets", e.n, e.size)
+		if f.emptyBody(id) {
+			f.refused(id, err)
+			return skipped, f.state.SkipUIDL(e.uidl, "")
+		}
+		return 0, err
 	}
 	h := header(msg)
 	if looped(h, f.src.Name) {
