@@ -298,9 +298,11 @@ func (d dropForwarder) forward(from string, to []string, msg []byte) error {
 }
 
 // sender keeps the original envelope sender when the daemon trusts us
-// with it (root or its own user, like Postfix's trusted senders). Anyone
-// else may send only as themselves (or as <>), so the forwarded copy
-// goes out as the forwarding user, who then gets its bounces.
+// with it (root or its own user, like Postfix's trusted senders). For
+// anyone else the forwarded copy goes out as the forwarding user, who
+// then gets its bounces: another sender would carry an
+// X-Authentication-Warning naming the user, or be refused with
+// [delivery] sendmail_any_sender off.
 func (d dropForwarder) sender(from string) string {
 	euid := os.Geteuid()
 	var st syscall.Stat_t
