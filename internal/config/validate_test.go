@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"net/netip"
 	"reflect"
 	"slices"
 	"strings"
@@ -232,5 +233,29 @@ func TestListenAddrsSet(t *testing.T) {
 	}
 	if got := l.Addrs("gopher"); got != nil {
 		t.Errorf("Addrs of an unknown service = %q, want nil", got)
+	}
+}
+
+// TestTrustedNetworks: [auth] trusted_networks takes addresses and
+// networks (an address is a network of one; host bits are masked) and
+// refuses anything else.
+func TestTrustedNetworks(t *testing.T) {
+	t.Parallel()
+	c := Default()
+	c.Auth.TrustedNetworks = []string{"192.0.2.10", "10.1.2.3/8", "2001:db8::/32"}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	got := c.Auth.TrustedPrefixes()
+	want := []netip.Prefix{netip.MustParsePrefix("192.0.2.10/32"), netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8::/32")}
+	if !slices.Equal(got, want) {
+		t.Errorf("TrustedPrefixes = %v, want %v", got, want)
+	}
+	for _, bad := range []string{"webmail.example.org", "10.0.0.0/33", ""} {
+		c := Default()
+		c.Auth.TrustedNetworks = []string{bad}
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "auth.trusted_networks") {
+			t.Errorf("%q: %v, want an auth.trusted_networks error", bad, err)
+		}
 	}
 }
