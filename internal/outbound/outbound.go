@@ -229,9 +229,16 @@ func (s *Sender) try(ctx context.Context, env queue.Envelope, h host, addr strin
 	// daemon is stopping) close the connection to end the transaction.
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
-	defer c.Quit()
+	// QUIT in the background: the results are final once DATA is
+	// answered, and the queue must record them at once. Waiting for a
+	// QUIT reply that never came held them for the command timeout, and
+	// a crash then sent the message again.
+	defer func() { go c.QuitWithin(quitTimeout) }()
 	return s.transact(c, env, h, body, size)
 }
+
+// quitTimeout bounds the wait for the reply to QUIT.
+const quitTimeout = 10 * time.Second
 
 var errTLS = errors.New("STARTTLS failed")
 

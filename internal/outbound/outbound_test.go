@@ -1,6 +1,7 @@
 package outbound
 
 import (
+	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -366,5 +367,63 @@ func TestLoopNamedInEHLO(t *testing.T) {
 	s, _ := New(Options{Hostname: "mx.test", RelayHost: l.Addr().String(), CommandTimeout: 5 * time.Second})
 	if out := deliver(t, s, envelope("anywhere.test", "a@anywhere.test")); out[0].Code != 554 || out[0].Enhanced != "5.4.6" {
 		t.Errorf("EHLO names us: %+v, want 554 5.4.6", out)
+	}
+}
+
+// TestResultsBeforeQUIT: the results are returned once DATA is answered,
+// without waiting for the reply to QUIT: a server that never answered
+// QUIT held them for the command timeout, and a crash in that window sent
+// the message again.
+func TestResultsBeforeQUIT(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			nc, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer nc.Close()
+				io.WriteString(nc, "220 mx.remote.test ESMTP\r\n")
+				br := bufio.NewReader(nc)
+				inData := false
+				for {
+					line, err := br.ReadString('\n')
+					if err != nil {
+						return
+					}
+					switch cmd := strings.ToUpper(strings.TrimSpace(line)); {
+					case inData && cmd == ".":
+						inData = false
+						io.WriteString(nc, "250 2.0.0 queued\r\n")
+					case inData:
+					case strings.HasPrefix(cmd, "EHLO"):
+						io.WriteString(nc, "250 mx.remote.test\r\n")
+					case cmd == "DATA":
+						inData = true
+						io.WriteString(nc, "354 go on\r\n")
+					case cmd == "QUIT":
+						time.Sleep(time.Minute) // never answers
+						return
+					default:
+						io.WriteString(nc, "250 ok\r\n")
+					}
+				}
+			}()
+		}
+	}()
+	s, _ := New(Options{Hostname: "mx.test", RelayHost: l.Addr().String(), CommandTimeout: 30 * time.Second})
+	t0 := time.Now()
+	out := deliver(t, s, envelope("anywhere.test", "a@anywhere.test"))
+	if out[0].Code != 250 {
+		t.Fatalf("results %+v", out)
+	}
+	if d := time.Since(t0); d > 3*time.Second {
+		t.Errorf("the results came after %v: held for the QUIT reply", d)
 	}
 }

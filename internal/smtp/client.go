@@ -347,7 +347,16 @@ func PlainAuth(user, password string) func([]byte) ([]byte, error) {
 
 // Quit ends the session politely and closes the connection.
 func (c *Client) Quit() error {
-	_, _ = c.cmd("QUIT")
+	return c.QuitWithin(c.timeout)
+}
+
+// QuitWithin is Quit waiting at most d for the server's reply, which
+// changes nothing once the transaction's replies are in.
+func (c *Client) QuitWithin(d time.Duration) error {
+	_ = c.nc.SetWriteDeadline(time.Now().Add(d))
+	if err := c.send("QUIT"); err == nil {
+		_, _ = c.readReplyWithin(d)
+	}
 	return c.nc.Close()
 }
 
