@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"posthorn/internal/dns"
 	"posthorn/internal/queue"
@@ -319,9 +320,9 @@ func results(env queue.Envelope, remote string, res smtp.SendResult, relayed boo
 			// RFC 5321 §4.3.2: MAIL succeeds with 250 only. Another
 			// positive reply (a 252 was seen) is not success: the client
 			// ended the message empty, or never sent it. Try again later.
-			return withRemote(all(env, 451, "4.5.0", fmt.Sprintf("%s answered MAIL with %d, not 250: %s", remote, c, res.Mail.Text())), remote)
+			return withRemote(all(env, 451, "4.5.0", fmt.Sprintf("%s answered MAIL with %d, not 250: %s", remote, c, replyText(res.Mail))), remote)
 		}
-		return withRemote(all(env, res.Mail.Code, res.Mail.Enhanced, res.Mail.Text()), remote)
+		return withRemote(all(env, res.Mail.Code, res.Mail.Enhanced, replyText(res.Mail)), remote)
 	}
 	out := make([]queue.Result, len(env.Rcpts))
 	for i, r := range res.Rcpts {
@@ -333,9 +334,28 @@ func results(env queue.Envelope, remote string, res smtp.SendResult, relayed boo
 			rep = smtp.Reply{Code: 451, Enhanced: "4.4.2", Lines: []string{"transaction ended before DATA"}}
 		}
 		ok := rep.Code/100 == 2
-		out[i] = queue.Result{Code: rep.Code, Enhanced: rep.Enhanced, Text: rep.Text(), Remote: remote, Relayed: relayed && ok, PassedOn: !relayed && ok}
+		out[i] = queue.Result{Code: rep.Code, Enhanced: rep.Enhanced, Text: replyText(rep), Remote: remote, Relayed: relayed && ok, PassedOn: !relayed && ok}
 	}
 	return out
+}
+
+// maxReplyText bounds the remote's reply text kept with each recipient
+// (queue row, log, DSN). A reply may have 100 lines of 2 KiB: kept whole
+// for each of 500 recipients, one hostile server's answers could put
+// about 100 MB into the queue's database.
+const maxReplyText = 512
+
+// replyText is r's text, cut to maxReplyText octets on a UTF-8 boundary.
+func replyText(r smtp.Reply) string {
+	t := r.Text()
+	if len(t) <= maxReplyText {
+		return t
+	}
+	cut := maxReplyText
+	for cut > 0 && !utf8.RuneStart(t[cut]) {
+		cut--
+	}
+	return t[:cut] + " [...]"
 }
 
 func withRemote(rs []queue.Result, remote string) []queue.Result {

@@ -20,6 +20,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/foxcpp/go-mockdns"
 
@@ -425,5 +426,23 @@ func TestResultsBeforeQUIT(t *testing.T) {
 	}
 	if d := time.Since(t0); d > 3*time.Second {
 		t.Errorf("the results came after %v: held for the QUIT reply", d)
+	}
+}
+
+// TestReplyTextBounded: a remote's reply text is kept cut to 512 octets
+// (a UTF-8 character whole): 100 lines of 2 KiB for each of 500
+// recipients could make about 100 MB of queue rows.
+func TestReplyTextBounded(t *testing.T) {
+	t.Parallel()
+	lines := make([]string, 100)
+	for i := range lines {
+		lines[i] = strings.Repeat("é", 1000)
+	}
+	got := replyText(smtp.Reply{Code: 450, Enhanced: "4.2.0", Lines: lines})
+	if len(got) > maxReplyText+10 || !utf8.ValidString(got) || !strings.HasSuffix(got, "[...]") {
+		t.Errorf("reply text of %d octets (valid UTF-8 %v): %.40q…", len(got), utf8.ValidString(got), got)
+	}
+	if short := replyText(smtp.Reply{Code: 450, Lines: []string{"try later"}}); short != "try later" {
+		t.Errorf("a short reply changed: %q", short)
 	}
 }
