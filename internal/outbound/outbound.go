@@ -265,6 +265,11 @@ func (s *Sender) connect(ctx context.Context, h host, addr string, useTLS bool) 
 	if err != nil {
 		return nil, err
 	}
+	// Reads obey only their deadline: when ctx ends (the daemon is
+	// stopping) close the connection, or a server that never greets held
+	// the shutdown for the command timeout.
+	stop := context.AfterFunc(ctx, func() { nc.Close() })
+	defer stop()
 	c, err := smtp.NewClient(nc, s.opts.CommandTimeout)
 	if err != nil {
 		nc.Close()

@@ -446,3 +446,35 @@ func TestReplyTextBounded(t *testing.T) {
 		t.Errorf("a short reply changed: %q", short)
 	}
 }
+
+// TestStopCutsSilentGreeting: when the daemon stops (ctx ends), an
+// attempt still waiting for a greeting ends at once; it waited for the
+// command timeout.
+func TestStopCutsSilentGreeting(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			nc, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() { time.Sleep(time.Minute); nc.Close() }() // says nothing
+		}
+	}()
+	s, _ := New(Options{Hostname: "mx.test", RelayHost: l.Addr().String(), CommandTimeout: 30 * time.Second})
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	t0 := time.Now()
+	out := s.Deliver(ctx, envelope("anywhere.test", "a@anywhere.test"), strings.NewReader(body), int64(len(body)))
+	if d := time.Since(t0); d > 5*time.Second {
+		t.Errorf("Deliver returned %v after the stop", d)
+	}
+	if out[0].Code/100 != 4 {
+		t.Errorf("result %+v, want a temporary failure (retried later)", out[0])
+	}
+}
