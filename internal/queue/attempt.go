@@ -38,6 +38,14 @@ func (q *Queue) attempt(ctx context.Context, m store.QueuedMessage) {
 			// The outcome is saved even when ctx ended meanwhile: what the
 			// remote accepted must not be sent again.
 			saveCtx := context.WithoutCancel(ctx)
+			// One message may name hundreds of domains: each is a
+			// delivery, held to Workers at once over all messages.
+			select {
+			case q.conns <- struct{}{}:
+				defer func() { <-q.conns }()
+			case <-ctx.Done():
+				return // stopping: the recipients stay due
+			}
 			if !q.takeDomain(domain) {
 				// Busy: not an attempt (no count, no backoff); the scan
 				// looks past these recipients for a while.
@@ -62,11 +70,12 @@ func (q *Queue) attempt(ctx context.Context, m store.QueuedMessage) {
 			}
 			mu.Unlock()
 			results := q.deliver(ctx, env, body, body.Size())
+			end := q.opts.Now() // the backoff counts from the end of the attempt
 			mu.Lock()
 			defer mu.Unlock()
 			var changed []store.QueuedRcpt
 			for k, i := range idx {
-				q.apply(&m, &m.Rcpts[i], result(results, k), now)
+				q.apply(&m, &m.Rcpts[i], result(results, k), end)
 				changed = append(changed, m.Rcpts[i])
 			}
 			if err := q.opts.Store.QueueUpdate(saveCtx, m.ID, changed); err != nil {

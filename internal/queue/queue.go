@@ -106,6 +106,7 @@ type Queue struct {
 	domains  map[string]int  // deliveries in progress per recipient domain
 	wake     chan struct{}
 	sem      chan struct{}
+	conns    chan struct{} // deliveries (connections) in progress, all messages
 	wg       sync.WaitGroup
 	work     context.Context    // context of attempts; ended by abort
 	abort    context.CancelFunc // ends attempts that outlive StopTimeout
@@ -143,7 +144,8 @@ func New(opts Options) (*Queue, error) {
 	return &Queue{
 		opts: opts, log: opts.Logger, injector: opts.Injector,
 		inflight: map[string]bool{}, domains: map[string]int{}, wake: make(chan struct{}, 1), sem: make(chan struct{}, opts.Workers),
-		work: work, abort: abort,
+		conns: make(chan struct{}, opts.Workers),
+		work:  work, abort: abort,
 	}, nil
 }
 
@@ -245,7 +247,19 @@ func (q *Queue) runDue(ctx context.Context) {
 		go func() {
 			defer func() { <-q.sem; q.release(m.ID); q.wg.Done() }()
 			defer q.recoverPanic(m.ID)
-			q.attempt(q.work, m)
+			// Read it again: the list is as old as the scan, and while this
+			// loop waited for a worker the message may have been attempted
+			// (its delivered recipients still looked queued in the old
+			// copy, were sent again and written back as not delivered) or
+			// finished and deleted.
+			fresh, err := q.opts.Store.QueueGet(q.work, m.ID)
+			if err != nil {
+				if !errors.Is(err, store.ErrNotFound) && q.work.Err() == nil {
+					q.log.Error("queue read", "msgid", m.ID, "err", err)
+				}
+				return
+			}
+			q.attempt(q.work, fresh)
 		}()
 	}
 }

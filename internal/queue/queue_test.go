@@ -2,11 +2,13 @@ package queue
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -417,4 +419,108 @@ func TestSlowDomainDoesNotStarveOthers(t *testing.T) {
 	if busy != 4 {
 		t.Errorf("%d recipients put off for the busy domain, want 4", busy)
 	}
+}
+
+// staleDue answers QueueDue with a list taken earlier, as a scan's list
+// is by the time a worker frees up for its last entries.
+type staleDue struct {
+	*local.Store
+	list []store.QueuedMessage
+}
+
+func (s staleDue) QueueDue(context.Context, time.Time, int) ([]store.QueuedMessage, error) {
+	return s.list, nil
+}
+
+// TestAttemptReadsTheMessageAgain: an attempt works from the message as
+// it is stored now, not as the scan listed it: a recipient delivered
+// meanwhile (by the attempt that was running when the list was taken)
+// was sent again and written back as not delivered.
+func TestAttemptReadsTheMessageAgain(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.tr.codes["slow@two.test"] = 450
+	id := e.enqueue(t, "a@mx.test", rc("ok@one.test"), rc("slow@two.test"))
+	old, err := e.st.QueueGet(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.run() // ok@one.test delivered, slow@two.test deferred
+	e.advance(2 * time.Minute)
+	q, err := New(Options{Store: staleDue{e.st, []store.QueuedMessage{old}}, Transport: e.tr, Injector: e.inj, Hostname: "mx.test",
+		MinBackoff: time.Minute, MaxBackoff: 8 * time.Minute, Lifetime: time.Hour, DelayWarning: 10 * time.Minute, Now: e.clockNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.runDue(context.Background())
+	q.wg.Wait()
+	sent := 0
+	for _, c := range e.tr.calls {
+		for _, r := range c.Rcpts {
+			if r.Addr == "ok@one.test" {
+				sent++
+			}
+		}
+	}
+	if sent != 1 {
+		t.Errorf("ok@one.test sent %d times, want once", sent)
+	}
+	m, err := e.st.QueueGet(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range m.Rcpts {
+		if r.Addr == "ok@one.test" && r.State != store.RcptDelivered {
+			t.Errorf("ok@one.test is %v again, want delivered", r.State)
+		}
+	}
+}
+
+// TestDeliveriesBoundedByWorkers: one message to many domains opens no
+// more deliveries at once than Workers (it opened one per domain).
+func TestDeliveriesBoundedByWorkers(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	tr := &countingTransport{}
+	q, err := New(Options{Store: e.st, Transport: tr, Injector: e.inj, Hostname: "mx.test", Workers: 2,
+		MinBackoff: time.Minute, MaxBackoff: 8 * time.Minute, Lifetime: time.Hour, DelayWarning: 10 * time.Minute, Now: e.clockNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rcpts []store.QueuedRcpt
+	for i := range 40 {
+		rcpts = append(rcpts, rc(fmt.Sprintf("a@d%d.test", i)))
+	}
+	if _, err := q.Enqueue(context.Background(), store.QueuedMessage{From: "a@mx.test", Size: int64(len(msgBody)), Rcpts: rcpts}, strings.NewReader(msgBody)); err != nil {
+		t.Fatal(err)
+	}
+	q.runDue(context.Background())
+	q.wg.Wait()
+	if tr.max.Load() > 2 || tr.total.Load() != 40 {
+		t.Errorf("%d deliveries at most at once (want ≤ 2), %d in all (want 40)", tr.max.Load(), tr.total.Load())
+	}
+}
+
+// countingTransport accepts everything slowly and counts deliveries in
+// progress.
+type countingTransport struct {
+	now, max, total atomic.Int32
+}
+
+func (c *countingTransport) Deliver(ctx context.Context, env Envelope, body io.ReaderAt, size int64) []Result {
+	n := c.now.Add(1)
+	for {
+		m := c.max.Load()
+		if n <= m || c.max.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	c.total.Add(1)
+	time.Sleep(5 * time.Millisecond)
+	c.now.Add(-1)
+	out := make([]Result, len(env.Rcpts))
+	for i := range out {
+		out[i] = Result{Code: 250, Enhanced: "2.0.0", Text: "ok"}
+	}
+	return out
 }
