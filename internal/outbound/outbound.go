@@ -126,6 +126,9 @@ func (s *Sender) Deliver(ctx context.Context, env queue.Envelope, body io.Reader
 	if last == nil {
 		last = errors.New("no address to try")
 	}
+	if errors.Is(last, smtp.ErrAfterData) {
+		return all(env, 451, "4.4.2", last.Error())
+	}
 	return all(env, 451, "4.4.1", "no server could be reached: "+last.Error())
 }
 

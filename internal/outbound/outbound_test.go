@@ -478,3 +478,52 @@ func TestStopCutsSilentGreeting(t *testing.T) {
 		t.Errorf("result %+v, want a temporary failure (retried later)", out[0])
 	}
 }
+
+// TestLostAfterDataSaysSo: a connection lost after the end of the data is
+// no "server could not be reached": the server may have the message, and
+// the report says it may arrive more than once, as Postfix's does.
+func TestLostAfterDataSaysSo(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			nc, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer nc.Close()
+				io.WriteString(nc, "220 mx.remote.test ESMTP\r\n")
+				br := bufio.NewReader(nc)
+				inData := false
+				for {
+					line, err := br.ReadString('\n')
+					if err != nil {
+						return
+					}
+					switch cmd := strings.ToUpper(strings.TrimSpace(line)); {
+					case inData && cmd == ".":
+						return // the connection drops before the reply
+					case inData:
+					case strings.HasPrefix(cmd, "EHLO"):
+						io.WriteString(nc, "250 mx.remote.test\r\n")
+					case cmd == "DATA":
+						inData = true
+						io.WriteString(nc, "354 go on\r\n")
+					default:
+						io.WriteString(nc, "250 ok\r\n")
+					}
+				}
+			}()
+		}
+	}()
+	s, _ := New(Options{Hostname: "mx.test", RelayHost: l.Addr().String(), CommandTimeout: 5 * time.Second})
+	out := deliver(t, s, envelope("anywhere.test", "a@anywhere.test"))
+	if out[0].Code != 451 || out[0].Enhanced != "4.4.2" || !strings.Contains(out[0].Text, "more than once") {
+		t.Errorf("result %+v, want 451 4.4.2 saying it may arrive more than once", out[0])
+	}
+}

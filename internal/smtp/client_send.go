@@ -243,8 +243,18 @@ func (c *Client) finishData(body io.Reader) (Reply, error) {
 	// RFC 5321 §4.5.3.2.6: 10 minutes for the reply to the final dot (the
 	// server may be scanning the message); giving up early only makes a
 	// duplicate likelier. Twice the command timeout: 10 minutes by default.
-	return c.readReplyWithin(2 * c.timeout)
+	r, err := c.readReplyWithin(2 * c.timeout)
+	if err != nil {
+		// As Postfix says it: the server may have the message already,
+		// and what follows (a retry) may deliver it twice.
+		return r, fmt.Errorf("%w: %w", ErrAfterData, err)
+	}
+	return r, nil
 }
+
+// ErrAfterData wraps a failure to read the reply to the end of the data:
+// the message may be delivered more than once.
+var ErrAfterData = errors.New("no reply to the end of the data: the message may arrive more than once")
 
 // dotWriter dot-stuffs (RFC 5321 §4.5.2) and makes every line end CRLF: a
 // bare CR or LF in the input becomes CRLF, so no smuggling sequence can
