@@ -57,6 +57,9 @@ func (d *Daemon) registerMetrics() {
 			out = append(out, metrics.Sample{Labels: metrics.Label("service", "pickup"), Value: float64(d.pickup.Panics())})
 		}
 		out = append(out, metrics.Sample{Labels: metrics.Label("service", "store"), Value: float64(d.storePanics())})
+		if d.queue != nil {
+			out = append(out, metrics.Sample{Labels: metrics.Label("service", "queue"), Value: float64(d.queue.Panics())})
+		}
 		if len(d.cfg.Fetch) > 0 {
 			out = append(out, metrics.Sample{Labels: metrics.Label("service", "fetch"), Value: float64(d.fetchers.panics())})
 		}

@@ -99,6 +99,7 @@ func (q *Queue) attempt(ctx context.Context, m store.QueuedMessage) {
 func (q *Queue) deliver(ctx context.Context, env Envelope, body io.ReaderAt, size int64) (results []Result) {
 	defer func() {
 		if r := recover(); r != nil {
+			q.panics.Add(1)
 			q.log.Error("queue transport panic", "msgid", env.ID, "domain", env.Domain, "err", r, "stack", string(debug.Stack()))
 			results = make([]Result, len(env.Rcpts))
 			for i := range results {

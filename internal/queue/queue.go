@@ -22,6 +22,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"posthorn/internal/store"
@@ -107,6 +108,7 @@ type Queue struct {
 	wake     chan struct{}
 	sem      chan struct{}
 	conns    chan struct{} // deliveries (connections) in progress, all messages
+	panics   atomic.Int64
 	wg       sync.WaitGroup
 	work     context.Context    // context of attempts; ended by abort
 	abort    context.CancelFunc // ends attempts that outlive StopTimeout
@@ -302,6 +304,11 @@ func (q *Queue) releaseDomain(domain string) {
 
 func (q *Queue) recoverPanic(id string) {
 	if r := recover(); r != nil {
+		q.panics.Add(1)
 		q.log.Error("queue worker panic", "msgid", id, "err", r)
 	}
 }
+
+// Panics counts the panics recovered in queue workers and transports,
+// for posthorn_panics_total (anything but 0 is a bug).
+func (q *Queue) Panics() int64 { return q.panics.Load() }

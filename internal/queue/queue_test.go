@@ -158,6 +158,9 @@ func TestTransportPanicIsTemporary(t *testing.T) {
 	e.tr.codes["x@one.test"] = -1
 	e.enqueue(t, "a@mx.test", rc("x@one.test"), rc("y@two.test"))
 	e.run()
+	if n := e.q.Panics(); n != 1 {
+		t.Errorf("Panics() = %d, want 1 (posthorn_panics_total must show it)", n)
+	}
 	q := e.queued(t)
 	if len(q) != 1 || len(q[0].Rcpts) != 2 {
 		t.Fatalf("after the panic: %+v", q)
