@@ -377,48 +377,8 @@ func TestLoopNamedInEHLO(t *testing.T) {
 // the message again.
 func TestResultsBeforeQUIT(t *testing.T) {
 	t.Parallel()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			nc, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer nc.Close()
-				io.WriteString(nc, "220 mx.remote.test ESMTP\r\n")
-				br := bufio.NewReader(nc)
-				inData := false
-				for {
-					line, err := br.ReadString('\n')
-					if err != nil {
-						return
-					}
-					switch cmd := strings.ToUpper(strings.TrimSpace(line)); {
-					case inData && cmd == ".":
-						inData = false
-						io.WriteString(nc, "250 2.0.0 queued\r\n")
-					case inData:
-					case strings.HasPrefix(cmd, "EHLO"):
-						io.WriteString(nc, "250 mx.remote.test\r\n")
-					case cmd == "DATA":
-						inData = true
-						io.WriteString(nc, "354 go on\r\n")
-					case cmd == "QUIT":
-						time.Sleep(time.Minute) // never answers
-						return
-					default:
-						io.WriteString(nc, "250 ok\r\n")
-					}
-				}
-			}()
-		}
-	}()
-	s, _ := New(Options{Hostname: "mx.test", RelayHost: l.Addr().String(), CommandTimeout: 30 * time.Second})
+	addr := scriptedMX(t, "250 2.0.0 queued", true)
+	s, _ := New(Options{Hostname: "mx.test", RelayHost: addr, CommandTimeout: 30 * time.Second})
 	t0 := time.Now()
 	out := deliver(t, s, envelope("anywhere.test", "a@anywhere.test"))
 	if out[0].Code != 250 {
@@ -484,6 +444,19 @@ func TestStopCutsSilentGreeting(t *testing.T) {
 // the report says it may arrive more than once, as Postfix's does.
 func TestLostAfterDataSaysSo(t *testing.T) {
 	t.Parallel()
+	addr := scriptedMX(t, "", false) // the connection drops before the reply
+	s, _ := New(Options{Hostname: "mx.test", RelayHost: addr, CommandTimeout: 5 * time.Second})
+	out := deliver(t, s, envelope("anywhere.test", "a@anywhere.test"))
+	if out[0].Code != 451 || out[0].Enhanced != "4.4.2" || !strings.Contains(out[0].Text, "more than once") {
+		t.Errorf("result %+v, want 451 4.4.2 saying it may arrive more than once", out[0])
+	}
+}
+
+// scriptedMX runs a minimal MX on 127.0.0.1 and returns its address: it
+// answers dotReply to the end of the data ("" drops the connection
+// instead), and never answers QUIT when quitHangs.
+func scriptedMX(t *testing.T, dotReply string, quitHangs bool) string {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -495,35 +468,43 @@ func TestLostAfterDataSaysSo(t *testing.T) {
 			if err != nil {
 				return
 			}
-			go func() {
-				defer nc.Close()
-				io.WriteString(nc, "220 mx.remote.test ESMTP\r\n")
-				br := bufio.NewReader(nc)
-				inData := false
-				for {
-					line, err := br.ReadString('\n')
-					if err != nil {
-						return
-					}
-					switch cmd := strings.ToUpper(strings.TrimSpace(line)); {
-					case inData && cmd == ".":
-						return // the connection drops before the reply
-					case inData:
-					case strings.HasPrefix(cmd, "EHLO"):
-						io.WriteString(nc, "250 mx.remote.test\r\n")
-					case cmd == "DATA":
-						inData = true
-						io.WriteString(nc, "354 go on\r\n")
-					default:
-						io.WriteString(nc, "250 ok\r\n")
-					}
-				}
-			}()
+			go serveScripted(nc, dotReply, quitHangs)
 		}
 	}()
-	s, _ := New(Options{Hostname: "mx.test", RelayHost: l.Addr().String(), CommandTimeout: 5 * time.Second})
-	out := deliver(t, s, envelope("anywhere.test", "a@anywhere.test"))
-	if out[0].Code != 451 || out[0].Enhanced != "4.4.2" || !strings.Contains(out[0].Text, "more than once") {
-		t.Errorf("result %+v, want 451 4.4.2 saying it may arrive more than once", out[0])
+	return l.Addr().String()
+}
+
+func serveScripted(nc net.Conn, dotReply string, quitHangs bool) {
+	defer nc.Close()
+	io.WriteString(nc, "220 mx.remote.test ESMTP\r\n")
+	br := bufio.NewReader(nc)
+	inData := false
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return
+		}
+		switch cmd := strings.ToUpper(strings.TrimSpace(line)); {
+		case inData && cmd == ".":
+			if dotReply == "" {
+				return
+			}
+			inData = false
+			io.WriteString(nc, dotReply+"\r\n")
+		case inData:
+		case strings.HasPrefix(cmd, "EHLO"):
+			io.WriteString(nc, "250 mx.remote.test\r\n")
+		case cmd == "DATA":
+			inData = true
+			io.WriteString(nc, "354 go on\r\n")
+		case cmd == "QUIT" && quitHangs:
+			time.Sleep(time.Minute)
+			return
+		case cmd == "QUIT":
+			io.WriteString(nc, "221 bye\r\n")
+			return
+		default:
+			io.WriteString(nc, "250 ok\r\n")
+		}
 	}
 }
