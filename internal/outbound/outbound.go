@@ -302,6 +302,10 @@ func (s *Sender) connect(ctx context.Context, h host, addr string, useTLS bool) 
 		c.Close()
 		return nil, err
 	}
+	if err := s.checkLoop(c.HelloName); err != nil { // the name may change with TLS
+		c.Quit()
+		return nil, err
+	}
 	return c, nil
 }
 

@@ -508,3 +508,56 @@ func serveScripted(nc net.Conn, dotReply string, quitHangs bool) {
 		}
 	}
 }
+
+// TestLoopNamedAfterSTARTTLS: the EHLO reply inside TLS is checked for
+// our own name too (a front that names the real server only then).
+func TestLoopNamedAfterSTARTTLS(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	cfg := selfSigned(t)
+	go func() {
+		for {
+			nc, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer nc.Close()
+				var conn net.Conn = nc
+				io.WriteString(conn, "220 front.example ESMTP\r\n")
+				br := bufio.NewReader(conn)
+				name := "front.example"
+				for {
+					line, err := br.ReadString('\n')
+					if err != nil {
+						return
+					}
+					switch cmd := strings.ToUpper(strings.TrimSpace(line)); {
+					case strings.HasPrefix(cmd, "EHLO"):
+						io.WriteString(conn, "250-"+name+"\r\n250 STARTTLS\r\n")
+					case cmd == "STARTTLS":
+						io.WriteString(conn, "220 2.0.0 go ahead\r\n")
+						tc := tls.Server(nc, cfg)
+						if tc.Handshake() != nil {
+							return
+						}
+						conn, br, name = tc, bufio.NewReader(tc), "mx.test"
+					case cmd == "QUIT":
+						io.WriteString(conn, "221 bye\r\n")
+						return
+					default:
+						io.WriteString(conn, "250 ok\r\n") // a loop would go on
+					}
+				}
+			}()
+		}
+	}()
+	s, _ := New(Options{Hostname: "mx.test", RelayHost: l.Addr().String(), CommandTimeout: 5 * time.Second})
+	if out := deliver(t, s, envelope("anywhere.test", "a@anywhere.test")); out[0].Code != 554 || out[0].Enhanced != "5.4.6" {
+		t.Errorf("EHLO inside TLS names us: %+v, want 554 5.4.6", out)
+	}
+}
