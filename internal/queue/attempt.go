@@ -74,8 +74,17 @@ func (q *Queue) attempt(ctx context.Context, m store.QueuedMessage) {
 			mu.Lock()
 			defer mu.Unlock()
 			var changed []store.QueuedRcpt
+			more := tooMany(results)
 			for k, i := range idx {
-				q.apply(&m, &m.Rcpts[i], result(results, k), end)
+				res := result(results, k)
+				q.apply(&m, &m.Rcpts[i], res, end)
+				if more && isTooMany(res) {
+					// RFC 5321 §4.5.3.1.10: the server takes these in
+					// another transaction: at once, as Postfix does, not
+					// after a backoff.
+					m.Rcpts[i].Attempts--
+					m.Rcpts[i].NextAttempt = end
+				}
 				changed = append(changed, m.Rcpts[i])
 			}
 			if err := q.opts.Store.QueueUpdate(saveCtx, m.ID, changed); err != nil {
@@ -108,6 +117,23 @@ func (q *Queue) deliver(ctx context.Context, env Envelope, body io.ReaderAt, siz
 		}
 	}()
 	return q.opts.Transport.Deliver(ctx, env, body, size)
+}
+
+// isTooMany is the refusal of a recipient past the server's limit per
+// transaction: 452 4.5.3 (RFC 5321 §4.5.3.1.10, RFC 3463).
+func isTooMany(r Result) bool { return r.Code == 452 && r.Enhanced == "4.5.3" }
+
+// tooMany reports whether a transaction delivered to some recipients and
+// refused others as too many: those are sent again at once. (Without a
+// recipient taken, a 452 4.5.3 waits its backoff like any 4xx, so that a
+// server refusing everything is not tried in a loop.)
+func tooMany(rs []Result) bool {
+	took, refused := false, false
+	for _, r := range rs {
+		took = took || r.Code/100 == 2
+		refused = refused || isTooMany(r)
+	}
+	return took && refused
 }
 
 // result guards against a Transport returning too few results.

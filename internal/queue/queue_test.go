@@ -527,3 +527,52 @@ func (c *countingTransport) Deliver(ctx context.Context, env Envelope, body io.R
 	}
 	return out
 }
+
+// TestTooManyRecipientsSentAtOnce: recipients a server refused with 452
+// 4.5.3 (too many in one transaction) next to accepted ones go in the
+// next scan, not after a backoff (RFC 5321 §4.5.3.1.10), as Postfix sends
+// them; a 452 4.5.3 for every recipient waits its backoff.
+func TestTooManyRecipientsSentAtOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	tr := &limitTransport{max: 2}
+	q, err := New(Options{Store: e.st, Transport: tr, Injector: e.inj, Hostname: "mx.test",
+		MinBackoff: time.Minute, MaxBackoff: 8 * time.Minute, Lifetime: time.Hour, DelayWarning: 10 * time.Minute, Now: e.clockNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rcpts []store.QueuedRcpt
+	for i := range 5 {
+		rcpts = append(rcpts, rc(fmt.Sprintf("u%d@one.test", i)))
+	}
+	if _, err := q.Enqueue(context.Background(), store.QueuedMessage{From: "a@mx.test", Size: int64(len(msgBody)), Rcpts: rcpts}, strings.NewReader(msgBody)); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 { // three scans, no time passing
+		q.runDue(context.Background())
+		q.wg.Wait()
+	}
+	if got := tr.delivered.Load(); got != 5 {
+		t.Errorf("%d of 5 recipients delivered in three scans without a backoff", got)
+	}
+}
+
+// limitTransport takes at most max recipients per transaction and
+// answers 452 4.5.3 to the others.
+type limitTransport struct {
+	max       int
+	delivered atomic.Int32
+}
+
+func (l *limitTransport) Deliver(ctx context.Context, env Envelope, body io.ReaderAt, size int64) []Result {
+	out := make([]Result, len(env.Rcpts))
+	for i := range out {
+		if i < l.max {
+			out[i] = Result{Code: 250, Enhanced: "2.0.0", Text: "ok"}
+			l.delivered.Add(1)
+		} else {
+			out[i] = Result{Code: 452, Enhanced: "4.5.3", Text: "too many recipients"}
+		}
+	}
+	return out
+}
