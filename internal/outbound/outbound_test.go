@@ -2,6 +2,7 @@ package outbound
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -332,40 +333,8 @@ func TestLoopBackToMyself(t *testing.T) {
 // load balancer) and still be us: the name in its EHLO reply counts too.
 func TestLoopNamedInEHLO(t *testing.T) {
 	t.Parallel()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			nc, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer nc.Close()
-				io.WriteString(nc, "220 balancer.example ESMTP\r\n")
-				buf := make([]byte, 512)
-				for {
-					n, err := nc.Read(buf)
-					if err != nil {
-						return
-					}
-					switch cmd := strings.ToUpper(string(buf[:n])); {
-					case strings.HasPrefix(cmd, "EHLO"):
-						io.WriteString(nc, "250-mx.test greets you\r\n250 PIPELINING\r\n")
-					case strings.HasPrefix(cmd, "QUIT"):
-						io.WriteString(nc, "221 bye\r\n")
-						return
-					default:
-						io.WriteString(nc, "250 ok\r\n") // a loop would go on
-					}
-				}
-			}()
-		}
-	}()
-	s, _ := New(Options{Hostname: "mx.test", RelayHost: l.Addr().String(), CommandTimeout: 5 * time.Second})
+	addr := scriptedMX(t, mxScript{greeting: "balancer.example", ehlo: "mx.test", dotReply: "250 ok"})
+	s, _ := New(Options{Hostname: "mx.test", RelayHost: addr, CommandTimeout: 5 * time.Second})
 	if out := deliver(t, s, envelope("anywhere.test", "a@anywhere.test")); out[0].Code != 554 || out[0].Enhanced != "5.4.6" {
 		t.Errorf("EHLO names us: %+v, want 554 5.4.6", out)
 	}
@@ -377,7 +346,7 @@ func TestLoopNamedInEHLO(t *testing.T) {
 // the message again.
 func TestResultsBeforeQUIT(t *testing.T) {
 	t.Parallel()
-	addr := scriptedMX(t, "250 2.0.0 queued", true)
+	addr := scriptedMX(t, mxScript{dotReply: "250 2.0.0 queued", quitHangs: true})
 	s, _ := New(Options{Hostname: "mx.test", RelayHost: addr, CommandTimeout: 30 * time.Second})
 	t0 := time.Now()
 	out := deliver(t, s, envelope("anywhere.test", "a@anywhere.test"))
@@ -444,7 +413,7 @@ func TestStopCutsSilentGreeting(t *testing.T) {
 // the report says it may arrive more than once, as Postfix's does.
 func TestLostAfterDataSaysSo(t *testing.T) {
 	t.Parallel()
-	addr := scriptedMX(t, "", false) // the connection drops before the reply
+	addr := scriptedMX(t, mxScript{}) // the connection drops before the reply
 	s, _ := New(Options{Hostname: "mx.test", RelayHost: addr, CommandTimeout: 5 * time.Second})
 	out := deliver(t, s, envelope("anywhere.test", "a@anywhere.test"))
 	if out[0].Code != 451 || out[0].Enhanced != "4.4.2" || !strings.Contains(out[0].Text, "more than once") {
@@ -452,10 +421,23 @@ func TestLostAfterDataSaysSo(t *testing.T) {
 	}
 }
 
-// scriptedMX runs a minimal MX on 127.0.0.1 and returns its address: it
-// answers dotReply to the end of the data ("" drops the connection
-// instead), and never answers QUIT when quitHangs.
-func scriptedMX(t *testing.T, dotReply string, quitHangs bool) string {
+// mxScript is what scriptedMX answers: its name in the greeting and to
+// EHLO (mx.remote.test by default), dotReply to the end of the data (""
+// drops the connection instead), and no reply to QUIT when quitHangs.
+type mxScript struct {
+	greeting, ehlo, dotReply string
+	quitHangs                bool
+}
+
+// scriptedMX runs a minimal MX on 127.0.0.1 and returns its address.
+func scriptedMX(t *testing.T, sc mxScript) string {
+	t.Helper()
+	return listenScripted(t, func(nc net.Conn) { serveScripted(nc, sc) })
+}
+
+// listenScripted listens on 127.0.0.1, runs serve for each connection and
+// returns the address.
+func listenScripted(t *testing.T, serve func(net.Conn)) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -468,15 +450,16 @@ func scriptedMX(t *testing.T, dotReply string, quitHangs bool) string {
 			if err != nil {
 				return
 			}
-			go serveScripted(nc, dotReply, quitHangs)
+			go serve(nc)
 		}
 	}()
 	return l.Addr().String()
 }
 
-func serveScripted(nc net.Conn, dotReply string, quitHangs bool) {
+func serveScripted(nc net.Conn, sc mxScript) {
 	defer nc.Close()
-	io.WriteString(nc, "220 mx.remote.test ESMTP\r\n")
+	greeting, ehlo := cmp.Or(sc.greeting, "mx.remote.test"), cmp.Or(sc.ehlo, "mx.remote.test")
+	io.WriteString(nc, "220 "+greeting+" ESMTP\r\n")
 	br := bufio.NewReader(nc)
 	inData := false
 	for {
@@ -486,18 +469,18 @@ func serveScripted(nc net.Conn, dotReply string, quitHangs bool) {
 		}
 		switch cmd := strings.ToUpper(strings.TrimSpace(line)); {
 		case inData && cmd == ".":
-			if dotReply == "" {
+			if sc.dotReply == "" {
 				return
 			}
 			inData = false
-			io.WriteString(nc, dotReply+"\r\n")
+			io.WriteString(nc, sc.dotReply+"\r\n")
 		case inData:
 		case strings.HasPrefix(cmd, "EHLO"):
-			io.WriteString(nc, "250 mx.remote.test\r\n")
+			io.WriteString(nc, "250 "+ehlo+"\r\n")
 		case cmd == "DATA":
 			inData = true
 			io.WriteString(nc, "354 go on\r\n")
-		case cmd == "QUIT" && quitHangs:
+		case cmd == "QUIT" && sc.quitHangs:
 			time.Sleep(time.Minute)
 			return
 		case cmd == "QUIT":
@@ -513,50 +496,37 @@ func serveScripted(nc net.Conn, dotReply string, quitHangs bool) {
 // our own name too (a front that names the real server only then).
 func TestLoopNamedAfterSTARTTLS(t *testing.T) {
 	t.Parallel()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
 	cfg := selfSigned(t)
-	go func() {
+	addr := listenScripted(t, func(nc net.Conn) {
+		defer nc.Close()
+		var conn net.Conn = nc
+		io.WriteString(conn, "220 front.example ESMTP\r\n")
+		br := bufio.NewReader(conn)
+		name := "front.example"
 		for {
-			nc, err := l.Accept()
+			line, err := br.ReadString('\n')
 			if err != nil {
 				return
 			}
-			go func() {
-				defer nc.Close()
-				var conn net.Conn = nc
-				io.WriteString(conn, "220 front.example ESMTP\r\n")
-				br := bufio.NewReader(conn)
-				name := "front.example"
-				for {
-					line, err := br.ReadString('\n')
-					if err != nil {
-						return
-					}
-					switch cmd := strings.ToUpper(strings.TrimSpace(line)); {
-					case strings.HasPrefix(cmd, "EHLO"):
-						io.WriteString(conn, "250-"+name+"\r\n250 STARTTLS\r\n")
-					case cmd == "STARTTLS":
-						io.WriteString(conn, "220 2.0.0 go ahead\r\n")
-						tc := tls.Server(nc, cfg)
-						if tc.Handshake() != nil {
-							return
-						}
-						conn, br, name = tc, bufio.NewReader(tc), "mx.test"
-					case cmd == "QUIT":
-						io.WriteString(conn, "221 bye\r\n")
-						return
-					default:
-						io.WriteString(conn, "250 ok\r\n") // a loop would go on
-					}
+			switch cmd := strings.ToUpper(strings.TrimSpace(line)); {
+			case strings.HasPrefix(cmd, "EHLO"):
+				io.WriteString(conn, "250-"+name+"\r\n250 STARTTLS\r\n")
+			case cmd == "STARTTLS":
+				io.WriteString(conn, "220 2.0.0 go ahead\r\n")
+				tc := tls.Server(nc, cfg)
+				if tc.Handshake() != nil {
+					return
 				}
-			}()
+				conn, br, name = tc, bufio.NewReader(tc), "mx.test"
+			case cmd == "QUIT":
+				io.WriteString(conn, "221 bye\r\n")
+				return
+			default:
+				io.WriteString(conn, "250 ok\r\n") // a loop would go on
+			}
 		}
-	}()
-	s, _ := New(Options{Hostname: "mx.test", RelayHost: l.Addr().String(), CommandTimeout: 5 * time.Second})
+	})
+	s, _ := New(Options{Hostname: "mx.test", RelayHost: addr, CommandTimeout: 5 * time.Second})
 	if out := deliver(t, s, envelope("anywhere.test", "a@anywhere.test")); out[0].Code != 554 || out[0].Enhanced != "5.4.6" {
 		t.Errorf("EHLO inside TLS names us: %+v, want 554 5.4.6", out)
 	}
