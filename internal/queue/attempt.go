@@ -77,14 +77,7 @@ func (q *Queue) attempt(ctx context.Context, m store.QueuedMessage) {
 			more := tooMany(results)
 			for k, i := range idx {
 				res := result(results, k)
-				q.apply(&m, &m.Rcpts[i], res, end)
-				if more && isTooMany(res) {
-					// RFC 5321 §4.5.3.1.10: the server takes these in
-					// another transaction: at once, as Postfix does, not
-					// after a backoff.
-					m.Rcpts[i].Attempts--
-					m.Rcpts[i].NextAttempt = end
-				}
+				q.apply(&m, &m.Rcpts[i], res, end, more && isTooMany(res))
 				changed = append(changed, m.Rcpts[i])
 			}
 			if err := q.opts.Store.QueueUpdate(saveCtx, m.ID, changed); err != nil {
@@ -161,8 +154,13 @@ func dueByDomain(m store.QueuedMessage, now time.Time) map[string][]int {
 }
 
 // apply records one result on a recipient and schedules what follows.
-func (q *Queue) apply(m *store.QueuedMessage, r *store.QueuedRcpt, res Result, now time.Time) {
-	r.Attempts++
+// again: the server refused it only as one too many beside others it
+// took (RFC 5321 §4.5.3.1.10); it takes it in another transaction, so
+// that is due at once, as Postfix sends it, and no attempt is counted.
+func (q *Queue) apply(m *store.QueuedMessage, r *store.QueuedRcpt, res Result, now time.Time, again bool) {
+	if !again {
+		r.Attempts++
+	}
 	r.LastAttempt = now
 	r.Code, r.Enhanced, r.Text, r.Remote = res.Code, res.Enhanced, res.Text, res.Remote
 	log := q.log.With("msgid", m.ID, "from", m.From, "rcpt", r.Addr, "code", res.Code, "remote", res.Remote)
@@ -184,6 +182,9 @@ func (q *Queue) apply(m *store.QueuedMessage, r *store.QueuedRcpt, res Result, n
 		r.Enhanced = "4.4.7" // RFC 3463: delivery time expired
 		r.Text = "gave up after " + q.opts.Lifetime.String() + ": " + res.Text
 		log.Info("expired", "err", res.Text)
+	case again:
+		r.NextAttempt = now
+		log.Info("deferred: too many recipients for one transaction, again at once", "err", res.Text)
 	default:
 		r.NextAttempt = now.Add(q.backoff(r.Attempts))
 		log.Info("deferred", "err", res.Text, "retry", r.NextAttempt.Format(time.RFC3339))
