@@ -497,6 +497,18 @@ func (c *conn) expunge(tag string, set *seqSet) error {
 		}
 		c.mbox.pending = append(c.mbox.pending, done...)
 	}
-	c.ok(tag, "", "EXPUNGE completed")
+	// With CONDSTORE on, the tagged OK carries the mailbox's new
+	// HIGHESTMODSEQ, as in RFC 7162's EXPUNGE examples ("OK
+	// [HIGHESTMODSEQ …] Expunged"), and as Dovecot answers: a client
+	// that keeps its cache by mod-sequence (KIMAP, Thunderbird) stores
+	// it without a NOOP. poll has reported every change up to it (the
+	// expunges included), so the value hides nothing (RFC 5162 erratum
+	// 1810).
+	c.poll(true)
+	code := ""
+	if c.condstore && c.mbox != nil {
+		code = "HIGHESTMODSEQ " + strconv.FormatUint(c.mbox.modseq, 10)
+	}
+	c.tagged(tag, "OK", code, "EXPUNGE completed")
 	return nil
 }

@@ -2,6 +2,7 @@ package imap_test
 
 import (
 	"crypto/tls"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -246,7 +247,18 @@ func TestQresync(t *testing.T) {
 	}
 	c.do(`a STORE 1 +FLAGS (\Seen)`, "a OK")
 	c.do(`b STORE 3 +FLAGS (\Deleted)`, "b OK")
-	c.do("x EXPUNGE", "x OK")
+	out = c.do("x EXPUNGE", "x OK")
+	// The tagged OK carries the new HIGHESTMODSEQ, above the one at
+	// SELECT (the STOREs and the expunge each took a mod-sequence).
+	var after string
+	if v, ok := strings.CutPrefix(out[len(out)-1], "x OK [HIGHESTMODSEQ "); ok {
+		after, _, _ = strings.Cut(v, "]")
+	}
+	n, _ := strconv.ParseUint(after, 10, 64)
+	before, _ := strconv.ParseUint(modseq, 10, 64)
+	if before == 0 || n <= before || !contains(out, "* VANISHED 3") {
+		t.Errorf("EXPUNGE under QRESYNC: %q", out)
+	}
 	c.do("u UNSELECT", "u OK")
 	out = c.do("q SELECT INBOX (QRESYNC ("+validity+" "+modseq+" 1:3))", "q OK")
 	if !contains(out, "* VANISHED (EARLIER) 3") || !contains(out, `FETCH (UID 1 FLAGS (\Seen) MODSEQ (`) {
