@@ -85,3 +85,52 @@ func TestLimits(t *testing.T) {
 		t.Errorf("files left in DATA/tmp: %q", st.SpoolTmp)
 	}
 }
+
+// longLineProbe sends a message with a line of 100,000 octets (HTML
+// minified to one line, as some senders make it) and prints the reply.
+const longLineProbe = `
+line = b"<p>" + b"minified " * 11110 + b"</p>"
+msg = b"From: news@client.example.net\r\nSubject: one long line\r\n\r\n" + line + b"\r\nbye\r\n"
+s = connect()
+try:
+    s.sendmail("news@client.example.net", ["me@example.test"], msg)
+    out = [250, "accepted"]
+except smtplib.SMTPDataError as e:
+    out = rep((e.smtp_code, e.smtp_error))
+s.quit()
+print(json.dumps({"reply": out, "len": len(line)}))
+`
+
+// TestLongLines: by default a line over RFC 5322's 998 octets is taken
+// and stored as it came, as Postfix takes it (smtp.max_line_length is
+// 1 MiB); an operator who sets 998 gets the strict refusal.
+func TestLongLines(t *testing.T) {
+	t.Parallel()
+	for _, strict := range []bool{false, true} {
+		o := opts{}
+		if strict {
+			o.smtp = map[string]string{"max_line_length": "998"}
+		}
+		s := newServer(t, o)
+		var got struct {
+			Reply reply
+			Len   int
+		}
+		pythonJSON(t, s, 60*time.Second, &got, longLineProbe)
+		s.stop()
+		st := s.mail()
+		if strict {
+			if got.Reply.code() != 550 || !strings.HasPrefix(got.Reply.text(), "5.6.0") || st.total() != 0 {
+				t.Errorf("max_line_length 998: reply %v, %d delivered; want 550 5.6.0 and none", got.Reply, st.total())
+			}
+			continue
+		}
+		if got.Reply.code() != 250 {
+			t.Fatalf("default: reply %v, want 250", got.Reply)
+		}
+		m := wantOne(t, st, "me@example.test", "one long line")
+		if !strings.Contains(m.Raw, "\n<p>minified minified ") || !strings.Contains(m.Raw, "minified </p>\nbye\n") || len(m.Raw) < got.Len {
+			t.Errorf("the long line was not stored whole (%d octets stored)", len(m.Raw))
+		}
+	}
+}

@@ -278,49 +278,16 @@ func checkText(msg []byte, maxLine int) error {
 }
 
 // breakLongLines breaks every line longer than maxLine octets (CRLF line
-// ends, as readMessage makes them), as Postfix's SMTP client does (its
-// smtp_line_length_limit): cron output or a web application's HTML with
-// a long line is delivered, not refused. A piece goes on after CRLF and a
-// space, which continues a header field (RFC 5322 §2.2.3) and keeps MIME
-// part headers whole; in the header section a field is folded at its
-// own white space where there is some. Pieces end on a UTF-8 character
-// boundary.
+// ends, as readMessage makes them) with message.FoldLines, as Postfix's
+// SMTP client does: cron output or a web application's HTML with a line
+// over smtp.max_line_length is delivered, not refused.
 func breakLongLines(msg []byte, maxLine int) []byte {
 	if maxLine < 8 || !hasLongLine(msg, maxLine) {
 		return msg
 	}
-	var out bytes.Buffer
-	out.Grow(len(msg) + len(msg)/maxLine*3)
-	header := true
-	for line := range bytes.Lines(msg) {
-		text := bytes.TrimSuffix(line, []byte("\r\n"))
-		if len(text) == 0 {
-			header = false
-		}
-		first := true
-		for len(text) > maxLine || !first && len(text) == maxLine && !isWSP(text[0]) {
-			n := maxLine
-			if !first {
-				n-- // after the space
-			}
-			cut := lineCut(text, n, header)
-			if !first && !isWSP(text[0]) {
-				out.WriteByte(' ')
-			}
-			out.Write(text[:cut])
-			out.WriteString("\r\n")
-			text, first = text[cut:], false
-		}
-		if !first && len(text) > 0 && !isWSP(text[0]) {
-			out.WriteByte(' ')
-		}
-		out.Write(text)
-		out.WriteString("\r\n")
-	}
-	return out.Bytes()
+	out, _ := io.ReadAll(message.FoldLines(bytes.NewReader(msg), maxLine)) // a bytes.Reader does not fail
+	return out
 }
-
-func isWSP(b byte) bool { return b == ' ' || b == '\t' }
 
 func hasLongLine(msg []byte, maxLine int) bool {
 	for line := range bytes.Lines(msg) {
@@ -329,29 +296,6 @@ func hasLongLine(msg []byte, maxLine int) bool {
 		}
 	}
 	return false
-}
-
-// lineCut is where to end the next piece of a line of at most n octets:
-// in a header field before its last white space that leaves something
-// besides white space in the piece (a line of white space alone is no
-// fold, RFC 5322 §3.2.2), else at the last UTF-8 character boundary.
-func lineCut(text []byte, n int, header bool) int {
-	if header {
-		start := 0
-		for start < n && isWSP(text[start]) {
-			start++
-		}
-		if start < n {
-			if i := bytes.LastIndexAny(text[start+1:n+1], " \t"); i >= 0 {
-				return start + 1 + i // the space starts the next piece: a fold
-			}
-		}
-	}
-	cut := n
-	for cut > n-4 && cut > 1 && text[cut]&0xC0 == 0x80 {
-		cut-- // text[cut] continues a character
-	}
-	return cut
 }
 
 func readMessage(r io.Reader, ignoreDots bool, max int64) ([]byte, error) {

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"unicode/utf8"
 
 	"posthorn/internal/pickup"
 	"posthorn/internal/smtp"
@@ -194,51 +193,28 @@ func TestCheckText(t *testing.T) {
 
 // TestBreakLongLines: sendmail breaks lines over the limit instead of
 // refusing the message (exit 65 lost cron output and web applications'
-// HTML mail): pieces of at most the limit, UTF-8 characters whole, header
-// fields folded at their white space, and nothing lost.
+// HTML mail), so that checkText then passes it; how lines are broken is
+// message.FoldLines's test.
 func TestBreakLongLines(t *testing.T) {
 	t.Parallel()
 	const max = 998
-	subject := "Subject:" + strings.Repeat(" word", 500)
-	body := strings.Repeat("x", 2500)
-	utf := strings.Repeat("é", 1200)
-	msg := subject + "\r\nX-Long: " + strings.Repeat("y", 1500) + "\r\n\r\n" + body + "\r\nshort\r\n" + utf + "\r\n"
-	out := string(breakLongLines([]byte(msg), max))
-	if err := checkText([]byte(out), max); err != nil {
-		t.Fatalf("still too long: %v", err)
-	}
-	if !utf8.ValidString(out) {
-		t.Error("a UTF-8 character was cut")
-	}
-	hdr, rest, _ := strings.Cut(out, "\r\n\r\n")
-	// Unfolding (RFC 5322 §2.2.3) gives the fields back; the Subject was
-	// folded at its own spaces, so exactly.
-	fields := strings.Split(strings.ReplaceAll(hdr, "\r\n ", " "), "\r\n")
-	if len(fields) != 2 || fields[0] != subject || strings.ReplaceAll(fields[1], " ", "") != "X-Long:"+strings.Repeat("y", 1500) {
-		t.Errorf("header after unfolding: %.80q…", fields)
-	}
-	if got := strings.ReplaceAll(rest, "\r\n ", ""); got != body+"\r\nshort\r\n"+utf+"\r\n" {
-		t.Errorf("body pieces do not join up to the original: %.80q…", got)
+	for _, m := range []string{
+		"Subject:" + strings.Repeat(" word", 500) + "\r\n\r\n" + strings.Repeat("x", 2500) + "\r\n",
+		"S: s\r\n\r\n" + strings.Repeat("é", 1200) + "\r\n",
+	} {
+		if err := checkText([]byte(m), max); err == nil {
+			t.Fatal("checkText passed a long line")
+		}
+		out := breakLongLines([]byte(m), max)
+		if err := checkText(out, max); err != nil {
+			t.Errorf("still refused after breaking: %v", err)
+		}
+		if len(out) <= len(m) {
+			t.Errorf("nothing was broken: %d octets in, %d out", len(m), len(out))
+		}
 	}
 	if short := "Subject: x\r\n\r\nhello\r\n"; string(breakLongLines([]byte(short), max)) != short {
 		t.Error("a message without long lines changed")
-	}
-	// A continuation line indented by several spaces before a long word
-	// gives no piece of white space alone.
-	indented := "X-Url: a\r\n   " + strings.Repeat("u", 1500) + "\r\n\r\nb\r\n"
-	for _, l := range strings.Split(string(breakLongLines([]byte(indented), max)), "\r\n") {
-		if l != "" && strings.TrimLeft(l, " \t") == "" {
-			t.Errorf("a header line of white space alone: %q", l)
-		}
-	}
-	// Every length around the piece boundaries, header and body: a rest of
-	// exactly the limit once came out one octet over it (1996 octets).
-	for n := max - 2; n < 3*max+3; n++ {
-		for _, m := range []string{"X-H: " + strings.Repeat("h", n) + "\r\n\r\nb\r\n", "S: s\r\n\r\n" + strings.Repeat("b", n) + "\r\n"} {
-			if err := checkText(breakLongLines([]byte(m), max), max); err != nil {
-				t.Fatalf("a line of %d octets: %v", n, err)
-			}
-		}
 	}
 }
 

@@ -143,11 +143,21 @@ type TLS struct {
 	KeyFile  string `toml:"key_file" comment:"PEM private key for cert_file."`
 }
 
+// DefaultMaxLineLength is smtp.max_line_length's default: 1 MiB, not
+// RFC 5322's 998 octets. RFC 5321 §4.5.3.1 asks receivers to avoid such
+// limits where they can, and real senders exceed 998 (HTML minified to
+// one line): refusing them bounced mail that Postfix (which takes any
+// length) accepts. Nothing here holds
+// a line in memory, so the bound only keeps absurd input out of the
+// readers downstream; the outbound client breaks lines over 998 octets
+// when it relays (outbound.transact).
+const DefaultMaxLineLength = 1 << 20
+
 // SMTP holds the limits and timeouts of every SMTP listener.
 type SMTP struct {
 	MaxMessageSize      Size     `toml:"max_message_size" comment:"Largest message accepted (SIZE extension); larger ones get 552 5.3.4."`
 	MaxRecipients       int      `toml:"max_recipients" comment:"Recipients per message; more get 452 4.5.3 (RFC 5321 requires at least 100)."`
-	MaxLineLength       int      `toml:"max_line_length" comment:"Longest line in a message body, without CRLF (RFC 5322 says 998)."`
+	MaxLineLength       int      `toml:"max_line_length" comment:"Longest line in a message, without CRLF; longer gets 550 5.6.0. RFC 5322 says 998, but real mail has longer lines (minified HTML), which Postfix takes too; lines over 998 are broken when the message is relayed."`
 	MaxHeaderSize       Size     `toml:"max_header_size" comment:"Largest header section of a message."`
 	MaxHeaders          int      `toml:"max_headers" comment:"Most header fields in one message."`
 	MaxReceived         int      `toml:"max_received" comment:"Most Received headers (hops) before a message is refused as a loop (554 5.4.6)."`
@@ -187,7 +197,7 @@ func Default() Config {
 		SMTP: SMTP{
 			MaxMessageSize:      50 << 20,
 			MaxRecipients:       1000,
-			MaxLineLength:       998,
+			MaxLineLength:       DefaultMaxLineLength,
 			MaxHeaderSize:       1 << 20,
 			MaxHeaders:          1000,
 			MaxReceived:         50,

@@ -67,6 +67,7 @@ var errLongHeader = errors.New("header section too long")
 func readHeader(r io.Reader, limit int) ([]byte, error) {
 	br := bufio.NewReaderSize(r, 4096)
 	var out []byte
+	atStart := true // line starts a line: a longer one comes in pieces
 	for {
 		line, err := br.ReadSlice('\n')
 		if len(out)+len(line) > limit {
@@ -75,15 +76,17 @@ func readHeader(r io.Reader, limit int) ([]byte, error) {
 		out = append(out, line...)
 		switch {
 		case errors.Is(err, bufio.ErrBufferFull):
+			atStart = false
 			continue
 		case errors.Is(err, io.EOF):
 			return out, nil
 		case err != nil:
 			return nil, err
 		}
-		if bytes.Equal(line, []byte("\r\n")) || bytes.Equal(line, []byte("\n")) {
+		if atStart && (bytes.Equal(line, []byte("\r\n")) || bytes.Equal(line, []byte("\n"))) {
 			return out, nil
 		}
+		atStart = true
 	}
 }
 

@@ -16,6 +16,11 @@ func TestReadHeader(t *testing.T) {
 		{"Subject: no body\r\n", "Subject: no body\r\n"},
 		{"Subject: no line end", "Subject: no line end"},
 		{"X: " + strings.Repeat("y", 10000) + "\r\n\r\nb", "X: " + strings.Repeat("y", 10000) + "\r\n\r\n"},
+		// The buffer (4096) ends right before the LF or the CRLF of a
+		// long line: that piece is not the empty line.
+		{"X: " + strings.Repeat("y", 4093) + "\r\nSubject: s\r\n\r\nb", "X: " + strings.Repeat("y", 4093) + "\r\nSubject: s\r\n\r\n"},
+		{"X: " + strings.Repeat("y", 4093) + "\nSubject: s\n\nb", "X: " + strings.Repeat("y", 4093) + "\nSubject: s\n\n"},
+		{"X: " + strings.Repeat("y", 4092) + "\r\nSubject: s\r\n\r\nb", "X: " + strings.Repeat("y", 4092) + "\r\nSubject: s\r\n\r\n"},
 	} {
 		got, err := readHeader(strings.NewReader(tc.in), 1<<20)
 		if err != nil || string(got) != tc.want {

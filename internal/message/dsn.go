@@ -176,13 +176,16 @@ func (d DSN) writeOriginal(b *bytes.Buffer) error {
 	return nil
 }
 
-// copyHeader copies lines up to the blank line that ends the header.
+// copyHeader copies lines up to the blank line that ends the header. A
+// line longer than r's buffer comes in pieces: only a piece that starts
+// a line can be that blank line.
 func copyHeader(w *bytes.Buffer, r *bufio.Reader) error {
-	for {
+	for atStart := true; ; {
 		line, err := r.ReadSlice('\n')
-		if len(bytes.TrimRight(line, "\r\n")) == 0 {
+		if atStart && len(bytes.TrimRight(line, "\r\n")) == 0 {
 			return nil
 		}
+		atStart = err == nil
 		w.Write(line)
 		if err == io.EOF {
 			w.WriteString("\r\n")

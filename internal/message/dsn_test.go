@@ -123,3 +123,22 @@ func TestDSNOriginalRecipientUTF8(t *testing.T) {
 		t.Errorf("DSN:\n%s", raw)
 	}
 }
+
+// TestDSNHeadersLongLine: a header field longer than the reader's buffer
+// (smtp.max_line_length allows such lines) is returned whole, with the
+// fields after it; a piece of it that is only a line end is not taken
+// for the blank line that ends the header section.
+func TestDSNHeadersLongLine(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{4094, 4095, 4096, 9000} {
+		long := "X-Long: " + strings.Repeat("v", n-8)
+		orig := "From: a@b.test\r\n" + long + "\r\nSubject: after\r\n\r\nbody\r\n"
+		var b bytes.Buffer
+		if err := (DSN{HeadersOnly: true, Original: strings.NewReader(orig)}).writeOriginal(&b); err != nil {
+			t.Fatal(err)
+		}
+		if want := "Content-Type: text/rfc822-headers\r\n\r\nFrom: a@b.test\r\n" + long + "\r\nSubject: after\r\n"; b.String() != want {
+			t.Errorf("line of %d: header section cut: …%q", n, b.String()[max(0, b.Len()-40):])
+		}
+	}
+}

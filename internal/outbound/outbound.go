@@ -22,6 +22,7 @@ import (
 	"unicode/utf8"
 
 	"posthorn/internal/dns"
+	"posthorn/internal/message"
 	"posthorn/internal/queue"
 	"posthorn/internal/smtp"
 )
@@ -311,11 +312,21 @@ func (s *Sender) connect(ctx context.Context, h host, addr string, useTLS bool) 
 
 // transact sends the message and maps replies to per-recipient results.
 func (s *Sender) transact(c *smtp.Client, env queue.Envelope, h host, body io.ReaderAt, size int64) ([]queue.Result, error) {
-	e := smtp.Envelope{From: env.From, Size: size, Body8: has8bit(body, size), UTF8: env.UTF8, Ret: env.Ret, EnvID: env.EnvID}
+	scan := scanBody(body, size)
+	e := smtp.Envelope{From: env.From, Size: size, Body8: scan.eightBit, UTF8: env.UTF8, Ret: env.Ret, EnvID: env.EnvID}
 	for _, r := range env.Rcpts {
 		e.Rcpts = append(e.Rcpts, smtp.EnvelopeRcpt{Addr: r.Addr, Notify: r.Notify, ORcpt: r.ORcpt})
 	}
-	res, err := c.Send(e, io.NewSectionReader(body, 0, size))
+	var data io.Reader = io.NewSectionReader(body, 0, size)
+	if scan.longest > message.MaxLine {
+		// Accepted with a line over RFC 5321's 1000 octets (the SMTP
+		// server takes up to smtp.max_line_length, as Postfix takes any),
+		// the message is sent with such lines broken, as Postfix's
+		// smtp_line_length_limit does: a server that holds to the limit
+		// refuses it otherwise.
+		data = message.FoldLines(data, message.MaxLine)
+	}
+	res, err := c.Send(e, data)
 	if errors.Is(err, smtp.ErrNeedsSMTPUTF8) {
 		return all(env, 553, "5.6.7", h.name+" does not support SMTPUTF8, which this message needs"), nil
 	}
@@ -377,20 +388,36 @@ func withRemote(rs []queue.Result, remote string) []queue.Result {
 	return rs
 }
 
-// has8bit reports whether the body has octets over 127.
-func has8bit(body io.ReaderAt, size int64) bool {
+// bodyScan is what transact needs to know of a message before sending it.
+type bodyScan struct {
+	eightBit bool // an octet over 127
+	longest  int  // the longest line, its line end not counted
+}
+
+// scanBody reads the message once for bodyScan.
+func scanBody(body io.ReaderAt, size int64) bodyScan {
+	var s bodyScan
+	line, cr := 0, false // octets of the current line so far; the last was CR
 	buf := make([]byte, 32<<10)
 	for off := int64(0); off < size; {
 		n, err := body.ReadAt(buf[:min(int64(len(buf)), size-off)], off)
 		for _, b := range buf[:n] {
-			if b >= 0x80 {
-				return true
+			if b == '\n' {
+				if cr {
+					line--
+				}
+				s.longest, line = max(s.longest, line), 0
+			} else {
+				s.eightBit = s.eightBit || b >= 0x80
+				line++
 			}
+			cr = b == '\r'
 		}
 		off += int64(n)
 		if err != nil {
-			return false
+			break
 		}
 	}
-	return false
+	s.longest = max(s.longest, line)
+	return s
 }

@@ -531,3 +531,44 @@ func TestLoopNamedAfterSTARTTLS(t *testing.T) {
 		t.Errorf("EHLO inside TLS names us: %+v, want 554 5.4.6", out)
 	}
 }
+
+// TestLongLinesBroken: a message taken with lines over RFC 5321's 1000
+// octets (the SMTP server's max_line_length may allow them, as Postfix
+// takes any) reaches a server that holds to the limit, with those lines
+// broken as Postfix's smtp_line_length_limit breaks them; lines within
+// the limit, the header fields' text and the body's text are unchanged.
+func TestLongLinesBroken(t *testing.T) {
+	t.Parallel()
+	r := &remote{} // our SMTP server: 998 octets a line by default
+	port := startRemote(t, r)
+	res := resolver(t, map[string]mockdns.Zone{
+		"remote.test.":    {MX: []net.MX{{Host: "mx.remote.test.", Pref: 10}}},
+		"mx.remote.test.": {A: []string{"127.0.0.1"}},
+	})
+	s, err := New(Options{Resolver: res, Hostname: "mx.test", Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject := "Subject:" + strings.Repeat(" long", 400)
+	html := "<p>" + strings.Repeat("minified html ", 700) + "</p>"
+	long := subject + "\r\nTo: x@remote.test\r\n\r\n" + html + "\r\nshort line\r\n"
+	out := s.Deliver(context.Background(), envelope("remote.test", "x@remote.test"), strings.NewReader(long), int64(len(long)))
+	if out[0].Code != 250 {
+		t.Fatalf("result %+v", out[0])
+	}
+	if len(r.msgs) != 1 {
+		t.Fatalf("remote got %d messages", len(r.msgs))
+	}
+	hdr, text, _ := strings.Cut(r.msgs[0], "\r\n\r\n")
+	if strings.ReplaceAll(hdr, "\r\n ", " ") != subject+"\r\nTo: x@remote.test" {
+		t.Errorf("header does not unfold to the original: %.100q…", hdr)
+	}
+	// The body's pieces may start with a space of their own, so only
+	// the text between white space is compared.
+	if strings.Join(strings.Fields(text), "") != strings.Join(strings.Fields(html+" short line"), "") || !strings.HasSuffix(text, "\r\nshort line\r\n") {
+		t.Errorf("body text changed: %.100q…", text)
+	}
+	if got := scanBody(strings.NewReader(long), int64(len(long))); got.longest != len(html) || got.eightBit {
+		t.Errorf("scanBody = %+v, want longest %d", got, len(html))
+	}
+}

@@ -199,13 +199,20 @@ func writeMboxMessage(f *os.File, start int64, from string, when time.Time, msg 
 var fromLine = regexp.MustCompile(`^>*From `)
 
 // escapeMboxrd copies msg with LF line ends, adding ">" to lines that
-// start with >*"From ", and ends with one blank line.
+// start with >*"From ", and ends with one blank line. A line longer than
+// the buffer comes in pieces; a CR that ends a piece is held back until
+// the next shows whether it ends the line.
 func escapeMboxrd(w *bufio.Writer, msg io.Reader) error {
 	r := bufio.NewReaderSize(msg, 64<<10)
 	last := byte('\n')
-	atStart := true
+	atStart, heldCR := true, false
 	for {
 		line, err := r.ReadSlice('\n')
+		if heldCR && (len(line) == 0 || line[0] != '\n') {
+			w.WriteByte('\r') // not a line end after all
+			last = '\r'
+		}
+		heldCR = false
 		if len(line) > 0 {
 			if atStart && fromLine.Match(line) {
 				w.WriteByte('>')
@@ -217,8 +224,13 @@ func escapeMboxrd(w *bufio.Writer, msg io.Reader) error {
 				w.WriteByte('\n')
 				last = '\n'
 			} else {
+				if line[len(line)-1] == '\r' && errors.Is(err, bufio.ErrBufferFull) {
+					line, heldCR = line[:len(line)-1], true
+				}
 				w.Write(line)
-				last = line[len(line)-1]
+				if len(line) > 0 {
+					last = line[len(line)-1]
+				}
 			}
 		}
 		if errors.Is(err, bufio.ErrBufferFull) {
