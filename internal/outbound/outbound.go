@@ -318,6 +318,14 @@ func (s *Sender) transact(c *smtp.Client, env queue.Envelope, h host, body io.Re
 		e.Rcpts = append(e.Rcpts, smtp.EnvelopeRcpt{Addr: r.Addr, Notify: r.Notify, ORcpt: r.ORcpt})
 	}
 	var data io.Reader = io.NewSectionReader(body, 0, size)
+	if _, ok := c.Ext("8BITMIME"); scan.eightBit && !ok {
+		// RFC 6152 §3: no 8-bit data to a server without 8BITMIME;
+		// converted (as Postfix does) rather than returned.
+		pr, pw := io.Pipe()
+		go func() { pw.CloseWithError(message.Downgrade(pw, body, size)) }()
+		defer pr.Close() // ends the writer if Send stopped reading
+		data, e.Body8 = pr, false
+	}
 	if scan.longest > message.MaxLine {
 		// Accepted with a line over RFC 5321's 1000 octets (the SMTP
 		// server takes up to smtp.max_line_length, as Postfix takes any),

@@ -422,11 +422,14 @@ func TestLostAfterDataSaysSo(t *testing.T) {
 }
 
 // mxScript is what scriptedMX answers: its name in the greeting and to
-// EHLO (mx.remote.test by default), dotReply to the end of the data (""
-// drops the connection instead), and no reply to QUIT when quitHangs.
+// EHLO (mx.remote.test by default, and no extension), dotReply to the end
+// of the data ("" drops the connection instead), and no reply to QUIT
+// when quitHangs. Each message's data, its lines as they came, goes to
+// onData if set.
 type mxScript struct {
 	greeting, ehlo, dotReply string
 	quitHangs                bool
+	onData                   func(string)
 }
 
 // scriptedMX runs a minimal MX on 127.0.0.1 and returns its address.
@@ -462,6 +465,7 @@ func serveScripted(nc net.Conn, sc mxScript) {
 	io.WriteString(nc, "220 "+greeting+" ESMTP\r\n")
 	br := bufio.NewReader(nc)
 	inData := false
+	var data strings.Builder
 	for {
 		line, err := br.ReadString('\n')
 		if err != nil {
@@ -469,12 +473,16 @@ func serveScripted(nc net.Conn, sc mxScript) {
 		}
 		switch cmd := strings.ToUpper(strings.TrimSpace(line)); {
 		case inData && cmd == ".":
+			if sc.onData != nil {
+				sc.onData(data.String())
+			}
 			if sc.dotReply == "" {
 				return
 			}
 			inData = false
 			io.WriteString(nc, sc.dotReply+"\r\n")
 		case inData:
+			data.WriteString(line)
 		case strings.HasPrefix(cmd, "EHLO"):
 			io.WriteString(nc, "250 "+ehlo+"\r\n")
 		case cmd == "DATA":
@@ -570,5 +578,25 @@ func TestLongLinesBroken(t *testing.T) {
 	}
 	if got := scanBody(strings.NewReader(long), int64(len(long))); got.longest != len(html) || got.eightBit {
 		t.Errorf("scanBody = %+v, want longest %d", got, len(html))
+	}
+}
+
+// TestEightBitDowngraded: a server without 8BITMIME gets no 8-bit octet
+// in a body (RFC 6152 §3): the 8-bit text is sent quoted-printable, as
+// Postfix converts it, and no BODY=8BITMIME is declared.
+func TestEightBitDowngraded(t *testing.T) {
+	t.Parallel()
+	got := make(chan string, 1)
+	addr := scriptedMX(t, mxScript{dotReply: "250 ok", onData: func(d string) { got <- d }})
+	s, _ := New(Options{Hostname: "mx.test", RelayHost: addr, CommandTimeout: 5 * time.Second})
+	msg := "From: a@mx.test\r\nSubject: 8bit\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nGrüße\r\n"
+	out := s.Deliver(context.Background(), envelope("anywhere.test", "x@anywhere.test"), strings.NewReader(msg), int64(len(msg)))
+	if out[0].Code != 250 {
+		t.Fatalf("result %+v", out[0])
+	}
+	data := <-got
+	want := "From: a@mx.test\r\nSubject: 8bit\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nGr=C3=BC=C3=9Fe\r\n"
+	if data != want {
+		t.Errorf("sent\n%q\nwant\n%q", data, want)
 	}
 }
