@@ -42,28 +42,30 @@ type Fetcher struct {
 	log    *slog.Logger
 	panics atomic.Int64
 
-	emptyMu sync.Mutex
-	empty   map[string]int // message id → passes that got an empty body
+	unreadMu sync.Mutex
+	unread   map[string]int // message id → passes that could not read it
 }
 
-// maxEmptyPasses is how many passes may find one message's body empty
-// (a server that cannot read it for now) before it is left on the server
-// for good: failing every pass would hold back all later mail for ever.
-const maxEmptyPasses = 3
+// maxUnreadPasses is how many passes may fail to read one message (an
+// empty body, or a UID the server searched but did not list: a server
+// that cannot read it for now) before it is left on the server for good:
+// failing every pass would hold back all later mail for ever. The count
+// is in memory: a restart starts it again.
+const maxUnreadPasses = 3
 
-// emptyBody counts one more pass that found id's body empty and reports
+// unreadable counts one more pass that could not read id and reports
 // whether to give up on it now.
-func (f *Fetcher) emptyBody(id string) bool {
-	f.emptyMu.Lock()
-	defer f.emptyMu.Unlock()
-	if f.empty == nil {
-		f.empty = map[string]int{}
+func (f *Fetcher) unreadable(id string) bool {
+	f.unreadMu.Lock()
+	defer f.unreadMu.Unlock()
+	if f.unread == nil {
+		f.unread = map[string]int{}
 	}
-	f.empty[id]++
-	if f.empty[id] < maxEmptyPasses {
+	f.unread[id]++
+	if f.unread[id] < maxUnreadPasses {
 		return false
 	}
-	delete(f.empty, id)
+	delete(f.unread, id)
 	return true
 }
 

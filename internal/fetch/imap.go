@@ -275,7 +275,18 @@ func (s *imapSession) pass(ctx context.Context) (Stats, error) {
 		chunk := uids[:min(len(uids), imapListChunk)]
 		uids = uids[len(chunk):]
 		var ls []listed
-		if ls, err = s.list(chunk); err != nil {
+		var missing []uint32
+		if ls, missing, err = s.list(chunk); err != nil {
+			break
+		}
+		for _, u := range missing {
+			var o outcome
+			if o, err = s.unlisted(u); err != nil {
+				break
+			}
+			st.count(o)
+		}
+		if err != nil {
 			break
 		}
 		for _, l := range ls {
@@ -393,8 +404,9 @@ type listed struct {
 	fp   string
 }
 
-// list returns each message's size and fingerprint, in UID order.
-func (s *imapSession) list(uids []uint32) ([]listed, error) {
+// list returns each message's size and fingerprint, in UID order, and
+// the UIDs the server did not list.
+func (s *imapSession) list(uids []uint32) ([]listed, []uint32, error) {
 	set := imap.UIDSet{}
 	want := map[uint32]bool{}
 	for _, u := range uids {
@@ -426,10 +438,40 @@ func (s *imapSession) list(uids []uint32) ([]listed, error) {
 		}
 	}
 	if err := cmd.Close(); err != nil {
-		return nil, fmt.Errorf("imap UID FETCH (list): %w", err)
+		return nil, nil, fmt.Errorf("imap UID FETCH (list): %w", err)
 	}
 	slices.SortFunc(out, func(a, b listed) int { return int(int64(a.uid) - int64(b.uid)) })
-	return out, nil
+	var missing []uint32
+	for _, u := range uids {
+		if want[u] {
+			missing = append(missing, u)
+		}
+	}
+	return out, missing, nil
+}
+
+// unlisted handles a UID that UID SEARCH returned and the listing left
+// out. Gone meanwhile (expunged by another client), it is recorded as
+// such. Still there, the pass fails and is tried again, like an empty
+// body, and after maxUnreadPasses the message is left on the server:
+// taking it for gone would let the messages after it move the folder's
+// high-water mark past it, and no later pass would ever look at it.
+func (s *imapSession) unlisted(uid uint32) (outcome, error) {
+	f := s.f
+	still, err := s.uidExists(uid)
+	switch {
+	case err != nil:
+		return 0, err
+	case !still:
+		return vanished, f.state.SkipUID(s.folder, uid, "")
+	}
+	id := imapID(f.src.Name, s.folder, s.uv, uid)
+	err = fmt.Errorf("imap UID FETCH %d: not listed, though the server still has it", uid)
+	if f.unreadable(id) {
+		f.refused(id, err)
+		return skipped, f.state.SkipUID(s.folder, uid, "")
+	}
+	return 0, err
 }
 
 // message fetches and delivers one listed message.
@@ -469,7 +511,7 @@ func (s *imapSession) message(ctx context.Context, l listed) (outcome, error) {
 		// real one); fail the pass and try again, and after a few passes
 		// leave it on the server, so that later mail is not held back.
 		err := fmt.Errorf("imap UID FETCH %d: an empty body for a message listed with %d octets", l.uid, l.size)
-		if f.emptyBody(id) {
+		if f.unreadable(id) {
 			f.refused(id, err)
 			return skipped, f.state.SkipUID(s.folder, l.uid, "")
 		}

@@ -516,13 +516,13 @@ func TestIMAPEmptyBodyIsNoMessage(t *testing.T) {
 	// passes, so that the mail after it is not held back for ever.
 	broken.Store(true)
 	p.add(t, "INBOX", testMessage("stuck"))
-	for range maxEmptyPasses - 1 {
+	for range maxUnreadPasses - 1 {
 		if _, err := once(t, f); err == nil {
 			t.Fatal("a pass with an empty body succeeded")
 		}
 	}
 	if st, err := once(t, f); err != nil || st.Skipped != 1 {
-		t.Fatalf("pass %d: %+v, %v; want the message skipped", maxEmptyPasses, st, err)
+		t.Fatalf("pass %d: %+v, %v; want the message skipped", maxUnreadPasses, st, err)
 	}
 	broken.Store(false)
 	p.add(t, "INBOX", testMessage("after"))
@@ -530,6 +530,74 @@ func TestIMAPEmptyBodyIsNoMessage(t *testing.T) {
 		t.Fatalf("the mail after it: %+v, %v", st, err)
 	}
 	if got := d.subjects(); !slices.Equal(got, []string{"one", "after"}) {
+		t.Errorf("delivered %q", got)
+	}
+}
+
+// unlistedUID leaves the UID in omit out of the listing FETCH (the one
+// that asks for RFC822.SIZE), as a glitching server may.
+type unlistedUID struct {
+	imapserver.SessionIMAP4rev2
+	omit *atomic.Uint32
+}
+
+func (s unlistedUID) Fetch(w *imapserver.FetchWriter, set imap.NumSet, o *imap.FetchOptions) error {
+	uids, ok := set.(imap.UIDSet)
+	if omit := s.omit.Load(); ok && o.RFC822Size && omit != 0 {
+		n, _ := uids.Nums()
+		kept := imap.UIDSet{}
+		for _, u := range n {
+			if uint32(u) != omit {
+				kept.AddNum(u)
+			}
+		}
+		if len(kept) == 0 {
+			return nil
+		}
+		set = kept
+	}
+	return s.SessionIMAP4rev2.Fetch(w, set, o)
+}
+
+// TestIMAPUnlistedUIDNotSkipped: a message that UID SEARCH returns but
+// the listing leaves out fails the pass instead of being passed over; the
+// messages after it once moved the folder's high-water mark past it, and
+// no later pass looked at it again. One that stays unlisted is left on
+// the server after a few passes, so that later mail is not held back.
+func TestIMAPUnlistedUIDNotSkipped(t *testing.T) {
+	t.Parallel()
+	var omit atomic.Uint32
+	omit.Store(2)
+	p := newWrappedIMAPPeer(t, nil, func(s imapserver.Session) imapserver.Session {
+		return unlistedUID{s.(imapserver.SessionIMAP4rev2), &omit}
+	})
+	for _, s := range []string{"one", "two", "three"} {
+		p.add(t, "INBOX", testMessage(s))
+	}
+	d := &memDeliverer{}
+	f := newFetcher(t, p.source(), d, t.TempDir())
+	if _, err := once(t, f); err == nil {
+		t.Fatal("a pass with a message left unlisted succeeded")
+	}
+	omit.Store(0)
+	if st, err := once(t, f); err != nil || st.Fetched+d.count() < 3 {
+		t.Fatalf("after recovery: %+v, %v, %d delivered", st, err, d.count())
+	}
+	if got := d.subjects(); !slices.Contains(got, "two") || len(got) != 3 {
+		t.Errorf("delivered %q, want one, two and three once each", got)
+	}
+	omit.Store(4)
+	p.add(t, "INBOX", testMessage("stuck"))
+	p.add(t, "INBOX", testMessage("after"))
+	for range maxUnreadPasses - 1 {
+		if _, err := once(t, f); err == nil {
+			t.Fatal("a pass with a message left unlisted succeeded")
+		}
+	}
+	if st, err := once(t, f); err != nil || st.Skipped != 1 || st.Fetched != 1 {
+		t.Fatalf("pass %d: %+v, %v; want the unlisted message skipped and the next fetched", maxUnreadPasses, st, err)
+	}
+	if got := d.subjects(); got[len(got)-1] != "after" || slices.Contains(got, "stuck") {
 		t.Errorf("delivered %q", got)
 	}
 }

@@ -172,7 +172,7 @@ func (f *Fetcher) pop3Message(ctx context.Context, c *pop3Client, e pop3Entry) (
 		// the real message; fail the pass and try again, and after a few
 		// passes leave it on the server, not holding back later mail.
 		err := fmt.Errorf("pop3 RETR %d: no content for a message listed with %d octets", e.n, e.size)
-		if f.emptyBody(id) {
+		if f.unreadable(id) {
 			f.refused(id, err)
 			return skipped, f.state.SkipUIDL(e.uidl, "")
 		}

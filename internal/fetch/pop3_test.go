@@ -332,12 +332,12 @@ func TestPOP3EmptyRETRIsNoMessage(t *testing.T) {
 	// One that stays empty is left on the server after a few passes.
 	p.add("u2", testMessage("stuck"))
 	p.empty.Store(true)
-	for range maxEmptyPasses - 1 {
+	for range maxUnreadPasses - 1 {
 		if _, err := once(t, f); err == nil {
 			t.Fatal("a pass with an empty RETR succeeded")
 		}
 	}
 	if st, err := once(t, f); err != nil || st.Skipped != 1 || p.len() != 1 {
-		t.Fatalf("pass %d: %+v, %v, %d left; want it skipped and left", maxEmptyPasses, st, err, p.len())
+		t.Fatalf("pass %d: %+v, %v, %d left; want it skipped and left", maxUnreadPasses, st, err, p.len())
 	}
 }
