@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -242,19 +243,31 @@ func PasswordFile(path string) func(context.Context) (string, error) {
 const passwordCommandTimeout = 30 * time.Second
 
 // PasswordCommand returns a Password func that runs command with /bin/sh
-// and uses the first line of its output.
+// and uses the first line of its output. The command runs in a process
+// group of its own, which a timeout or the end of ctx kills whole: a
+// command that hangs in a child (gpg waiting for a pinentry) held the
+// source's pass and the daemon's shutdown for as long as that child
+// lived, since the child kept the output pipe open.
 func PasswordCommand(command string) func(context.Context) (string, error) {
 	return func(ctx context.Context) (string, error) {
 		ctx, cancel := context.WithTimeout(ctx, passwordCommandTimeout)
 		defer cancel()
-		var stderr bytes.Buffer
 		cmd := exec.CommandContext(ctx, "/bin/sh", "-c", command)
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+		cmd.WaitDelay = time.Second // a child left behind keeps the pipes open
+		stdout, stderr := &capped{max: 4096}, &capped{max: 4096}
+		cmd.Stdout, cmd.Stderr = stdout, stderr
+		if err := cmd.Run(); err != nil {
+			if ctx.Err() != nil {
+				err = ctx.Err()
+			}
 			return "", fmt.Errorf("password command: %w: %s", err, bytes.TrimSpace(stderr.Bytes()))
 		}
-		line, _, _ := bytes.Cut(out, []byte("\n"))
+		line, _, found := bytes.Cut(stdout.Bytes(), []byte("\n"))
+		if stdout.over && !found {
+			return "", fmt.Errorf("password command: a first line over %d octets", stdout.max)
+		}
 		pw := strings.TrimSuffix(string(line), "\r")
 		if pw == "" {
 			return "", errors.New("password command: printed no password")
@@ -262,3 +275,21 @@ func PasswordCommand(command string) func(context.Context) (string, error) {
 		return pw, nil
 	}
 }
+
+// capped keeps the first max octets written to it and drops the rest, so
+// that a command printing without end cannot fill the memory. (Not an
+// embedded bytes.Buffer: io.Copy would use its ReadFrom, unbounded.)
+type capped struct {
+	buf  bytes.Buffer
+	max  int
+	over bool // octets were dropped
+}
+
+func (c *capped) Write(p []byte) (int, error) {
+	room := max(c.max-c.buf.Len(), 0)
+	c.buf.Write(p[:min(len(p), room)])
+	c.over = c.over || len(p) > room
+	return len(p), nil
+}
+
+func (c *capped) Bytes() []byte { return c.buf.Bytes() }

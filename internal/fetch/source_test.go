@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestSourceCheck(t *testing.T) {
@@ -86,6 +87,18 @@ func TestPasswords(t *testing.T) {
 	must(t, os.WriteFile(path, []byte("\n"), 0o600))
 	if _, err := PasswordFile(path)(ctx); err == nil {
 		t.Error("empty password accepted")
+	}
+	if pw, err := PasswordCommand("head -c 100000 /dev/zero | tr '\\0' x")(ctx); err == nil { // kept up to 4 KiB
+		t.Errorf("a 100,000-octet line gave %d octets", len(pw))
+	}
+	// A command that waits in a child (gpg for its pinentry) is killed
+	// whole when ctx ends: the child held the output pipe, and the call
+	// waited for it (30 s here) past any timeout or shutdown.
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if _, err := PasswordCommand("sh -c 'sleep 30'; echo late")(short); err == nil || time.Since(start) > 5*time.Second {
+		t.Errorf("a hanging command: %v after %v", err, time.Since(start))
 	}
 }
 
