@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -181,10 +182,34 @@ func (a *app) withIMAP(f *mailFlags, fn func(ctx context.Context, p *mua.Profile
 
 // printJSON writes v indented.
 func (a *app) printJSON(v any) error {
-	enc := json.NewEncoder(a.stdout)
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
-	return enc.Encode(v)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	_, err := a.stdout.Write(escapeUnsafe(b.Bytes()))
+	return err
+}
+
+// escapeUnsafe writes the runes a terminal acts on that encoding/json
+// leaves as they are (C1 controls, bidirectional overrides) as \u
+// escapes: the same JSON, safe to print. JSON has such runes only in
+// strings, where the escape means the same.
+func escapeUnsafe(js []byte) []byte {
+	if !bytes.ContainsFunc(js, func(r rune) bool { return r >= 0x80 && mua.Unsafe(r) }) {
+		return js
+	}
+	var out bytes.Buffer
+	for _, r := range string(js) {
+		if r >= 0x80 && mua.Unsafe(r) {
+			fmt.Fprintf(&out, "\\u%04x", r)
+		} else {
+			out.WriteRune(r)
+		}
+	}
+	return out.Bytes()
 }
 
 // --- sending -----------------------------------------------------------------
@@ -269,8 +294,12 @@ func (a *app) text(cmd *cobra.Command, c *composeFlags, template string) (string
 }
 
 // stdinIsTerminal: a character device that is not /dev/null.
-func (a *app) stdinIsTerminal() bool {
-	f, ok := a.stdin.(*os.File)
+func (a *app) stdinIsTerminal() bool { return isTerminal(a.stdin) }
+
+// isTerminal: f is an *os.File on a character device that is not
+// /dev/null.
+func isTerminal(v any) bool {
+	f, ok := v.(*os.File)
 	if !ok {
 		return false
 	}
@@ -660,6 +689,11 @@ attachments. --save-attachments writes them into DIR under safe names
 					}
 				}
 				switch {
+				case raw && isTerminal(a.stdout):
+					// As stored, but no escape sequence reaches the
+					// terminal (redirected, the bytes are exact).
+					_, err := io.WriteString(a.stdout, mua.Printable(strings.ReplaceAll(string(m.Raw), "\r\n", "\n")))
+					return err
 				case raw:
 					_, err := a.stdout.Write(m.Raw)
 					return err

@@ -17,9 +17,14 @@ func MessageIDs(s string) []string {
 			return out
 		}
 		id := s[i : i+j+1]
-		if !strings.ContainsAny(id, " \t\r\n") && len(id) > 2 {
+		if len(id) > 2 && !strings.ContainsFunc(id, isNotIDChar) {
 			out = append(out, id)
 		}
 		s = s[i+j+1:]
 	}
 }
+
+// isNotIDChar: white space and control characters, which no msg-id holds
+// (RFC 5322 §3.6.4: printable ASCII, RFC 6532 adds UTF-8) and which,
+// copied into a reply's References, would put them in its header.
+func isNotIDChar(r rune) bool { return r <= ' ' || r == 0x7f || r >= 0x80 && r < 0xa0 }

@@ -26,7 +26,7 @@ func SafeFilename(name string) string {
 	name = strings.ToValidUTF8(name, "")
 	name = strings.Map(func(r rune) rune {
 		switch {
-		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || isBidiControl(r):
+		case Unsafe(r):
 			return -1
 		case r == '/' || r == ':':
 			return '_'

@@ -63,15 +63,24 @@ type Part struct {
 }
 
 // ParseMessage decodes raw (RFC 5322 + MIME). It never fails on a broken
-// body: what cannot be decoded is shown raw, with a note.
+// message: what cannot be decoded is shown raw, with a note, and a header
+// line that is no field is left out with a note (any sender can put one
+// there, and the message must still be readable, answerable and
+// forwardable). The error return is kept for callers; it is always nil.
 func ParseMessage(raw []byte) (*Message, error) {
-	msg, err := mail.ReadMessage(bufio.NewReader(bytes.NewReader(raw)))
-	if err != nil {
-		return nil, fmt.Errorf("parse message: %w", err)
+	var h mail.Header
+	var body []byte
+	var notes []string
+	if msg, err := mail.ReadMessage(bufio.NewReader(bytes.NewReader(raw))); err == nil {
+		h = msg.Header
+		body, _ = io.ReadAll(msg.Body)
+	} else {
+		var skipped int
+		if h, body, skipped = lenientHeader(raw); skipped > 0 {
+			notes = append(notes, fmt.Sprintf("%d header line(s) that are no header field left out", skipped))
+		}
 	}
-	body, _ := io.ReadAll(msg.Body)
-	h := msg.Header
-	m := &Message{
+	m := &Message{Notes: notes,
 		From:       parseAddressList(h.Get("From")),
 		To:         parseAddressList(h.Get("To")),
 		Cc:         parseAddressList(h.Get("Cc")),
@@ -96,6 +105,44 @@ func ParseMessage(raw []byte) (*Message, error) {
 		m.Text, m.TextType = htmlToText(strings.Join(w.html, "\n")), "text/html"
 	}
 	return m, nil
+}
+
+// lenientHeader splits raw into its header fields and body as mutt and
+// Dovecot read a broken header: up to the first empty line (or the end),
+// continuation lines unfolded into their field, other lines without a
+// colon (or with an empty or spaced name) left out and counted.
+func lenientHeader(raw []byte) (mail.Header, []byte, int) {
+	h := mail.Header{}
+	skipped := 0
+	var name string // the field a continuation line belongs to
+	rest := raw
+	for len(rest) > 0 {
+		line, after, found := bytes.Cut(rest, []byte("\n"))
+		if !found {
+			after = nil
+		}
+		rest = after
+		text := strings.TrimSuffix(string(line), "\r")
+		if text == "" {
+			break
+		}
+		if text[0] == ' ' || text[0] == '\t' {
+			if vs := h[name]; name != "" && len(vs) > 0 {
+				vs[len(vs)-1] += " " + strings.TrimSpace(text)
+			} else {
+				skipped++
+			}
+			continue
+		}
+		k, v, ok := strings.Cut(text, ":")
+		if !ok || k == "" || strings.ContainsAny(k, " \t") {
+			skipped, name = skipped+1, ""
+			continue
+		}
+		name = textproto.CanonicalMIMEHeaderKey(k)
+		h[name] = append(h[name], strings.TrimSpace(v))
+	}
+	return h, rest, skipped
 }
 
 // walker collects the text and the attachments of a MIME tree.
@@ -324,16 +371,17 @@ func Printable(s string) string {
 		s = strings.ToValidUTF8(s, "\uFFFD")
 	}
 	return strings.Map(func(r rune) rune {
-		switch {
-		case r == '\n' || r == '\t':
-			return r
-		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0), isBidiControl(r):
+		if r != '\n' && r != '\t' && Unsafe(r) {
 			return '\uFFFD'
 		}
 		return r
 	}, s)
 }
 
-func isBidiControl(r rune) bool {
-	return r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069 || r == 0x200e || r == 0x200f
+// Unsafe reports a rune a terminal may act on: a control character (C0,
+// DEL, C1, whose CSI starts escape sequences) or a bidirectional
+// override, which reorders what follows it on the screen.
+func Unsafe(r rune) bool {
+	return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) ||
+		r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069 || r == 0x200e || r == 0x200f
 }

@@ -163,3 +163,24 @@ func TestPrintable(t *testing.T) {
 		t.Errorf("Printable(%q) = %q", in, got)
 	}
 }
+
+// TestParseBrokenHeaderLine: a header line that is no field (any sender
+// can put one there) is left out with a note; the message is still read,
+// and so can be answered and forwarded. It failed whole before.
+func TestParseBrokenHeaderLine(t *testing.T) {
+	raw := "From: a@b.test\r\nbroken header line\r\nSubject: still\r\n here\r\n\r\nthe text\r\n"
+	m, err := ParseMessage([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Subject != "still here" || len(m.From) != 1 || !strings.Contains(m.Text, "the text") || len(m.Notes) != 1 {
+		t.Errorf("got subject %q, from %v, text %q, notes %q", m.Subject, m.From, m.Text, m.Notes)
+	}
+	// A header without its empty line, a continuation with nothing
+	// before it, a name with a space: read as far as they go.
+	for _, raw := range []string{"Subject: only a header", " lone continuation\r\nSubject: s\r\n\r\nb", "Bad Name: x\r\nSubject: s\r\n\r\nb"} {
+		if m, err := ParseMessage([]byte(raw)); err != nil || !strings.HasPrefix(m.Subject, "s") && !strings.HasPrefix(m.Subject, "only") {
+			t.Errorf("%q: %+v, %v", raw, m, err)
+		}
+	}
+}

@@ -77,7 +77,7 @@ func Quote(orig *Message) string {
 	var b strings.Builder
 	who := "you"
 	if len(orig.From) > 0 {
-		who = orig.From[0].String()
+		who = Printable(oneLine(orig.From[0].String())) // the name may hold a line break
 	}
 	if orig.Date.IsZero() {
 		b.WriteString(who + " wrote:\n")

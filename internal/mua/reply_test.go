@@ -76,6 +76,23 @@ func TestReplyQuotes(t *testing.T) {
 	}
 }
 
+// TestReplyAttributionOneLine: a sender's name that decodes to a line
+// break (an encoded word can carry one) stays on the attribution line;
+// it put text of the sender's choosing, unquoted, into the user's reply.
+func TestReplyAttributionOneLine(t *testing.T) {
+	t.Parallel()
+	d := Reply(original(t, "From: =?utf-8?b?TmFzdHkNCkJjYzogeEBldmlsLnRlc3Q=?= <you@example.test>\nSubject: q\n"), addr("me@example.test"), nil, false, "")
+	first, _, _ := strings.Cut(d.Text, "\n")
+	if !strings.HasSuffix(first, " wrote:") || !strings.Contains(first, "Nasty") {
+		t.Errorf("attribution %q", first)
+	}
+	for _, line := range strings.Split(d.Text, "\n")[1:] {
+		if line != "" && !strings.HasPrefix(line, ">") {
+			t.Errorf("unquoted line %q in\n%s", line, d.Text)
+		}
+	}
+}
+
 func TestForwardAttachesTheOriginal(t *testing.T) {
 	t.Parallel()
 	orig := original(t, "From: you@example.test\nSubject: Fwd: ../report\nMessage-ID: <c@x>\n")
