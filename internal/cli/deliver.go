@@ -112,7 +112,7 @@ func tempUnlessExit(err error) error {
 // input means the program feeding us failed, and an exit status tells
 // it so where an empty mailbox entry would pass for mail.
 func readDelivery(r io.Reader, max int64) ([]byte, string, error) {
-	raw, err := readMessage(r, true, max)
+	raw, err := readMessage(r, true, max, true)
 	if err != nil {
 		return nil, "", &exitError{exDataErr, err}
 	}

@@ -224,7 +224,7 @@ func (a *app) sendmail(args []string) error {
 	if sa.mode == "bs" {
 		return a.proxySMTP(sock)
 	}
-	msg, err := readMessage(a.stdin, sa.ignoreDots, int64(cfg.SMTP.MaxMessageSize))
+	msg, err := readMessage(a.stdin, sa.ignoreDots, int64(cfg.SMTP.MaxMessageSize), false)
 	if err == nil {
 		msg = breakLongLines(msg, cfg.SMTP.MaxLineLength)
 		err = checkText(msg, cfg.SMTP.MaxLineLength)
@@ -255,11 +255,6 @@ func (a *app) takeConfigFlag(args []string) []string {
 	return out
 }
 
-// readMessage reads the message, turns LF line ends into CRLF and, unless
-// ignoreDots, stops at a line holding a single dot. A bare CR ends a line
-// too: the SMTP client sends it as CRLF (no smuggling sequence leaves this
-// host), so the -t header parsing must see the same lines, or
-// "Subject: x\rBcc: y" hid a Bcc field that was then sent as one.
 // checkText refuses what the daemon refuses on its socket and in the
 // maildrop (a NUL; a line over maxLine octets, which breakLongLines has
 // broken up before) before either is tried:
@@ -298,9 +293,19 @@ func hasLongLine(msg []byte, maxLine int) bool {
 	return false
 }
 
-func readMessage(r io.Reader, ignoreDots bool, max int64) ([]byte, error) {
+// readMessage reads the message, turns LF line ends into CRLF and, unless
+// ignoreDots, stops at a line holding a single dot. For sendmail
+// (lda false) a bare CR ends a line too: the SMTP client sends it as
+// CRLF (no smuggling sequence leaves this host), so the -t header
+// parsing must see the same lines, or "Subject: x\rBcc: y" hid a Bcc
+// field that was then sent as one. For deliver (lda true) the message
+// comes from elsewhere, through an MTA that keeps a bare CR as data: in
+// the header section it becomes a space, or "Subject: x\rX-Spam: no"
+// from any sender gave the stored message a field of its choosing.
+func readMessage(r io.Reader, ignoreDots bool, max int64, lda bool) ([]byte, error) {
 	var out bytes.Buffer
 	br := bufio.NewReaderSize(io.LimitReader(r, max+1), 64<<10)
+	header := true
 	for {
 		line, err := br.ReadBytes('\n')
 		if len(line) > 0 {
@@ -308,9 +313,13 @@ func readMessage(r io.Reader, ignoreDots bool, max int64) ([]byte, error) {
 			if !ignoreDots && string(line) == "." {
 				break
 			}
+			if lda && header {
+				line = bytes.ReplaceAll(line, []byte("\r"), []byte(" "))
+			}
 			for _, part := range bytes.Split(line, []byte("\r")) {
 				out.Write(part)
 				out.WriteString("\r\n")
+				header = header && len(part) > 0
 			}
 		}
 		if int64(out.Len()) > max {

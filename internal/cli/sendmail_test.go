@@ -41,22 +41,28 @@ func TestParseSendmail(t *testing.T) {
 
 func TestReadMessage(t *testing.T) {
 	t.Parallel()
-	got, err := readMessage(strings.NewReader("a\nb\r\n.\nafter\n"), false, 1000)
+	got, err := readMessage(strings.NewReader("a\nb\r\n.\nafter\n"), false, 1000, false)
 	if err != nil || string(got) != "a\r\nb\r\n" {
 		t.Errorf("dot ends: %q %v", got, err)
 	}
-	got, _ = readMessage(strings.NewReader("a\n.\nafter"), true, 1000)
+	got, _ = readMessage(strings.NewReader("a\n.\nafter"), true, 1000, false)
 	if string(got) != "a\r\n.\r\nafter\r\n" {
 		t.Errorf("-i: %q", got)
 	}
-	if _, err := readMessage(strings.NewReader(strings.Repeat("x", 2000)), true, 1000); err == nil {
+	if _, err := readMessage(strings.NewReader(strings.Repeat("x", 2000)), true, 1000, false); err == nil {
 		t.Error("oversize accepted")
 	}
 	// A bare CR ends a line, as the SMTP client will send it: -t must see
 	// the Bcc field that a CR before it would otherwise hide.
-	raw, _ := readMessage(strings.NewReader("To: a@x.test\r\nSubject: s\rBcc: hidden@z.test\r\n\r\nbody\rmore\n"), true, 1000)
+	in := "To: a@x.test\r\nSubject: s\rBcc: hidden@z.test\r\n\r\nbody\rmore\n"
+	raw, _ := readMessage(strings.NewReader(in), true, 1000, false)
 	if string(raw) != "To: a@x.test\r\nSubject: s\r\nBcc: hidden@z.test\r\n\r\nbody\r\nmore\r\n" {
 		t.Errorf("bare CR: %q", raw)
+	}
+	// For deliver, a bare CR in the header section is a space: a sender
+	// must not add a field to the stored message with it.
+	if lda, _ := readMessage(strings.NewReader(in), true, 1000, true); string(lda) != "To: a@x.test\r\nSubject: s Bcc: hidden@z.test\r\n\r\nbody\r\nmore\r\n" {
+		t.Errorf("deliver, bare CR: %q", lda)
 	}
 	out, rcpts := prepareHeader(raw, sendmailArgs{fromHeaders: true}, "root@h.test")
 	if strings.Contains(string(out), "hidden") || strings.Join(rcpts, ",") != "a@x.test,hidden@z.test" {
