@@ -79,13 +79,19 @@ func parseAddress(s string) (local, domain string, err error) {
 	return addr.Local, addr.ASCIIDomain(), nil
 }
 
-// password reads one line from stdin, or makes and prints a new password.
-func (a *app) password(fromStdin bool) (string, error) {
+// password reads one line from stdin, or makes a new password; shown is
+// then called once the password is in use, to print it (never before:
+// a command that then failed printed a password that was nobody's).
+func (a *app) password(fromStdin bool) (pw string, shown func(), err error) {
 	if !fromStdin {
 		pw := users.GeneratePassword()
-		fmt.Fprintf(a.stdout, "password: %s\n", pw)
-		return pw, nil
+		return pw, func() { fmt.Fprintf(a.stdout, "password: %s\n", pw) }, nil
 	}
+	pw, err = a.stdinPassword()
+	return pw, func() {}, err
+}
+
+func (a *app) stdinPassword() (string, error) {
 	line, err := bufio.NewReader(io.LimitReader(a.stdin, users.MaxPasswordLen+2)).ReadString('\n')
 	if err != nil && !errors.Is(err, io.EOF) {
 		return "", err
@@ -107,7 +113,7 @@ func (a *app) userCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			pw, err := a.password(stdinAdd)
+			pw, shown, err := a.password(stdinAdd)
 			if err != nil {
 				return err
 			}
@@ -116,6 +122,7 @@ func (a *app) userCmd() *cobra.Command {
 				return fmt.Errorf("account %s exists already", args[0])
 			}
 			if err == nil {
+				shown()
 				fmt.Fprintf(a.stdout, "created %s\n", acct.Address)
 			}
 			return err
@@ -129,11 +136,15 @@ func (a *app) userCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			pw, err := a.password(stdinPasswd)
+			pw, shown, err := a.password(stdinPasswd)
 			if err != nil {
 				return err
 			}
-			return notFound(us.SetPassword(ctx, addr, pw), "account", addr)
+			if err := notFound(us.SetPassword(ctx, addr, pw), "account", addr); err != nil {
+				return err
+			}
+			shown()
+			return nil
 		}),
 	}
 	passwd.Flags().BoolVar(&stdinPasswd, "password-stdin", false, "read the password from the first line of standard input")
