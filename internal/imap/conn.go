@@ -68,7 +68,7 @@ type conn struct {
 func newConn(s *Server, nc net.Conn) *conn {
 	c := &conn{s: s, raw: nc, nc: nc, remote: remoteAddr(nc), id: newID()}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	c.log = s.log.With("cid", c.id, "remote", c.remote.String(), "service", "imap")
+	c.log = s.log.With("cid", c.id, "remote", c.remote.String()) // the daemon's logger names the service (imap or imaps)
 	// 4 KiB each: commands and responses that are longer pass through in
 	// pieces, and thousands of idle sessions keep only this much.
 	c.br = bufio.NewReaderSize(timedReader{c}, 4096)
