@@ -19,10 +19,13 @@ func (d *Daemon) buildHTTP() {
 	d.registerMetrics()
 	d.http = &http.Server{
 		Handler:           metrics.Default.Handler(d.health),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
+		// Short: the listener has maxHTTPConns slots, and a client that
+		// holds them (slow headers, idle keep-alive) keeps health checks
+		// out for as long as it does. A scraper reconnects at no cost.
+		ReadHeaderTimeout: 3 * time.Second,
+		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       time.Minute,
+		IdleTimeout:       10 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 	}
 }
