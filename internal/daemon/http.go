@@ -18,7 +18,7 @@ func (d *Daemon) buildHTTP() {
 	}
 	d.registerMetrics()
 	d.http = &http.Server{
-		Handler:           metrics.Default.Handler(d.health),
+		Handler: metrics.Default.Handler(d.health),
 		// Short: the listener has maxHTTPConns slots, and a client that
 		// holds them (slow headers, idle keep-alive) keeps health checks
 		// out for as long as it does. A scraper reconnects at no cost.
