@@ -484,3 +484,44 @@ func TestFaultTruncatedIndex(t *testing.T) {
 		}
 	})
 }
+
+// TestFaultLostWALNewUIDValidity: kill -9, then the index's write-ahead
+// log is deleted (an operator's mistake, a damaged file): SQLite starts
+// from its last checkpoint, which knew nothing of the last messages. The
+// server found their files and gave them UIDs again from there, under the
+// same UIDVALIDITY, in any order, and after an expunge the next message
+// could take a UID that a client still had in its cache for another one.
+// The mailbox's UID mark shows the index is behind it: INBOX gets a new
+// UIDVALIDITY, and clients start it afresh.
+func TestFaultLostWALNewUIDValidity(t *testing.T) {
+	t.Parallel()
+	s := newRelServer(t, relOpts{imap: true})
+	send := func(subj string) {
+		t.Helper()
+		if err := sendSMTP(s.addr(), "a@client.example.net", "me@example.test", testMessage("a@client.example.net", "me@example.test", subj, 300)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("checkpointed")
+	s.stop() // a clean stop checkpoints the log into posthorn.db
+	s.restart()
+	before := viewIMAP(t, s.imap).status("UIDVALIDITY")
+	for i := range 3 {
+		send(fmt.Sprintf("only in the log %d", i))
+	}
+	time.Sleep(3 * time.Second) // the UID marks are written every 2 s
+	s.kill9()
+	for _, f := range []string{"posthorn.db-wal", "posthorn.db-shm"} {
+		if err := os.Remove(filepath.Join(s.data, f)); err != nil && f == "posthorn.db-wal" {
+			t.Fatalf("no write-ahead log to lose: %v", err)
+		}
+	}
+	s.restart()
+	v := checkIndexMatchesMaildir(t, s)
+	if after := v.status("UIDVALIDITY"); after == before || before <= 0 {
+		t.Errorf("BUG: UIDVALIDITY %d before, %d after the index lost its last commits: the UIDs given out since may be given again", before, after)
+	}
+	if !strings.Contains(s.logText(), "mailbox index is behind its UID mark") {
+		t.Error("no log line says the index lost commits")
+	}
+}

@@ -377,9 +377,23 @@ func (d *Daemon) buildServers(router *delivery.Router) error {
 // the queue runner. It also reconciles every mailbox index with its
 // storage, in the background, so files left by a crash are indexed.
 func (d *Daemon) Start() error {
+	marks, hasMarks := d.store.(uidMarker)
+	if hasMarks {
+		// Before anyone is served: a mailbox whose index lost commits
+		// must not hand out UIDs its clients already know.
+		if n, err := marks.CheckUIDMarks(d.ctx); err != nil {
+			d.log.Error("UID marks not checked", "err", err)
+		} else if n > 0 {
+			d.log.Error("mailboxes given a new UIDVALIDITY after lost index commits", "count", n)
+		}
+	}
 	if err := d.listen(); err != nil {
 		d.closeListeners()
 		return err
+	}
+	if hasMarks {
+		d.wg.Add(1)
+		go func() { defer d.wg.Done(); marks.KeepUIDMarks(d.ctx) }()
 	}
 	d.wg.Add(3)
 	go func() { defer d.wg.Done(); d.syncAll() }()
@@ -399,6 +413,13 @@ func (d *Daemon) Start() error {
 		}
 	}
 	return nil
+}
+
+// uidMarker is the embedded store's guard against UIDs given out twice
+// after its index lost commits (store/local/uidmarks.go).
+type uidMarker interface {
+	CheckUIDMarks(context.Context) (int, error)
+	KeepUIDMarks(context.Context)
 }
 
 // serve runs one listener of a service.

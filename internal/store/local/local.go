@@ -18,6 +18,10 @@
 //     commits everything pending as one transaction, a savepoint per
 //     request (group commit, writeQueue); readers use a separate pool and
 //     never block it (WAL).
+//   - The daemon copies each mailbox's UID state into a file beside its
+//     messages and, at start, renews (new UIDVALIDITY) a mailbox whose
+//     index is behind it (uidmarks.go): a lost -wal never makes a UID
+//     mean two messages.
 //   - A crash between rename and commit leaves a file without an index row;
 //     Sync adds it. A crash before the rename leaves a file in tmp/, which is
 //     never visible and is removed after 36 hours.
@@ -74,6 +78,8 @@ type Store struct {
 	synced     syncMarks
 	fsw        *dirWatch     // nil: no inotify here, directory mtimes are compared
 	layout     atomic.Uint64 // bumped by every mailbox RENAME or DELETE
+
+	marksRead atomic.Pointer[map[int64]uidMark] // by CheckUIDMarks, for KeepUIDMarks
 
 	maxBoxes  int           // mailboxes per account (maxMailboxes; tests lower it)
 	pollEvery time.Duration // watchPoll; tests raise it to see inotify alone at work
