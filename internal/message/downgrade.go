@@ -53,12 +53,12 @@ func (d *downgrader) copy(start, end int64) error {
 func (d *downgrader) part(p *Part, msg bool) error {
 	switch {
 	case p.Message != nil:
-		if err := d.copy(p.HeaderStart, p.BodyStart); err != nil {
+		if err := d.compositeHeader(p); err != nil {
 			return err
 		}
 		return d.part(p.Message, true) // a message of its own
 	case len(p.Parts) > 0:
-		if err := d.copy(p.HeaderStart, p.BodyStart); err != nil {
+		if err := d.compositeHeader(p); err != nil {
 			return err
 		}
 		at := p.BodyStart
@@ -75,6 +75,12 @@ func (d *downgrader) part(p *Part, msg bool) error {
 	}
 	if p.Encoding == "base64" || p.Encoding == "quoted-printable" {
 		return d.copy(p.HeaderStart, p.End) // 7-bit already
+	}
+	if p.Type == "multipart" || p.Type == "message" {
+		// A composite part the parser left whole (past its depth or part
+		// limits, or without a delimiter): no encoding is allowed on it
+		// (RFC 2045 §6.4), so it goes as it is.
+		return d.copy(p.HeaderStart, p.End)
 	}
 	// 7bit, 8bit, binary, or a name nobody knows, which leaves the
 	// octets as they are (RFC 2045 §6.4): encoded as they are too.
@@ -101,6 +107,17 @@ func (d *downgrader) part(p *Part, msg bool) error {
 		return err
 	}
 	return d.encode(p.BodyStart, p.End)
+}
+
+// compositeHeader writes the header of a multipart or message part. One
+// labelled 8bit or binary is labelled 7bit, as Postfix does: what it
+// holds is converted (RFC 2045 §6.4 allows only identity encodings
+// there, and 8bit would claim what the server was not told).
+func (d *downgrader) compositeHeader(p *Part) error {
+	if p.Encoding != "8bit" && p.Encoding != "binary" {
+		return d.copy(p.HeaderStart, p.BodyStart)
+	}
+	return d.header(p, []string{"Content-Transfer-Encoding: 7bit"})
 }
 
 // header writes p's header section without its Content-Transfer-Encoding

@@ -2,6 +2,7 @@ package message
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -144,6 +145,32 @@ func TestDowngradeMultipart(t *testing.T) {
 	}
 }
 
+// TestDowngradeComposite: a multipart or message part labelled 8bit is
+// labelled 7bit once what it holds is converted; one the parser left
+// whole (nested past its depth limit, or without a delimiter) is never
+// given an encoding (RFC 2045 §6.4), it goes as it is.
+func TestDowngradeComposite(t *testing.T) {
+	in := "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" +
+		"--b\r\nContent-Type: message/rfc822\r\nContent-Transfer-Encoding: 8bit\r\n\r\nSubject: in\r\n\r\nné\r\n--b--\r\n"
+	out := downgrade(t, in)
+	if strings.Contains(out, "8bit") || strings.Count(out, "Content-Transfer-Encoding: 7bit\r\n") != 2 || !strings.Contains(out, "n=C3=A9") {
+		t.Errorf("composite labels:\n%s", out)
+	}
+	deep := "Content-Type: text/plain; charset=utf-8\r\n\r\nné\r\n"
+	for i := range 101 {
+		b := fmt.Sprintf("n%d", i)
+		deep = "Content-Type: multipart/mixed; boundary=\"" + b + "\"\r\n\r\n--" + b + "\r\n" + deep + "--" + b + "--\r\n"
+	}
+	for _, in := range []string{
+		"MIME-Version: 1.0\r\n" + deep,
+		"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=zz\r\n\r\nno delimiter, 8-bit: é\r\n",
+	} {
+		if out := downgrade(t, in); strings.Contains(out, "quoted-printable") {
+			t.Errorf("a composite part was encoded:\n%.300s", out)
+		}
+	}
+}
+
 // TestQPEncode: lines at most 76 octets, no line that starts with "-"
 // (a soft line break could otherwise make a boundary), white space at a
 // line end encoded, and the text decodes back (bare LFs become CRLF).
@@ -229,8 +256,8 @@ func checkLeaves7bit(t *testing.T, data []byte, p *Part) {
 	if len(p.Parts) > 0 || p.Message != nil {
 		return
 	}
-	if p.Encoding == "base64" || p.Encoding == "quoted-printable" {
-		return // copied as it was: an 8-bit octet there was the sender's
+	if p.Encoding == "base64" || p.Encoding == "quoted-printable" || p.Type == "multipart" || p.Type == "message" {
+		return // copied as it was: an 8-bit octet there was the sender's, or no encoding is allowed
 	}
 	if i := bytes.IndexFunc(data[p.BodyStart:p.End], func(r rune) bool { return r >= 0x80 }); i >= 0 {
 		t.Fatalf("8-bit body left in a %s/%s part (%s):\n%q", p.Type, p.Subtype, p.Encoding, data)

@@ -102,7 +102,10 @@ func isWSP(b byte) bool { return b == ' ' || b == '\t' }
 // octets, with n ≥ 4: in a header field before its last white space
 // that leaves something besides white space in the piece (a line of
 // white space alone is no fold, RFC 5322 §3.2.2), else at the last UTF-8
-// character boundary.
+// character boundary. (A run of white space longer than n still gives
+// such a line: nothing else keeps every octet.) Only the message's own
+// header section is folded at white space; the header of a MIME part is
+// broken like body text, as Postfix breaks both.
 func lineCut(text []byte, n int, header bool) int {
 	if header {
 		start := 0
