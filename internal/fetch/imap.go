@@ -275,23 +275,20 @@ func (s *imapSession) pass(ctx context.Context) (Stats, error) {
 		chunk := uids[:min(len(uids), imapListChunk)]
 		uids = uids[len(chunk):]
 		var ls []listed
-		var missing []uint32
-		if ls, missing, err = s.list(chunk); err != nil {
+		if ls, err = s.list(chunk); err != nil {
 			break
 		}
-		for _, u := range missing {
-			var o outcome
-			if o, err = s.unlisted(u); err != nil {
-				break
-			}
-			st.count(o)
-		}
-		if err != nil {
-			break
-		}
+		// In UID order, up to the first failure: a message recorded
+		// (delivered, skipped or gone) moves the folder's high-water
+		// mark past every lower UID, which must all be done by then.
 		for _, l := range ls {
 			var o outcome
-			if o, err = s.message(ctx, l); err != nil {
+			if l.unlisted {
+				o, err = s.unlisted(l.uid)
+			} else {
+				o, err = s.message(ctx, l)
+			}
+			if err != nil {
 				break
 			}
 			st.count(o)
@@ -399,14 +396,15 @@ func (s *imapSession) search(from uint32) ([]uint32, error) {
 
 // listed is one message as listed before fetching it.
 type listed struct {
-	uid  uint32
-	size int64
-	fp   string
+	uid      uint32
+	size     int64
+	fp       string
+	unlisted bool // UID SEARCH returned it, the listing did not
 }
 
-// list returns each message's size and fingerprint, in UID order, and
-// the UIDs the server did not list.
-func (s *imapSession) list(uids []uint32) ([]listed, []uint32, error) {
+// list returns each message's size and fingerprint, in UID order, with
+// the UIDs the server did not list marked unlisted.
+func (s *imapSession) list(uids []uint32) ([]listed, error) {
 	set := imap.UIDSet{}
 	want := map[uint32]bool{}
 	for _, u := range uids {
@@ -438,16 +436,15 @@ func (s *imapSession) list(uids []uint32) ([]listed, []uint32, error) {
 		}
 	}
 	if err := cmd.Close(); err != nil {
-		return nil, nil, fmt.Errorf("imap UID FETCH (list): %w", err)
+		return nil, fmt.Errorf("imap UID FETCH (list): %w", err)
 	}
-	slices.SortFunc(out, func(a, b listed) int { return int(int64(a.uid) - int64(b.uid)) })
-	var missing []uint32
 	for _, u := range uids {
 		if want[u] {
-			missing = append(missing, u)
+			out = append(out, listed{uid: u, unlisted: true})
 		}
 	}
-	return out, missing, nil
+	slices.SortFunc(out, func(a, b listed) int { return int(int64(a.uid) - int64(b.uid)) })
+	return out, nil
 }
 
 // unlisted handles a UID that UID SEARCH returned and the listing left

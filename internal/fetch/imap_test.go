@@ -601,3 +601,41 @@ func TestIMAPUnlistedUIDNotSkipped(t *testing.T) {
 		t.Errorf("delivered %q", got)
 	}
 }
+
+// TestIMAPUnlistedInUIDOrder: an unlisted UID is handled in UID order with
+// the listed ones: skipped (after its passes) before a lower message
+// whose delivery failed, it moved the folder's high-water mark past that
+// one, which was then never fetched (review of run 5's fix).
+func TestIMAPUnlistedInUIDOrder(t *testing.T) {
+	t.Parallel()
+	var omit atomic.Uint32
+	omit.Store(2)
+	p := newWrappedIMAPPeer(t, nil, func(s imapserver.Session) imapserver.Session {
+		return unlistedUID{s.(imapserver.SessionIMAP4rev2), &omit}
+	})
+	p.add(t, "INBOX", testMessage("one"))
+	p.add(t, "INBOX", testMessage("two"))
+	d := &memDeliverer{}
+	var fail atomic.Bool
+	fail.Store(true)
+	d.before = func([]byte) error {
+		if fail.Load() {
+			return errors.New("local delivery: temporary failure")
+		}
+		return nil
+	}
+	f := newFetcher(t, p.source(), d, t.TempDir())
+	for range maxUnreadPasses {
+		if _, err := once(t, f); err == nil {
+			t.Fatal("a pass with a failing delivery succeeded")
+		}
+	}
+	fail.Store(false)
+	omit.Store(0)
+	for range 2 {
+		once(t, f)
+	}
+	if got := d.subjects(); !slices.Contains(got, "one") {
+		t.Errorf("delivered %q: message one (UID 1) was never fetched", got)
+	}
+}
