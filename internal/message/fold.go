@@ -10,7 +10,7 @@ import (
 // allow, without its CRLF.
 const MaxLine = 998
 
-// FoldLines returns a reader of r in which every line longer than max
+// FoldLines returns a reader of r in which every line longer than limit
 // octets (its line end not counted) is broken, as Postfix's SMTP client
 // does with its smtp_line_length_limit: a server that holds to RFC 5321's
 // 1000 octets then gets the message instead of refusing it. A piece goes
@@ -19,12 +19,12 @@ const MaxLine = 998
 // field is folded at its own white space where there is some, so that
 // unfolding gives it back exactly. Pieces end on a UTF-8 character
 // boundary. Lines within the limit are passed on as they are, line ends
-// included; memory is bounded by max, not by the line.
-func FoldLines(r io.Reader, max int) io.Reader {
-	if max < 8 {
-		max = 8
-	}
-	return &folder{br: bufio.NewReaderSize(r, max+64), max: max, header: true, first: true}
+// included; memory is bounded (64 KiB, or the limit), not by the line.
+func FoldLines(r io.Reader, limit int) io.Reader {
+	limit = max(limit, 8)
+	// A buffer far larger than a line: one read per 64 KiB, not per line
+	// (a queue file is read with a pread per refill).
+	return &folder{br: bufio.NewReaderSize(r, max(64<<10, limit+64)), max: limit, header: true, first: true}
 }
 
 type folder struct {
@@ -52,7 +52,9 @@ func (f *folder) Read(p []byte) (int, error) {
 
 // step moves one line, or one piece of a long line, to f.out.
 func (f *folder) step() error {
-	buf, err := f.br.Peek(f.max + 2) // err is nil or says why buf is short
+	// As much as the buffer holds (at least a line and its end): whether
+	// text is the whole rest of its line decides where a header may fold.
+	buf, err := f.br.Peek(f.br.Size()) // err is nil or says why buf is short
 	if len(buf) == 0 {
 		return err
 	}
@@ -77,10 +79,11 @@ func (f *folder) step() error {
 		_, _ = f.br.Discard(n)
 		return nil
 	}
-	if text == nil {
+	whole := text != nil // text is the rest of the line, its end included
+	if !whole {
 		text = buf
 	}
-	cut := lineCut(text, room, f.header)
+	cut := lineCut(text, room, f.header, whole)
 	f.emit(text[:cut])
 	f.out = append(f.out, '\r', '\n')
 	f.first = false
@@ -99,21 +102,28 @@ func (f *folder) emit(piece []byte) {
 func isWSP(b byte) bool { return b == ' ' || b == '\t' }
 
 // lineCut is where to end the next piece of a line of more than n
-// octets, with n ≥ 4: in a header field before its last white space
+// octets, with n ≥ 4 (whole: text holds the rest of the line, not only
+// its next octets): in a header field before its last white space
 // that leaves something besides white space in the piece (a line of
 // white space alone is no fold, RFC 5322 §3.2.2), else at the last UTF-8
 // character boundary. (A run of white space longer than n still gives
 // such a line: nothing else keeps every octet.) Only the message's own
 // header section is folded at white space; the header of a MIME part is
 // broken like body text, as Postfix breaks both.
-func lineCut(text []byte, n int, header bool) int {
+func lineCut(text []byte, n int, header, whole bool) int {
 	if header {
+		end := n + 1 // the fold's space may be the first octet after the piece
+		if whole {
+			// Not inside the line's trailing white space: the rest would
+			// be a line of white space alone.
+			end = min(end, len(bytes.TrimRight(text, " \t")))
+		}
 		start := 0
 		for start < n && isWSP(text[start]) {
 			start++
 		}
-		if start < n {
-			if i := bytes.LastIndexAny(text[start+1:n+1], " \t"); i >= 0 {
+		if start+1 < end {
+			if i := bytes.LastIndexAny(text[start+1:end], " \t"); i >= 0 {
 				return start + 1 + i // the space starts the next piece: a fold
 			}
 		}

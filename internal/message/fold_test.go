@@ -77,12 +77,25 @@ func TestFoldLines(t *testing.T) {
 			t.Errorf("%.40q… changed: %.60q…", s, got)
 		}
 	}
-	// A continuation line indented by several spaces before a long word
-	// gives no piece of white space alone.
-	indented := "X-Url: a\r\n   " + strings.Repeat("u", 1500) + "\r\n\r\nb\r\n"
-	for _, l := range strings.Split(fold(t, indented, max), "\r\n") {
-		if l != "" && strings.TrimLeft(l, " \t") == "" {
-			t.Errorf("a header line of white space alone: %q", l)
+	// A continuation line indented by several spaces before a long word,
+	// or a field with white space at its end, gives no piece of white
+	// space alone.
+	for _, c := range []struct {
+		msg string
+		max int
+	}{
+		{"X-Url: a\r\n   " + strings.Repeat("u", 1500) + "\r\n\r\nb\r\n", max},
+		{"X-A: aaaaaaaaaa \r\n\r\nb\r\n", 15},
+		{"X-A: aaa bbbbbbbbb  \t\r\n\r\nb\r\n", 15},
+	} {
+		out := fold(t, c.msg, c.max)
+		for _, l := range strings.Split(out, "\r\n") {
+			if l != "" && strings.TrimLeft(l, " \t") == "" {
+				t.Errorf("a header line of white space alone: %q in %q", l, out)
+			}
+		}
+		if n := longest(out); n > c.max {
+			t.Errorf("a line of %d in %q", n, out)
 		}
 	}
 	// Every length around the piece boundaries, header and body, with and

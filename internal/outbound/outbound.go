@@ -322,7 +322,19 @@ func (s *Sender) transact(c *smtp.Client, env queue.Envelope, h host, body io.Re
 		// RFC 6152 §3: no 8-bit data to a server without 8BITMIME;
 		// converted (as Postfix does) rather than returned.
 		pr, pw := io.Pipe()
-		go func() { pw.CloseWithError(message.Downgrade(pw, body, size)) }()
+		go func() {
+			var err error
+			defer func() {
+				// Outside the queue worker's recover: a panic here
+				// would end the daemon, at every start while the
+				// message stays queued. It fails this attempt.
+				if r := recover(); r != nil {
+					err = fmt.Errorf("8BITMIME downgrade: panic: %v", r)
+				}
+				pw.CloseWithError(err)
+			}()
+			err = message.Downgrade(pw, body, size)
+		}()
 		defer pr.Close() // ends the writer if Send stopped reading
 		data, e.Body8 = pr, false
 	}
