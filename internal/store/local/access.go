@@ -69,7 +69,13 @@ func (s *Store) DeleteMailbox(ctx context.Context, account, name string) error {
 	}
 	s.snaps.drop(id)
 	s.watch.notify(id)
-	return os.RemoveAll(dir)
+	if err := os.RemoveAll(dir); err != nil {
+		// Once more: a file created meanwhile (another program's, or a
+		// UID mark written just before the layout changed) made the
+		// directory's removal fail.
+		return os.RemoveAll(dir)
+	}
+	return nil
 }
 
 // RenameMailbox implements store.Access.

@@ -19,7 +19,7 @@ func markNow(t *testing.T, s *Store, ctx context.Context) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	if err := s.writeMarks(ctx, conn, map[int64]uidMark{}); err != nil {
+	if err := s.writeMarks(ctx, conn, nil, map[int64]uidMark{}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -130,6 +130,91 @@ func TestUIDMarksNoFalseAlarm(t *testing.T) {
 	}
 	if after, uids := inboxUIDs(t, s, ctx); after != validity || len(uids) != 4 {
 		t.Errorf("UIDVALIDITY %d → %d, %d messages", validity, after, len(uids))
+	}
+}
+
+// TestUIDMarkOfAnotherMailbox: a mark that names another mailbox (a
+// RENAME moved a directory while the writer wrote into it, so that one
+// mailbox's mark sits in another's directory) is not that mailbox's: it
+// changed nothing, where it once renewed a healthy mailbox.
+func TestUIDMarkOfAnotherMailbox(t *testing.T) {
+	t.Parallel()
+	s, ctx := newStore(t)
+	for _, name := range []string{"Old", "New"} {
+		if err := s.CreateMailbox(ctx, "me@example.test", name, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn, err := s.rdb.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	boxes, err := s.markedBoxes(ctx, conn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var oldBox, newBox markedBox
+	for _, b := range boxes {
+		switch filepath.Base(b.dir) {
+		case ".Old":
+			oldBox = b
+		case ".New":
+			newBox = b
+		}
+	}
+	if newBox.mark.validity <= oldBox.mark.validity {
+		t.Fatalf("UIDVALIDITY of New %d, of Old %d: the test needs New's newer", newBox.mark.validity, oldBox.mark.validity)
+	}
+	// The writer listed New; then RENAME New X, RENAME Old New; then it
+	// wrote New's mark into .New/, Old's directory now.
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(s.RenameMailbox(ctx, "me@example.test", "New", "X"))
+	must(s.RenameMailbox(ctx, "me@example.test", "Old", "New"))
+	must(writeMark(newBox.dir, newBox.mark))
+	if n, err := s.CheckUIDMarks(ctx); err != nil || n != 0 {
+		t.Errorf("CheckUIDMarks = %d, %v; want no mailbox renewed", n, err)
+	}
+}
+
+// TestUIDMarkRenewAboveMark: a renewed mailbox's UIDVALIDITY is above the
+// one its mark shows, even when the clock is behind it (a machine
+// without a real-time clock, after the crash).
+func TestUIDMarkRenewAboveMark(t *testing.T) {
+	t.Parallel()
+	s, ctx := newStore(t)
+	deliverN(t, s, ctx, 1)
+	conn, err := s.rdb.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	boxes, err := s.markedBoxes(ctx, conn, nil)
+	conn.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	inbox, _ := s.MaildirPath(ctx, "me@example.test")
+	i := slices.IndexFunc(boxes, func(b markedBox) bool { return b.dir == inbox })
+	if i < 0 {
+		t.Fatalf("no INBOX among %+v", boxes)
+	}
+	b := boxes[i]
+	future := b.mark
+	future.validity += 1 << 20 // set in a future the clock has not reached
+	if err := writeMark(b.dir, future); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.CheckUIDMarks(ctx); err != nil || n != 1 {
+		t.Fatalf("CheckUIDMarks = %d, %v", n, err)
+	}
+	st, err := s.MailboxStatus(ctx, "me@example.test", "INBOX")
+	if err != nil || st.UIDValidity <= future.validity {
+		t.Errorf("new UIDVALIDITY %d, mark's %d: %v", st.UIDValidity, future.validity, err)
 	}
 }
 

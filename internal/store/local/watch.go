@@ -9,6 +9,22 @@ type watchers struct {
 	poll  sync.Once          // starts the store's one poller (Store.pollWatched)
 	dirty map[int64]struct{} // watched mailboxes with inotify events, for the poller
 	poke  chan struct{}      // the poller has dirty mailboxes to sync (made by Open)
+	// changed: mailboxes notified since the UID marks last looked
+	// (uidmarks.go), kept only while a mark writer runs.
+	changed map[int64]struct{}
+}
+
+// takeChanged returns and forgets the mailboxes notified since the last
+// call, and starts recording them.
+func (w *watchers) takeChanged() []int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	ids := make([]int64, 0, len(w.changed))
+	for id := range w.changed {
+		ids = append(ids, id)
+	}
+	w.changed = map[int64]struct{}{}
+	return ids
 }
 
 // wake notes inotify events in the given mailboxes (dirwatch_linux.go):
@@ -82,6 +98,9 @@ func (w *watchers) add(id int64) (chan struct{}, func()) {
 func (w *watchers) notify(id int64) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.changed != nil {
+		w.changed[id] = struct{}{}
+	}
 	for ch := range w.subs[id] {
 		select {
 		case ch <- struct{}{}:
