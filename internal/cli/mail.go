@@ -194,16 +194,18 @@ func (a *app) printJSON(v any) error {
 }
 
 // escapeUnsafe writes the runes a terminal acts on that encoding/json
-// leaves as they are (C1 controls, bidirectional overrides) as \u
+// leaves as they are (DEL, C1 controls, bidirectional overrides) as \u
 // escapes: the same JSON, safe to print. JSON has such runes only in
 // strings, where the escape means the same.
 func escapeUnsafe(js []byte) []byte {
-	if !bytes.ContainsFunc(js, func(r rune) bool { return r >= 0x80 && mua.Unsafe(r) }) {
+	// encoding/json escapes C0 controls itself; DEL and above are ours.
+	unsafe := func(r rune) bool { return r >= 0x7f && mua.Unsafe(r) }
+	if !bytes.ContainsFunc(js, unsafe) {
 		return js
 	}
 	var out bytes.Buffer
 	for _, r := range string(js) {
-		if r >= 0x80 && mua.Unsafe(r) {
+		if unsafe(r) {
 			fmt.Fprintf(&out, "\\u%04x", r)
 		} else {
 			out.WriteRune(r)

@@ -11,13 +11,13 @@ import (
 // output sends no escape sequence to a terminal, and it is the same JSON.
 func TestEscapeUnsafe(t *testing.T) {
 	t.Parallel()
-	in := map[string]string{"subject": "a\u009b31mred\u202ereversed é 日本"}
+	in := map[string]string{"subject": "a\u009b31mred\u202ereversed\x7f é 日本"}
 	js, err := json.Marshal(in)
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := escapeUnsafe(js)
-	if strings.ContainsRune(string(out), 0x9b) || strings.ContainsRune(string(out), 0x202e) ||
+	if strings.ContainsAny(string(out), "\u009b\u202e\x7f") ||
 		!strings.Contains(string(out), `\u009b`) || !strings.Contains(string(out), "é 日本") {
 		t.Errorf("escaped: %q", out)
 	}
