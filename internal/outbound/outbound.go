@@ -336,7 +336,9 @@ func (s *Sender) transact(c *smtp.Client, env queue.Envelope, h host, body io.Re
 			err = message.Downgrade(pw, body, size)
 		}()
 		defer pr.Close() // ends the writer if Send stopped reading
-		data, e.Body8 = pr, false
+		// The converted size is not known before it is sent, and SIZE=
+		// declares the octets sent (RFC 1870 §4): none is declared.
+		data, e.Body8, e.Size = pr, false, 0
 	}
 	if scan.longest > message.MaxLine {
 		// Accepted with a line over RFC 5321's 1000 octets (the SMTP
