@@ -316,7 +316,7 @@ func TestFailedPauseFreesItsSlot(t *testing.T) {
 	t.Parallel()
 	d := newFakeDir()
 	d.mustDomain("example.test")
-	g := NewGuard(GuardOptions{MaxFailures: 5, MaxDelay: 3 * time.Second})
+	g := NewGuard(GuardOptions{MaxFailures: 8, MaxDelay: 10 * time.Second})
 	s, _ := New(Options{Directory: d, Guard: g})
 	ctx := context.Background()
 	for _, u := range []string{"me", "bob"} {
@@ -324,17 +324,18 @@ func TestFailedPauseFreesItsSlot(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for range 3 {
+	for range 6 {
 		g.Failed(testIP, "x@example.test")
 	}
-	// One more failure: 4 of 5, one check at a time from now on, and a
-	// pause of 2 s for its author.
+	// One more failure: 7 of 8, one check at a time from now on, and a
+	// pause of 10 s for its author (long, so that a good login slowed by
+	// -race on a busy machine is never taken for one that waited).
 	go s.Authenticate(ctx, Login{IP: testIP, Protocol: "imap", User: "bob@example.test", Password: "typo"})
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
 		g.mu.Lock()
 		n := g.ips[guardKey(testIP)].n
 		g.mu.Unlock()
-		if n == 4 {
+		if n == 7 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -345,7 +346,7 @@ func TestFailedPauseFreesItsSlot(t *testing.T) {
 	if _, err := s.Authenticate(ctx, Login{IP: testIP, Protocol: "imap", User: "me@example.test", Password: "pw-me"}); err != nil {
 		t.Fatal(err)
 	}
-	if d := time.Since(t0); d > time.Second {
+	if d := time.Since(t0); d > 5*time.Second {
 		t.Errorf("a good login waited %v behind another's failure", d)
 	}
 }
