@@ -559,6 +559,14 @@ func (s unlistedUID) Fetch(w *imapserver.FetchWriter, set imap.NumSet, o *imap.F
 	return s.SessionIMAP4rev2.Fetch(w, set, o)
 }
 
+// unlistingPeer is a test IMAP server that leaves the UID in omit (none
+// when 0) out of its listing FETCH.
+func unlistingPeer(t *testing.T, omit *atomic.Uint32) *imapPeer {
+	return newWrappedIMAPPeer(t, nil, func(s imapserver.Session) imapserver.Session {
+		return unlistedUID{s.(imapserver.SessionIMAP4rev2), omit}
+	})
+}
+
 // TestIMAPUnlistedUIDNotSkipped: a message that UID SEARCH returns but
 // the listing leaves out fails the pass instead of being passed over; the
 // messages after it once moved the folder's high-water mark past it, and
@@ -568,9 +576,7 @@ func TestIMAPUnlistedUIDNotSkipped(t *testing.T) {
 	t.Parallel()
 	var omit atomic.Uint32
 	omit.Store(2)
-	p := newWrappedIMAPPeer(t, nil, func(s imapserver.Session) imapserver.Session {
-		return unlistedUID{s.(imapserver.SessionIMAP4rev2), &omit}
-	})
+	p := unlistingPeer(t, &omit)
 	for _, s := range []string{"one", "two", "three"} {
 		p.add(t, "INBOX", testMessage(s))
 	}
@@ -610,9 +616,7 @@ func TestIMAPUnlistedInUIDOrder(t *testing.T) {
 	t.Parallel()
 	var omit atomic.Uint32
 	omit.Store(2)
-	p := newWrappedIMAPPeer(t, nil, func(s imapserver.Session) imapserver.Session {
-		return unlistedUID{s.(imapserver.SessionIMAP4rev2), &omit}
-	})
+	p := unlistingPeer(t, &omit)
 	p.add(t, "INBOX", testMessage("one"))
 	p.add(t, "INBOX", testMessage("two"))
 	d := &memDeliverer{}

@@ -80,6 +80,22 @@ func selfSigned(t *testing.T) *tls.Config {
 	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
 }
 
+// senderToRemote runs r as the MX of remote.test (mx.remote.test, on
+// 127.0.0.1) and returns a Sender that finds it through DNS.
+func senderToRemote(t *testing.T, r *remote) *Sender {
+	t.Helper()
+	port := startRemote(t, r)
+	res := resolver(t, map[string]mockdns.Zone{
+		"remote.test.":    {MX: []net.MX{{Host: "mx.remote.test.", Pref: 10}}},
+		"mx.remote.test.": {A: []string{"127.0.0.1"}},
+	})
+	s, err := New(Options{Resolver: res, Hostname: "mx.test", Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // startRemote runs a peer on 127.0.0.1 and returns its port.
 func startRemote(t *testing.T, r *remote) int {
 	t.Helper()
@@ -135,15 +151,7 @@ func TestDeliverOverSTARTTLSWithPerRecipientResults(t *testing.T) {
 		"bad@remote.test":  {Code: 550, Enhanced: "5.1.1", Msg: "No such user"},
 		"busy@remote.test": {Code: 450, Enhanced: "4.2.1", Msg: "Try later"},
 	}}
-	port := startRemote(t, r)
-	res := resolver(t, map[string]mockdns.Zone{
-		"remote.test.":    {MX: []net.MX{{Host: "mx.remote.test.", Pref: 10}}},
-		"mx.remote.test.": {A: []string{"127.0.0.1"}},
-	})
-	s, err := New(Options{Resolver: res, Hostname: "mx.test", Port: port})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := senderToRemote(t, r)
 	out := deliver(t, s, envelope("remote.test", "ok@remote.test", "bad@remote.test", "busy@remote.test"))
 	if out[0].Code != 250 || out[1].Code != 550 || out[1].Enhanced != "5.1.1" || out[2].Code != 450 || out[0].Remote != "mx.remote.test" {
 		t.Fatalf("results %+v", out)
@@ -548,15 +556,7 @@ func TestLoopNamedAfterSTARTTLS(t *testing.T) {
 func TestLongLinesBroken(t *testing.T) {
 	t.Parallel()
 	r := &remote{} // our SMTP server: 998 octets a line by default
-	port := startRemote(t, r)
-	res := resolver(t, map[string]mockdns.Zone{
-		"remote.test.":    {MX: []net.MX{{Host: "mx.remote.test.", Pref: 10}}},
-		"mx.remote.test.": {A: []string{"127.0.0.1"}},
-	})
-	s, err := New(Options{Resolver: res, Hostname: "mx.test", Port: port})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := senderToRemote(t, r)
 	subject := "Subject:" + strings.Repeat(" long", 400)
 	html := "<p>" + strings.Repeat("minified html ", 700) + "</p>"
 	long := subject + "\r\nTo: x@remote.test\r\n\r\n" + html + "\r\nshort line\r\n"
