@@ -42,31 +42,24 @@ type Fetcher struct {
 	log    *slog.Logger
 	panics atomic.Int64
 
-	unreadMu sync.Mutex
-	unread   map[string]int // message id → passes that could not read it
 }
 
 // maxUnreadPasses is how many passes may fail to read one message (an
 // empty body, or a UID the server searched but did not list: a server
 // that cannot read it for now) before it is left on the server for good:
 // failing every pass would hold back all later mail for ever. The count
-// is in memory: a restart starts it again.
+// is kept in the state, across runs (State.Unread).
 const maxUnreadPasses = 3
 
 // unreadable counts one more pass that could not read id and reports
-// whether to give up on it now.
+// whether to give up on it now (the caller then records it skipped,
+// which ends its count).
 func (f *Fetcher) unreadable(id string) bool {
-	f.unreadMu.Lock()
-	defer f.unreadMu.Unlock()
-	if f.unread == nil {
-		f.unread = map[string]int{}
+	n, err := f.state.Unread(id)
+	if err != nil {
+		f.log.Warn("fetch state", "err", err)
 	}
-	f.unread[id]++
-	if f.unread[id] < maxUnreadPasses {
-		return false
-	}
-	delete(f.unread, id)
-	return true
+	return n >= maxUnreadPasses
 }
 
 // Stats counts what one pass did.

@@ -466,7 +466,7 @@ func (s *imapSession) unlisted(uid uint32) (outcome, error) {
 	err = fmt.Errorf("imap UID FETCH %d: not listed, though the server still has it", uid)
 	if f.unreadable(id) {
 		f.refused(id, err)
-		return skipped, f.state.SkipUID(s.folder, uid, "")
+		return skipped, f.state.SkipUID(s.folder, uid, id) // id ends its count
 	}
 	return 0, err
 }
@@ -510,7 +510,7 @@ func (s *imapSession) message(ctx context.Context, l listed) (outcome, error) {
 		err := fmt.Errorf("imap UID FETCH %d: an empty body for a message listed with %d octets", l.uid, l.size)
 		if f.unreadable(id) {
 			f.refused(id, err)
-			return skipped, f.state.SkipUID(s.folder, l.uid, "")
+			return skipped, f.state.SkipUID(s.folder, l.uid, id) // id ends its count
 		}
 		return 0, err
 	}

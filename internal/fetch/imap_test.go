@@ -643,3 +643,42 @@ func TestIMAPUnlistedInUIDOrder(t *testing.T) {
 		t.Errorf("delivered %q: message one (UID 1) was never fetched", got)
 	}
 }
+
+// TestUnreadCountedAcrossRuns: the passes that could not read a message
+// are counted in the state, so that `posthorn fetch` run by cron (a new
+// process each time) also leaves it on the server after a few runs; the
+// count was in memory, started again at each run, and one unreadable
+// message held back all later mail for ever.
+func TestUnreadCountedAcrossRuns(t *testing.T) {
+	t.Parallel()
+	var omit atomic.Uint32
+	omit.Store(1)
+	p := unlistingPeer(t, &omit)
+	p.add(t, "INBOX", testMessage("stuck"))
+	p.add(t, "INBOX", testMessage("after"))
+	d := &memDeliverer{}
+	dir := t.TempDir()
+	for i := range maxUnreadPasses {
+		f := newFetcher(t, p.source(), d, dir) // a new run, as from cron
+		st, err := once(t, f)
+		f.Close()
+		last := i == maxUnreadPasses-1
+		if !last && err == nil {
+			t.Fatalf("run %d: a pass with an unlisted message succeeded", i+1)
+		}
+		if last && (err != nil || st.Skipped != 1 || st.Fetched != 1) {
+			t.Fatalf("run %d: %+v, %v; want the unlisted message skipped and the next fetched", i+1, st, err)
+		}
+	}
+	if got := d.subjects(); !slices.Equal(got, []string{"after"}) {
+		t.Errorf("delivered %q", got)
+	}
+	st, err := OpenState(dir, p.source().Name) // the count ended with the skip
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if len(st.unread) != 0 {
+		t.Errorf("counts left: %v", st.unread)
+	}
+}

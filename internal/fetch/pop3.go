@@ -174,7 +174,7 @@ func (f *Fetcher) pop3Message(ctx context.Context, c *pop3Client, e pop3Entry) (
 		err := fmt.Errorf("pop3 RETR %d: no content for a message listed with %d octets", e.n, e.size)
 		if f.unreadable(id) {
 			f.refused(id, err)
-			return skipped, f.state.SkipUIDL(e.uidl, "")
+			return skipped, f.state.SkipUIDL(e.uidl, id) // id ends its count
 		}
 		return 0, err
 	}

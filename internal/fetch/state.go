@@ -28,7 +28,12 @@ type State struct {
 	boxes   map[string]*box
 	uidls   map[string]bool // POP3 UIDL → true: delivered, false: skipped
 	pending map[string]Pending
+	unread  map[string]int // message id → passes that could not read it
 }
+
+// maxUnreadIDs bounds State.unread: ids of messages that then vanished
+// are never cleared otherwise. Past it, the counts start again.
+const maxUnreadIDs = 1000
 
 // box is the state of one IMAP folder.
 type box struct {
@@ -60,6 +65,7 @@ type record struct {
 	ID      string   `json:"id,omitempty"`
 	FP      string   `json:"fp,omitempty"`
 	T       int64    `json:"t,omitempty"` // unix nanoseconds
+	N       int      `json:"n,omitempty"`
 }
 
 // Journal operations.
@@ -73,6 +79,7 @@ const (
 	opClear     = "clear"   // id: a pending delivery that will not happen
 	opLegacy    = "legacy"  // box, fp: delivered under an older UIDVALIDITY
 	opLegacyEnd = "legacy-end"
+	opUnread    = "unread" // id, n: passes that could not read that message
 )
 
 const stateVersion = 1
@@ -101,7 +108,7 @@ func OpenState(dir, name string) (*State, error) {
 		return nil, fmt.Errorf("fetch state: lock: %w", err)
 	}
 	s := &State{path: filepath.Join(dir, name+".state"), lock: lock,
-		boxes: map[string]*box{}, uidls: map[string]bool{}, pending: map[string]Pending{}}
+		boxes: map[string]*box{}, uidls: map[string]bool{}, pending: map[string]Pending{}, unread: map[string]int{}}
 	if err := s.load(); err != nil {
 		lock.Close()
 		return nil, err
@@ -151,8 +158,14 @@ func (s *State) apply(r record) {
 		b.uidValidity, b.last = r.UV, r.Last
 	case opPending:
 		s.pending[r.ID] = Pending{ID: r.ID, Since: time.Unix(0, r.T), FP: r.FP}
+	case opUnread:
+		if len(s.unread) >= maxUnreadIDs {
+			clear(s.unread)
+		}
+		s.unread[r.ID] = r.N
 	case opDone, opSkip:
 		delete(s.pending, r.ID)
+		delete(s.unread, r.ID)
 		if r.UIDL != "" {
 			s.uidls[r.UIDL] = r.Op == opDone
 		} else if b := s.boxes[r.Box]; b != nil {
@@ -215,7 +228,22 @@ func (s *State) snapshot() []record {
 		p := s.pending[id]
 		rs = append(rs, record{Op: opPending, ID: id, T: p.Since.UnixNano(), FP: p.FP})
 	}
+	for _, id := range slices.Sorted(maps.Keys(s.unread)) {
+		rs = append(rs, record{Op: opUnread, ID: id, N: s.unread[id]})
+	}
 	return rs
+}
+
+// Unread counts one more pass that could not read message id and returns
+// how many there have been, across runs: `posthorn fetch` run by cron is
+// a new process each time, and a count in memory never reached its
+// limit, so one unreadable message held back all later mail for ever.
+// Not fsynced: a count lost in a crash only means a pass more.
+func (s *State) Unread(id string) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.unread[id] + 1
+	return n, s.write(record{Op: opUnread, ID: id, N: n}, false)
 }
 
 // compact writes the snapshot to a new file, fsyncs it, renames it over
