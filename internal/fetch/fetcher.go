@@ -41,7 +41,6 @@ type Fetcher struct {
 	state  *State
 	log    *slog.Logger
 	panics atomic.Int64
-
 }
 
 // maxUnreadPasses is how many passes may fail to read one message (an
