@@ -2,6 +2,7 @@ package imap
 
 import (
 	"errors"
+	"io/fs"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,7 +29,10 @@ func (c *conn) mapErr(err error) error {
 		return no("CANNOT", "Operation not allowed")
 	case errors.Is(err, ErrTemporary):
 		return no("UNAVAILABLE", "Temporary failure, try again")
-	case errors.Is(err, ErrNoMessage):
+	case errors.Is(err, ErrNoMessage), errors.Is(err, fs.ErrNotExist):
+		// A message file gone while a command reads it: expunged by
+		// another session (or program) meanwhile, as in the session's
+		// view it still exists (RFC 2180 §4.1).
 		return errExpungeIssued
 	}
 	var re *respError
@@ -225,7 +229,11 @@ func (c *conn) qresyncSelect(qr *qresyncParams) {
 	}
 	var gone []uint32
 	for _, uid := range ch.Expunged {
-		if qr.known == nil || qr.known.contains(uid, m.uidNext) {
+		// One still in the view was expunged after its snapshot: the
+		// session reports it later, as VANISHED, and the sequence
+		// numbers stay right. Named here too, the client dropped a
+		// message the server still counted.
+		if (qr.known == nil || qr.known.contains(uid, m.uidNext)) && m.index(uid) < 0 {
 			gone = append(gone, uid)
 		}
 	}

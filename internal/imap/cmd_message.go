@@ -229,7 +229,15 @@ func (c *conn) cmdStore(tag string, s *scanner, uid bool) error {
 	}
 	c.storeResponses(changed, silent, uid)
 	if !silent {
-		c.unchangedResponses(idx, changed, failed, uid)
+		// What other sessions did meanwhile comes first (flag FETCHes,
+		// no expunges): the flags of a message this STORE left as it
+		// was are then the current ones, not the session's older view.
+		seen := make(map[uint32][]string, len(idx))
+		for _, i := range idx {
+			seen[c.mbox.msgs[i].UID] = c.mbox.msgs[i].Flags
+		}
+		c.poll(false)
+		c.unchangedResponses(idx, changed, failed, uid, seen)
 	}
 	code := ""
 	if len(failed) > 0 {
@@ -370,8 +378,11 @@ func (c *conn) storeResponses(changed []Meta, silent, uid bool) {
 // left as they were (+FLAGS of a flag already set): RFC 9051 §6.4.6 has
 // a STORE return the flags of every message it names, unless .SILENT,
 // and clients wait for them (Python's imaplib returned [None]). Messages
-// that failed UNCHANGEDSINCE are reported by MODIFIED instead.
-func (c *conn) unchangedResponses(idx []int, changed []Meta, failed []uint32, uid bool) {
+// that failed UNCHANGEDSINCE are reported by MODIFIED instead; those
+// whose flags the poll just reported (they differ from seen) are not
+// sent twice; those another session expunged get none: stale flags,
+// without the one just stored, would say the STORE did not happen.
+func (c *conn) unchangedResponses(idx []int, changed []Meta, failed []uint32, uid bool, seen map[uint32][]string) {
 	skip := make(map[uint32]bool, len(changed)+len(failed))
 	for _, m := range changed {
 		skip[m.UID] = true
@@ -379,10 +390,17 @@ func (c *conn) unchangedResponses(idx []int, changed []Meta, failed []uint32, ui
 	for _, u := range failed {
 		skip[u] = true
 	}
+	for _, u := range c.mbox.pending {
+		skip[u] = true
+	}
 	var same []Meta
 	for _, i := range idx {
-		if i < len(c.mbox.msgs) && !skip[c.mbox.msgs[i].UID] {
-			same = append(same, c.mbox.msgs[i])
+		if i >= len(c.mbox.msgs) {
+			continue
+		}
+		m := c.mbox.msgs[i]
+		if !skip[m.UID] && sameFlagSet(seen[m.UID], m.Flags) {
+			same = append(same, m)
 		}
 	}
 	c.storeResponses(same, false, uid)
@@ -445,11 +463,18 @@ func (c *conn) cmdCopy(tag string, s *scanner, uid, move bool) error {
 		return c.mapErr(err)
 	}
 	code := "COPYUID " + strconv.FormatUint(uint64(validity), 10) + " " + formatUIDs(src) + " " + formatUIDs(dstUIDs)
+	if len(src) == 0 {
+		// All expunged by another session meanwhile: COPYUID's sets
+		// may not be empty (RFC 4315 §3), so there is no code.
+		code = ""
+	}
 	if !move {
 		c.ok(tag, code, "COPY completed")
 		return nil
 	}
-	c.writef("* OK [%s] Moved\r\n", code)
+	if code != "" {
+		c.writef("* OK [%s] Moved\r\n", code)
+	}
 	c.mbox.pending = append(c.mbox.pending, src...)
 	c.ok(tag, "", "MOVE completed")
 	return nil
