@@ -228,22 +228,23 @@ func (c *conn) cmdStore(tag string, s *scanner, uid bool) error {
 		}
 	}
 	c.storeResponses(changed, silent, uid)
+	// What other sessions did meanwhile comes next (flag FETCHes, no
+	// expunges: okNoExpunge's poll, done here once): the flags of a
+	// message this STORE left as it was are then the current ones, not
+	// the session's older view.
+	seen := make(map[uint32][]string, len(idx))
+	for _, i := range idx {
+		seen[c.mbox.msgs[i].UID] = c.mbox.msgs[i].Flags
+	}
+	c.poll(false)
 	if !silent {
-		// What other sessions did meanwhile comes first (flag FETCHes,
-		// no expunges): the flags of a message this STORE left as it
-		// was are then the current ones, not the session's older view.
-		seen := make(map[uint32][]string, len(idx))
-		for _, i := range idx {
-			seen[c.mbox.msgs[i].UID] = c.mbox.msgs[i].Flags
-		}
-		c.poll(false)
 		c.unchangedResponses(idx, changed, failed, uid, seen)
 	}
 	code := ""
 	if len(failed) > 0 {
 		code = "MODIFIED " + c.modifiedSet(failed, uid)
 	}
-	c.okNoExpunge(tag, code, "STORE completed")
+	c.tagged(tag, "OK", code, "STORE completed")
 	return nil
 }
 

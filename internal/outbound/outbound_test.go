@@ -389,21 +389,8 @@ func TestReplyTextBounded(t *testing.T) {
 // command timeout.
 func TestStopCutsSilentGreeting(t *testing.T) {
 	t.Parallel()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			nc, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() { time.Sleep(time.Minute); nc.Close() }() // says nothing
-		}
-	}()
-	s, _ := New(Options{Hostname: "mx.test", RelayHost: l.Addr().String(), CommandTimeout: 30 * time.Second})
+	addr := listenScripted(t, func(nc net.Conn) { time.Sleep(time.Minute); nc.Close() }) // says nothing
+	s, _ := New(Options{Hostname: "mx.test", RelayHost: addr, CommandTimeout: 30 * time.Second})
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	t0 := time.Now()

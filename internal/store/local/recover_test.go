@@ -134,10 +134,10 @@ func checkRecovered(t *testing.T, s *Store, dir string) {
 	}
 }
 
-// TestRecoverRefusesWithoutAccounts: with the index unreadable and no
-// directory copy, Open refuses with a message rather than serving an
-// index without accounts.
-func TestRecoverRefusesWithoutAccounts(t *testing.T) {
+// closedStoreWithDomain makes a store with the domain example.test, closes
+// it and returns its directory.
+func closedStoreWithDomain(t *testing.T) string {
+	t.Helper()
 	dir := t.TempDir()
 	s, err := Open(Options{Dir: dir, Hostname: "mx.example.test"})
 	if err != nil {
@@ -145,6 +145,14 @@ func TestRecoverRefusesWithoutAccounts(t *testing.T) {
 	}
 	must(t, s.AddDomain(context.Background(), "example.test"))
 	must(t, s.Close())
+	return dir
+}
+
+// TestRecoverRefusesWithoutAccounts: with the index unreadable and no
+// directory copy, Open refuses with a message rather than serving an
+// index without accounts.
+func TestRecoverRefusesWithoutAccounts(t *testing.T) {
+	dir := closedStoreWithDomain(t)
 	os.Remove(filepath.Join(dir, directoryFile))
 	os.Remove(filepath.Join(dir, "posthorn.db-wal"))
 	must(t, os.WriteFile(filepath.Join(dir, "posthorn.db"), []byte(strings.Repeat("garbage!", 1000)), 0o600))
@@ -225,19 +233,13 @@ func TestDirectoryCopyUnescaped(t *testing.T) {
 // index made from nothing by this Open is. Restoring it would bring back
 // the deleted domain and rename the files under a running daemon.
 func TestEmptiedIndexIsNotLost(t *testing.T) {
-	dir := t.TempDir()
-	s, err := Open(Options{Dir: dir, Hostname: "mx.example.test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	must(t, s.AddDomain(context.Background(), "example.test"))
-	must(t, s.Close())
+	dir := closedStoreWithDomain(t)
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "posthorn.db"))
 	must(t, err)
 	_, err = db.Exec(`DELETE FROM domains`) // as DeleteDomain, without the copy
 	must(t, err)
 	must(t, db.Close())
-	s, err = Open(Options{Dir: dir, Hostname: "mx.example.test"})
+	s, err := Open(Options{Dir: dir, Hostname: "mx.example.test"})
 	if err != nil {
 		t.Fatal(err)
 	}
